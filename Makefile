@@ -1,0 +1,54 @@
+# Everyday commands. `make run` and `make test` work on a fresh machine: they create .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test test-services bench lint format lock chromium
+
+$(VENV)/.runtime: requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.lock
+	@touch $@
+
+run: $(VENV)/.runtime
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py collectstatic --noinput -v0
+	$(PY) -m kimichat.serve
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+chromium:
+	@test -x $(CHROMIUM) || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	}
+
+test: $(VENV)/.dev chromium
+	$(PY) -m ruff check .
+	$(PY) manage.py makemigrations --check --dry-run -v0
+	$(PY) -m pytest
+
+# The same suite on PostgreSQL and Redis (both must be running).
+test-services: $(VENV)/.dev chromium
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kimichat} \
+	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
+	$(PY) -m pytest
+
+bench: $(VENV)/.dev
+	$(PY) -m bench.ttft
+	$(PY) -m bench.capacity
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV)/.dev
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+lock: $(VENV)/.dev
+	$(PY) tools/lock.py

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from conversations.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    path("ws/conversations/new/", ChatConsumer.as_asgi()),
+    path("ws/conversations/<int:conversation_id>/", ChatConsumer.as_asgi()),
+]

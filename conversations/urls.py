@@ -1,0 +1,14 @@
+from django.urls import path
+
+from conversations import views
+
+urlpatterns = [
+    path("", views.chat_new, name="chat-new"),
+    path("c/<int:conversation_id>/", views.chat, name="chat"),
+    path("c/<int:conversation_id>/messages/", views.older_messages, name="older-messages"),
+    path(
+        "c/<int:conversation_id>/settings/",
+        views.conversation_settings,
+        name="conversation-settings",
+    ),
+]

@@ -1,0 +1,36 @@
+"""`python -m kimichat.serve`: Daphne on HOST:PORT (what `make run` starts)."""
+
+import os
+import sys
+
+import django
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kimichat.settings")
+    django.setup()
+    from daphne.cli import CommandLineInterface
+    from django.conf import settings
+
+    from conversations.models import Message
+
+    # Answers that were streaming when the last process died can never finish now.
+    repaired = Message.objects.mark_interrupted()
+    if repaired:
+        print(f"Marked {repaired} unfinished answer(s) as interrupted.")
+    if not settings.MOONSHOT_API_KEY:
+        print("Warning: MOONSHOT_API_KEY is not set; answers will fail until it is configured.")
+    print(f"KimiChat on http://{settings.HOST}:{settings.PORT}/")
+    args = [
+        "-b",
+        settings.HOST,
+        "-p",
+        str(settings.PORT),
+        *sys.argv[1:],
+        "kimichat.asgi:application",
+    ]
+    CommandLineInterface().run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""KimiChat settings: everything comes from the environment (or `.env`), see `.env.example`."""
+
+from pathlib import Path
+
+import environ
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")
+
+
+def _read(name: str, cast, default):
+    """Read one variable; a value that does not parse fails at start and names the variable."""
+    try:
+        return cast(name, default=default)
+    except (ValueError, TypeError, ImproperlyConfigured) as e:
+        raise ImproperlyConfigured(
+            f"Bad value for {name}: {env.str(name, default='')!r} ({e})"
+        ) from e
+
+
+def _positive(name: str, cast, default):
+    value = _read(name, cast, default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"Bad value for {name}: {value!r} (must be greater than 0)")
+    return value
+
+
+DEBUG = _read("DEBUG", env.bool, False)
+SECRET_KEY = _read("SECRET_KEY", env.str, "")
+if not SECRET_KEY:
+    if not DEBUG:
+        # A fresh `make run` must work without setup: keep a generated key beside the database.
+        key_file = BASE_DIR / ".secret_key"
+        if not key_file.exists():
+            from django.core.management.utils import get_random_secret_key
+
+            key_file.write_text(get_random_secret_key())
+            key_file.chmod(0o600)
+        SECRET_KEY = key_file.read_text().strip()
+    else:
+        SECRET_KEY = "insecure-development-key"
+
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", env.list, [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "template_partials",
+    "csp",
+    "accounts",
+    "conversations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "kimichat.urls"
+ASGI_APPLICATION = "kimichat.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "kimichat.context_processors.kimi_status",
+            ],
+        },
+    },
+]
+
+# Databases: SQLite by default (WAL, busy timeout, IMMEDIATE transactions so that many
+# concurrent writers queue instead of failing with "database is locked").
+DATABASES = {"default": _read("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
+            ),
+        }
+    )
+else:
+    # All ORM calls from async code share one thread, so one persistent connection serves it.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["TEST"] = {"NAME": "test_kimichat"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = _read("REDIS_URL", env.str, "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            # Pub/sub keeps each publisher's frames in order and adds the least latency.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1500}}
+    }
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat-new"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Security headers. The policy allows no inline script or style: htmx is configured
+# (meta htmx-config) not to inject its indicator styles or evaluate code.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "kimichat": {"level": "INFO"},
+        "conversations": {"level": "INFO"},
+        "daphne.server": {"level": "INFO"},
+    },
+}
+
+# Where `python -m kimichat.serve` (make run) listens.
+HOST = _read("HOST", env.str, "127.0.0.1")
+PORT = _read("PORT", env.int, 8000)
+if not 0 < PORT < 65536:
+    raise ImproperlyConfigured(f"Bad value for PORT: {PORT!r} (must be 1-65535)")
+
+# Kimi (Moonshot AI). Without a key the app still runs and says so on the page.
+MOONSHOT_API_KEY = _read("MOONSHOT_API_KEY", env.str, "")
+MOONSHOT_BASE_URL = _read("MOONSHOT_BASE_URL", env.url, "https://api.moonshot.cn/v1").geturl()
+KIMI_MODELS = _read(
+    "KIMI_MODELS",
+    env.list,
+    ["kimi-k2.5", "moonshot-v1-auto", "moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k"],
+)
+KIMI_DEFAULT_MODEL = _read("KIMI_DEFAULT_MODEL", env.str, KIMI_MODELS[0] if KIMI_MODELS else "")
+if not KIMI_MODELS:
+    raise ImproperlyConfigured("Bad value for KIMI_MODELS: name at least one model id")
+if KIMI_DEFAULT_MODEL not in KIMI_MODELS:
+    raise ImproperlyConfigured(
+        f"Bad value for KIMI_DEFAULT_MODEL: {KIMI_DEFAULT_MODEL!r} is not one of KIMI_MODELS"
+    )
+# Seconds: connecting to Kimi, and the longest silence allowed inside a stream.
+KIMI_CONNECT_TIMEOUT = _positive("KIMI_CONNECT_TIMEOUT", env.float, 10.0)
+KIMI_STREAM_TIMEOUT = _positive("KIMI_STREAM_TIMEOUT", env.float, 60.0)
+KIMI_MAX_RETRIES = _read("KIMI_MAX_RETRIES", env.int, 2)

@@ -1,0 +1,81 @@
+import pytest
+from asgiref.sync import SyncToAsync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.db import connections
+from django.test import Client
+
+from kimichat import kimi as kimi_client
+from kimichat.asgi import application
+from tests.kimi_stub import KimiStub, Script
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_async_db_connections(django_db_setup, django_db_blocker):
+    """Async tests reach the database from asgiref's one shared thread; close its
+    connections before the test database is dropped."""
+    yield
+    with django_db_blocker.unblock():
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+@pytest.fixture(scope="session")
+def kimi_stub():
+    stub = KimiStub().start_in_thread()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def kimi(kimi_stub, settings):
+    """The Kimi stub, reset, with the app pointed at it."""
+    kimi_stub.script = Script()
+    kimi_stub.requests.clear()
+    settings.MOONSHOT_API_KEY = "sk-test"
+    settings.MOONSHOT_BASE_URL = kimi_stub.base_url
+    settings.KIMI_MAX_RETRIES = 0
+    return kimi_stub
+
+
+@pytest.fixture
+async def close_kimi_clients():
+    """Each test has its own event loop; the SDK's connections must not outlive it."""
+    yield
+    await kimi_client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def alice(db):
+    return User.objects.create_user("alice", password="password")
+
+
+@pytest.fixture
+def bob(db):
+    return User.objects.create_user("bob", password="password")
+
+
+async def connect(user: User | None, path: str, origin: tuple = ORIGIN) -> WebsocketCommunicator:
+    """A websocket through the real ASGI application, logged in as `user` by session cookie."""
+    headers = [origin]
+    if user is not None:
+        client = Client()
+        await sync_to_async(client.force_login)(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    return communicator
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings):
+    # Pages render without a collectstatic manifest.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -1,0 +1,374 @@
+"""The chat websocket against the real ASGI application and the Kimi stub over HTTP."""
+
+import asyncio
+import re
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations import generation
+from conversations.models import Conversation, Message
+from tests.conftest import connect
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_kimi_clients"),
+]
+
+FINAL = re.compile(r'<article id="msg-\d+" data-role="assistant" data-state="(\w+)"')
+
+
+async def frames_until_final(communicator) -> list[str]:
+    """Every frame up to and including the one that swaps in the finished answer."""
+    frames = []
+    while True:
+        frame = await communicator.receive_from(10)
+        frames.append(frame)
+        match = FINAL.search(frame)
+        if match and match.group(1) != "streaming":
+            return frames
+
+
+def streamed_text(frames: list[str]) -> str:
+    return "".join(
+        re.findall(r'hx-swap-oob="beforeend:#msg-\d+-body">(.*?)</div>', "".join(frames), re.S)
+    )
+
+
+async def open_chat(user, conversation=None):
+    path = f"/ws/conversations/{conversation.pk}/" if conversation else "/ws/conversations/new/"
+    communicator = await connect(user, path)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+@pytest.fixture
+def conversation(alice):
+    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Test")
+
+
+async def answer(conversation) -> Message:
+    return await conversation.messages.filter(role="assistant").alast()
+
+
+async def test_it_streams_the_answer_then_swaps_in_the_rendered_markdown(kimi, alice, conversation):
+    kimi.script.tokens = ["**Bold**", " and", " `code`"]
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi Kimi", "client_id": "c1", "model": "moonshot-v1-8k"})
+
+    frames = await frames_until_final(chat)
+    # The question and an empty streaming answer appear first, for every tab.
+    assert 'data-role="user"' in frames[0] and "Hi Kimi" in frames[0]
+    assert 'data-state="streaming"' in frames[0]
+    assert streamed_text(frames) == "**Bold** and `code`"
+    assert "<strong>Bold</strong>" in frames[-1] and "<code>code</code>" in frames[-1]
+    await chat.disconnect()
+
+    saved = await answer(conversation)
+    assert saved.state == "done"
+    assert saved.content == "**Bold** and `code`"
+    assert saved.finish_reason == "stop"
+    assert saved.model == "moonshot-v1-8k"
+    assert saved.completion_tokens == 3 and saved.prompt_tokens > 0
+
+
+async def test_it_reads_usage_from_a_separate_usage_chunk(kimi, alice, conversation):
+    kimi.script.usage_in_choice = False
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    await frames_until_final(chat)
+    await chat.disconnect()
+    saved = await answer(conversation)
+    assert saved.completion_tokens == len(kimi.script.tokens)
+    assert kimi.requests[0].body["stream_options"] == {"include_usage": True}
+
+
+async def test_the_first_message_of_a_new_chat_creates_the_conversation(kimi, alice):
+    chat = await open_chat(alice)
+    await chat.send_json_to({"message": "Plan a trip to Hangzhou\nin May", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+
+    conversation = await Conversation.objects.aget(owner=alice)
+    assert conversation.title == "Plan a trip to Hangzhou in May"
+    assert conversation.model == "kimi-k2.5"  # KIMI_DEFAULT_MODEL
+    # The page learns its new URL and lists the conversation in the sidebar.
+    assert f'data-url="/c/{conversation.pk}/"' in frames[0]
+    assert 'hx-swap-oob="afterbegin:#conversation-list"' in frames[0]
+    saved = await answer(conversation)
+    assert saved.state == "done"
+
+
+async def test_history_and_settings_reach_kimi(kimi, alice, conversation):
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "First", "client_id": "c1"})
+    await frames_until_final(chat)
+    await chat.send_json_to(
+        {
+            "message": "Second",
+            "client_id": "c2",
+            "model": "moonshot-v1-32k",
+            "system_prompt": "Answer in French.",
+            "temperature": "0.3",
+            "top_p": "0.9",
+            "max_tokens": "256",
+            "stop": "END\nSTOP",
+        }
+    )
+    await frames_until_final(chat)
+    await chat.disconnect()
+
+    body = kimi.requests[1].body
+    assert body["model"] == "moonshot-v1-32k"
+    assert body["messages"] == [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "First"},
+        {"role": "assistant", "content": "Hello from the Kimi stub."},
+        {"role": "user", "content": "Second"},
+    ]
+    assert body["temperature"] == 0.3 and body["top_p"] == 0.9
+    assert body["max_completion_tokens"] == 256
+    assert body["stop"] == ["END", "STOP"]
+    # The model's own defaults are kept unless the user sets one.
+    assert "temperature" not in kimi.requests[0].body
+
+
+async def test_invalid_settings_are_refused_before_anything_is_saved(kimi, alice, conversation):
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1", "temperature": "1.5"})
+    frame = await chat.receive_from()
+    await chat.disconnect()
+    assert 'id="composer-error"' in frame and "Temperature" in frame
+    assert await conversation.messages.acount() == 0
+    assert kimi.requests == []
+
+
+async def test_a_replayed_send_is_taken_once(kimi, alice, conversation):
+    kimi.script.delay = 0.01
+    chat = await open_chat(alice, conversation)
+    payload = {"message": "Once", "client_id": "same-id"}
+    await chat.send_json_to(payload)
+    await chat.send_json_to(payload)
+    await frames_until_final(chat)
+    await chat.disconnect()
+    assert len(kimi.requests) == 1
+    assert await conversation.messages.acount() == 2
+
+
+async def test_tokens_are_escaped_and_model_html_never_becomes_markup(kimi, alice, conversation):
+    kimi.script.tokens = ["<script>alert(1)</script>", ' <img src=x onerror="alert(2)">']
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    everything = "".join(frames)
+    assert "<script>" not in everything and "<img" not in everything
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in streamed_text(frames)
+    assert "&lt;img src=x onerror=" in frames[-1]
+
+
+async def test_tokens_are_coalesced_into_few_frames(kimi, alice, conversation):
+    kimi.script.tokens = [f" w{i}" for i in range(300)]
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Long", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    token_frames = [f for f in frames if "beforeend:#msg-" in f]
+    assert streamed_text(frames) == "".join(kimi.script.tokens)
+    assert len(token_frames) < 100
+
+
+async def test_closing_the_tab_does_not_stop_the_answer(kimi, alice, conversation):
+    kimi.script.tokens = [f" w{i}" for i in range(20)]
+    kimi.script.delay = 0.01
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    await chat.receive_from()  # the question is saved and the answer started
+    await chat.disconnect()
+
+    await generation_finished(conversation)
+    saved = await answer(conversation)
+    assert saved.state == "done"
+    assert saved.content == "".join(kimi.script.tokens)
+    assert not kimi.requests[0].closed_early
+
+
+async def generation_finished(conversation) -> None:
+    running = generation.running(conversation.pk)
+    if running:
+        await asyncio.wait_for(asyncio.shield(running.task), 10)
+
+
+async def test_stop_closes_the_upstream_stream_and_keeps_the_partial_answer(
+    kimi, alice, conversation
+):
+    kimi.script.tokens = ["Partial", " answer"] + [" more"] * 100
+    kimi.script.stall_after = 2
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = []
+    while "Partial answer" not in streamed_text(frames):
+        frames.append(await chat.receive_from())
+    await chat.send_json_to({"action": "stop"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+
+    assert 'data-state="stopped"' in frames[-1]
+    await sync_to_async(kimi.wait_for)(lambda: kimi.requests[0].closed_early)
+    saved = await answer(conversation)
+    assert saved.state == "stopped"
+    assert saved.content == "Partial answer"
+
+
+async def test_two_tabs_on_one_conversation_see_the_same_stream(kimi, alice, conversation):
+    kimi.script.delay = 0.005
+    first, second = await open_chat(alice, conversation), await open_chat(alice, conversation)
+    await first.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames_first = await frames_until_final(first)
+    frames_second = await frames_until_final(second)
+    await first.disconnect()
+    await second.disconnect()
+    assert (
+        streamed_text(frames_second) == streamed_text(frames_first) == "Hello from the Kimi stub."
+    )
+    assert "Hi" in frames_second[0]
+
+
+async def test_a_reconnecting_page_gets_exactly_the_missing_text(kimi, alice, conversation):
+    kimi.script.tokens = [f" w{i}" for i in range(40)]
+    kimi.script.delay = 0.01
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = [await chat.receive_from()]
+    while len(streamed_text(frames)) < 20:
+        frames.append(await chat.receive_from())
+    shown = streamed_text(frames)
+    await chat.disconnect()
+
+    message_id = (await answer(conversation)).pk
+    again = await open_chat(alice, conversation)
+    await again.send_json_to({"action": "sync", "streaming": {str(message_id): len(shown)}})
+    rest = await frames_until_final(again)
+    await again.disconnect()
+    assert shown + streamed_text(rest) == "".join(kimi.script.tokens)
+    assert len(kimi.requests) == 1
+
+
+async def test_a_page_that_missed_the_end_gets_the_finished_answer(kimi, alice, conversation):
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    await frames_until_final(chat)
+    message_id = (await answer(conversation)).pk
+    await chat.send_json_to({"action": "sync", "streaming": {str(message_id): 3}})
+    frame = await chat.receive_from()
+    await chat.disconnect()
+    assert 'data-state="done"' in frame and 'hx-swap-oob="true"' in frame
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "expected"),
+    [
+        (401, None, "rejected the API key"),
+        (403, None, "no balance or quota"),
+        (429, "exceeded_current_quota_error", "no balance or quota"),
+        (404, None, "does not know this model"),
+        (429, None, "busy or the rate limit"),
+        (400, "content_filter", "considered high risk"),
+        (500, None, "internal error (500)"),
+    ],
+)
+async def test_kimi_errors_end_in_a_readable_error(
+    kimi, alice, conversation, status, error_type, expected
+):
+    kimi.script.status, kimi.script.error_type = status, error_type
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert 'data-state="error"' in frames[-1] and expected in frames[-1]
+    saved = await answer(conversation)
+    assert saved.state == "error" and expected in saved.error
+    assert "sk-test" not in saved.error
+
+
+async def test_a_bad_key_is_never_shown(kimi, alice, conversation, settings):
+    settings.MOONSHOT_API_KEY = "sk-wrong-secret"
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "rejected the API key" in frames[-1]
+    assert "sk-wrong-secret" not in "".join(frames)
+
+
+async def test_a_stalled_stream_fails_and_keeps_the_text_so_far(
+    kimi, alice, conversation, settings
+):
+    settings.KIMI_STREAM_TIMEOUT = 0.3
+    kimi.script.stall_after = 2
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "did not answer in time" in frames[-1]
+    saved = await answer(conversation)
+    assert saved.state == "error" and saved.content == "Hello from"
+
+
+async def test_a_stream_that_ends_without_finish_reason_is_shown_as_cut_off(
+    kimi, alice, conversation
+):
+    kimi.script.finish = False
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "cut off" in frames[-1]
+    saved = await answer(conversation)
+    assert saved.state == "error" and saved.content == "Hello from the Kimi stub."
+
+
+async def test_without_a_key_sending_ends_in_a_readable_error(kimi, alice, conversation, settings):
+    settings.MOONSHOT_API_KEY = ""
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "No Kimi API key is configured" in frames[-1]
+    assert kimi.requests == []
+
+
+async def test_a_second_message_waits_for_the_running_answer(kimi, alice, conversation):
+    kimi.script.stall_after = 1
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "One", "client_id": "c1"})
+    await chat.receive_from()
+    await chat.send_json_to({"message": "Two", "client_id": "c2"})
+    frame = await chat.receive_from()
+    while "composer-error" not in frame:
+        frame = await chat.receive_from()
+    assert "still answering" in frame
+    await chat.send_json_to({"action": "stop"})
+    await frames_until_final(chat)
+    await chat.disconnect()
+
+
+async def test_another_users_conversation_is_refused(kimi, bob, conversation):
+    chat = await connect(bob, f"/ws/conversations/{conversation.pk}/")
+    connected, code = await chat.connect()
+    assert not connected and code == 4404
+
+
+async def test_anonymous_sockets_are_refused(conversation):
+    chat = await connect(None, f"/ws/conversations/{conversation.pk}/")
+    connected, code = await chat.connect()
+    assert not connected and code == 4401
+
+
+async def test_sockets_from_another_origin_are_refused(alice, conversation):
+    chat = await connect(
+        alice, f"/ws/conversations/{conversation.pk}/", origin=(b"origin", b"http://evil.example")
+    )
+    connected, _ = await chat.connect()
+    assert not connected

@@ -1,0 +1,190 @@
+"""The HTML pages: sign-up and log-in, the chat page, settings, older messages, ownership."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from conversations.models import Conversation, Message
+
+
+@pytest.fixture
+def conversation(alice):
+    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Trip plans")
+
+
+def test_the_login_page_has_its_landmarks(client, db):
+    page = client.get("/accounts/login/").content.decode()
+    assert '<label for="id_username">Username</label>' in page
+    assert '<label for="id_password">Password</label>' in page
+    assert ">Log in</button>" in page
+    assert 'href="/accounts/signup/">Sign up</a>' in page
+
+
+def test_it_signs_up_and_logs_in(client, db):
+    r = client.post(
+        "/accounts/signup/",
+        {
+            "username": "carol",
+            "password1": "a-long-passphrase-9",
+            "password2": "a-long-passphrase-9",
+        },
+    )
+    assert r.status_code == 302 and r.url == "/"
+    assert client.get("/").status_code == 200
+    assert User.objects.filter(username="carol").exists()
+
+
+def test_signup_shows_what_is_wrong(client, db):
+    r = client.post("/accounts/signup/", {"username": "carol", "password1": "x", "password2": "y"})
+    assert "didn’t match" in r.content.decode()
+    assert not User.objects.filter(username="carol").exists()
+
+
+def test_it_logs_in_and_out(client, alice):
+    r = client.post("/accounts/login/", {"username": "alice", "password": "password"})
+    assert r.status_code == 302
+    assert client.get("/").status_code == 200
+    client.post("/accounts/logout/")
+    assert client.get("/").status_code == 302
+
+
+def test_the_chat_page_needs_a_login(client, conversation):
+    assert client.get("/").url.startswith("/accounts/login/")
+    assert client.get(f"/c/{conversation.pk}/").url.startswith("/accounts/login/")
+
+
+def test_the_chat_page_has_its_landmarks(client, alice, conversation, settings):
+    settings.MOONSHOT_API_KEY = "sk-test"
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert '<nav class="sidebar" aria-label="Conversations">' in page
+    assert ">New chat</a>" in page
+    assert 'aria-label="Message"' in page
+    assert ">Send</button>" in page and ">Stop</button>" in page
+    assert '<label for="id_model">Model</label>' in page
+    assert f'ws-connect="/ws/conversations/{conversation.pk}/"' in page
+    assert 'aria-current="page">Trip plans</a>' in page
+    assert "No Kimi API key" not in page
+
+
+def test_the_model_picker_offers_the_configured_models(client, alice, settings):
+    settings.KIMI_MODELS = ["moonshot-v1-8k", "kimi-k2.5"]
+    settings.KIMI_DEFAULT_MODEL = "kimi-k2.5"
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert '<option value="moonshot-v1-8k">' in page
+    assert '<option value="kimi-k2.5" selected>' in page
+
+
+def test_the_page_says_plainly_when_no_key_is_configured(client, alice, settings):
+    settings.MOONSHOT_API_KEY = ""
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert "No Kimi API key is configured" in page
+
+
+def test_conversations_are_listed_newest_first(client, alice):
+    older = Conversation.objects.create(owner=alice, model="m", title="Older")
+    Conversation.objects.create(owner=alice, model="m", title="Newer")
+    Conversation.objects.filter(pk=older.pk).update(updated_at=timezone.now() - timedelta(days=1))
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert page.index("Newer") < page.index("Older")
+
+
+def test_another_users_conversation_is_a_404_everywhere(client, bob, conversation):
+    client.force_login(bob)
+    assert client.get(f"/c/{conversation.pk}/").status_code == 404
+    assert client.get(f"/c/{conversation.pk}/messages/?before=10").status_code == 404
+    assert (
+        client.post(f"/c/{conversation.pk}/settings/", {"model": "moonshot-v1-8k"}).status_code
+        == 404
+    )
+    page = client.get("/").content.decode()
+    assert "Trip plans" not in page
+
+
+def test_answers_are_rendered_as_sanitised_markdown(client, alice, conversation):
+    Message.objects.create(conversation=conversation, role="user", content="<b>not bold</b>")
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        content=(
+            "# Title\n\n```python\nprint(1)\n```\n\n"
+            "<script>alert(1)</script> [x](javascript:alert(1))"
+        ),
+    )
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in page
+    assert "<h1>Title</h1>" in page
+    assert '<span class="nb">print</span>' in page
+    assert "<script>alert" not in page and 'href="javascript' not in page
+
+
+def test_a_long_conversation_opens_at_its_newest_messages(client, alice, conversation):
+    Message.objects.bulk_create(
+        Message(conversation=conversation, role="user", content=f"message {i}") for i in range(120)
+    )
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "message 119" in page and "message 70" in page and "message 69<" not in page
+    first_shown = Message.objects.get(content="message 70").pk
+    assert f"?before={first_shown}" in page
+
+    older = client.get(f"/c/{conversation.pk}/messages/?before={first_shown}").content.decode()
+    assert "message 69" in older and "message 20" in older and "message 19<" not in older
+    assert 'hx-trigger="revealed"' in older
+
+
+def test_answers_left_streaming_by_a_dead_process_show_as_interrupted(client, alice, conversation):
+    message = Message.objects.create(
+        conversation=conversation, role="assistant", state="streaming", content="Half an"
+    )
+    Message.objects.filter(pk=message.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert 'data-state="interrupted"' in page and "Half an" in page
+    message.refresh_from_db()
+    assert message.state == "interrupted"
+
+
+def test_settings_are_saved(client, alice, conversation):
+    client.force_login(alice)
+    r = client.post(
+        f"/c/{conversation.pk}/settings/",
+        {
+            "model": "moonshot-v1-8k",
+            "system_prompt": "Be brief.",
+            "temperature": "0.2",
+            "stop": "END",
+        },
+    )
+    assert "Settings saved." in r.content.decode()
+    conversation.refresh_from_db()
+    assert conversation.system_prompt == "Be brief."
+    assert conversation.temperature == 0.2
+    assert conversation.stop == ["END"]
+
+
+def test_settings_out_of_kimis_range_are_refused(client, alice, conversation):
+    client.force_login(alice)
+    r = client.post(
+        f"/c/{conversation.pk}/settings/",
+        {"model": "moonshot-v1-8k", "temperature": "1.7", "stop": "a\nb\nc\nd\ne\nf"},
+    )
+    page = r.content.decode()
+    assert "less than or equal to 1" in page
+    assert "at most 5 stop sequences" in page
+    conversation.refresh_from_db()
+    assert conversation.temperature is None
+
+
+def test_pages_carry_security_headers(client, alice):
+    client.force_login(alice)
+    r = client.get("/")
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
