@@ -172,6 +172,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     # Channel-layer events published by generations and by other sockets.
 
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] in RELAY_EVENTS:
+            # Channels closes stale database connections before every event, a trip to the
+            # database thread each time. Relay events (one per frame per socket, the hot path)
+            # touch no database, so they skip it.
+            await RELAY_EVENTS[message["type"]](self, message)
+        else:
+            await super().dispatch(message)
+
     async def chat_tokens(self, event: dict) -> None:
         message_id, start, text = event["message_id"], event["start"], event["text"]
         known = self.offsets.get(message_id)
@@ -184,3 +193,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_html(self, event: dict) -> None:
         await self.send(text_data=event["html"])
+
+
+RELAY_EVENTS = {"chat.tokens": ChatConsumer.chat_tokens, "chat.html": ChatConsumer.chat_html}

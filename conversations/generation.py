@@ -130,17 +130,18 @@ class Generation:
             setattr(answer, name, value)
         answer.content = self.text
         try:
-            # Runs after any save still in flight: the database thread takes calls in order.
-            await self._save(content=answer.content, **fields)
-            html = render_to_string("conversations/_message_frame.html", {"message": answer})
+            # Markdown rendering is CPU work: done beside the save, off the event loop, so
+            # other streams' tokens keep flowing. Runs after any save still in flight.
+            html = await database_sync_to_async(_save_and_render)(answer, fields)
             await publish(self.conversation_id, {"type": "chat.html", "html": html})
         finally:
             if _running.get(self.conversation_id) is self:
                 del _running[self.conversation_id]
 
     async def _pump(self) -> None:
-        """Send pending text: at once when idle, otherwise at most once per FRAME_INTERVAL."""
-        while True:
+        """Send pending text: at once when idle, otherwise at most once per FRAME_INTERVAL.
+        Ends once the stream has ended and nothing is left to send."""
+        while not (self._closing and not self.pending):
             await self._wake.wait()
             self._wake.clear()
             if self.pending:
@@ -149,18 +150,15 @@ class Generation:
                 start = self.published_len
                 self.published.append(text)
                 self.published_len += len(text)
-                await publish(
-                    self.conversation_id,
-                    {
-                        "type": "chat.tokens",
-                        "message_id": self.answer.pk,
-                        "start": start,
-                        "text": text,
-                    },
-                )
-            if self._closing:
-                return
-            await asyncio.sleep(FRAME_INTERVAL)
+                event = {"type": "chat.tokens", "message_id": self.answer.pk}
+                await publish(self.conversation_id, {**event, "start": start, "text": text})
+            if not self._closing:
+                await asyncio.sleep(FRAME_INTERVAL)
+
+
+def _save_and_render(answer: Message, fields: dict) -> str:
+    services.answer_save(answer_id=answer.pk, content=answer.content, **fields)
+    return render_to_string("conversations/_message_frame.html", {"message": answer})
 
 
 def generation_start(

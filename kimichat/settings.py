@@ -100,6 +100,10 @@ TEMPLATES = [
 # Databases: SQLite by default (WAL, busy timeout, IMMEDIATE transactions so that many
 # concurrent writers queue instead of failing with "database is locked").
 DATABASES = {"default": _read("DATABASE_URL", env.db_url, f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# ORM calls from async code share one thread: one long-lived connection serves them all
+# (reconnecting, with SQLite's PRAGMAs, on every call was the largest cost under load).
+DATABASES["default"].setdefault("CONN_MAX_AGE", 600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -111,9 +115,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    # All ORM calls from async code share one thread, so one persistent connection serves it.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["TEST"] = {"NAME": "test_kimichat"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -128,7 +129,10 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1500}}
+        "default": {
+            "BACKEND": "kimichat.layers.SweepingInMemoryChannelLayer",
+            "CONFIG": {"capacity": 1500},
+        }
     }
 
 AUTH_PASSWORD_VALIDATORS = [

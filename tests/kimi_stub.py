@@ -124,7 +124,11 @@ class KimiStub:
                         name, value = line.split(":", 1)
                         headers[name.strip().lower()] = value.strip()
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
-                await self._route(method, path.split("?")[0], headers, body, reader, writer)
+                keep_alive = await self._route(
+                    method, path.split("?")[0], headers, body, reader, writer
+                )
+                if keep_alive is False:
+                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -143,7 +147,7 @@ class KimiStub:
             request = Request(json.loads(body or b"{}"), headers)
             self.requests.append(request)
             self._notify()
-            await self._chat(request, reader, writer)
+            return await self._chat(request, reader, writer)
         else:
             await self._json(
                 writer, 404, {"error": {"type": "resource_not_found_error", "message": "Not found"}}
@@ -158,7 +162,8 @@ class KimiStub:
         )
         await writer.drain()
 
-    async def _chat(self, request: Request, reader, writer) -> None:
+    async def _chat(self, request: Request, reader, writer) -> bool:
+        """Answer a completion; False when the connection must close after it."""
         script = self.script
         if request.headers.get("authorization") != "Bearer sk-test":
             status, kind = 401, None
@@ -188,8 +193,8 @@ class KimiStub:
             return
 
         writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-            b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         )
         model = request.body.get("model", "")
         base = {
@@ -198,6 +203,7 @@ class KimiStub:
             "created": int(time.time()),
             "model": model,
         }
+        # The client sends nothing more on a closing connection: a read ends only when it leaves.
         client_left = asyncio.ensure_future(reader.read(1))
 
         def event(choices: list, **extra) -> bytes:
@@ -235,7 +241,7 @@ class KimiStub:
                 request.last_chunk_at = now
             if client_left.done():
                 request.closed_early = True
-                return
+                return False
             usage = {
                 "prompt_tokens": _count(request.body),
                 "completion_tokens": len(script.tokens),
@@ -256,6 +262,7 @@ class KimiStub:
             if not client_left.done():
                 client_left.cancel()
             self._notify()
+        return False
 
     def stats(self) -> dict:
         return {

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,8 @@ def server(tmp_path_factory, kimi_stub):
     for line in process.stdout:
         output.append(line)
         if "Listening on TCP address" in line:
+            # Keep reading, or a full pipe would block the server.
+            threading.Thread(target=process.stdout.read, daemon=True).start()
             break
     else:
         pytest.fail("Daphne did not start:\n" + "".join(output))

@@ -1,0 +1,43 @@
+"""The yardstick for capacity: a minimal Channels consumer that only forwards chunks.
+
+It streams from the same stub through the same SDK client, and sends one escaped frame per
+chunk: no database, no coalescing, no groups. Served by Daphne as `bench.bare_relay:application`.
+"""
+
+import asyncio
+import os
+from html import escape
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kimichat.settings")
+django.setup()
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from kimichat import kimi  # noqa: E402
+
+
+class BareRelay(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        await self.accept()
+
+    async def receive_json(self, content, **kwargs) -> None:
+        self.relay_task = asyncio.create_task(self.relay(content["message"]))
+
+    async def relay(self, text: str) -> None:
+        stream = await kimi.client().chat.completions.create(
+            model="moonshot-v1-8k", messages=[{"role": "user", "content": text}], stream=True
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                token = escape(chunk.choices[0].delta.content)
+                await self.send(text_data=f'<div hx-swap-oob="beforeend:#msg-0-body">{token}</div>')
+        await self.send(text_data="[bare-done]")
+
+
+application = ProtocolTypeRouter(
+    {"websocket": URLRouter([path("ws/conversations/<int:id>/", BareRelay.as_asgi())])}
+)

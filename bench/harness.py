@@ -1,0 +1,199 @@
+"""What the benchmarks share: a Kimi stub process, a Daphne process, logged-in websockets."""
+
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN_TEXT = re.compile(r'hx-swap-oob="beforeend:#msg-\d+-body">(.*?)</div>', re.S)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_line(process: subprocess.Popen, marker: str) -> None:
+    for line in process.stdout:
+        if marker in line:
+            # Keep reading, or a full pipe would block the process.
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return
+    raise RuntimeError(f"process exited before printing {marker!r}")
+
+
+@contextmanager
+def stub(*, tokens: int, rate: float):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            "-c",
+            "import tests.kimi_stub as s, asyncio, sys; "
+            "stub = s.KimiStub('127.0.0.1', int(sys.argv[1])); "
+            "stub.script = s.Script(tokens=[f' t{i}' for i in range(int(sys.argv[2]))], "
+            "delay=1 / float(sys.argv[3])); print('ready', flush=True); "
+            "asyncio.run(stub.serve_forever())",
+            str(port),
+            str(tokens),
+            str(rate),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for_line(process, "ready")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait()
+
+
+async def stub_stats(stub_url: str) -> dict:
+    async with aiohttp.ClientSession() as s, s.get(stub_url + "/_stats") as r:
+        return await r.json()
+
+
+def django_env(db_path: Path, stub_url: str) -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "MOONSHOT_API_KEY": "sk-test",
+        "MOONSHOT_BASE_URL": stub_url + "/v1",
+        "KIMI_MAX_RETRIES": "0",
+        "SECRET_KEY": "bench",
+        "DEBUG": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int
+    cookies: list[str] = field(default_factory=list)  # one session per user
+    conversations: list[int] = field(default_factory=list)
+
+
+@contextmanager
+def daphne(stub_url: str, *, users: int, app: str = "kimichat.asgi:application"):
+    """Daphne serving `app` on a fresh SQLite database, with `users` users, each logged in
+    with one conversation."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = django_env(Path(tmp) / "db.sqlite3", stub_url)
+        setup = subprocess.run(
+            [sys.executable, "-m", "bench.seed", str(users)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seeded = json.loads(setup.stdout.strip().splitlines()[-1])
+        port = free_port()
+        command = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        if app == "kimichat.asgi:application":
+            command = ["-m", "kimichat.serve"]  # what `make run` starts
+            env.update(HOST="127.0.0.1", PORT=str(port))
+        process = subprocess.Popen(
+            [sys.executable, *command],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        _wait_for_line(process, "Listening on TCP address")
+        try:
+            yield Server(
+                f"127.0.0.1:{port}", process.pid, seeded["cookies"], seeded["conversations"]
+            )
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Stream:
+    marker: str
+    sent_at: float = 0.0
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    text: str = ""
+    done: bool = False
+    error: str = ""
+
+
+async def run_stream(
+    session: aiohttp.ClientSession,
+    server: Server,
+    index: int,
+    marker: str,
+    start: asyncio.Event,
+    path: str = "/ws/conversations/{id}/",
+) -> Stream:
+    stream = Stream(marker)
+    url = f"ws://{server.url}" + path.format(id=server.conversations[index])
+    headers = {"Origin": f"http://{server.url}", "Cookie": server.cookies[index]}
+    async with session.ws_connect(url, headers=headers, max_msg_size=0) as ws:
+        await start.wait()
+        stream.sent_at = time.monotonic()
+        await ws.send_str(json.dumps({"message": marker, "client_id": marker}))
+        async for msg in ws:
+            now = time.monotonic()
+            frame = msg.data
+            pieces = TOKEN_TEXT.findall(frame)
+            if pieces:
+                if stream.first_token_at is None:
+                    stream.first_token_at = now
+                stream.last_token_at = now
+                stream.text += "".join(pieces)
+            if 'data-state="error"' in frame:
+                stream.error = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", frame)).strip()[-200:]
+            if (
+                'data-state="done"' in frame
+                or 'data-state="error"' in frame
+                or "[bare-done]" in frame
+            ):
+                stream.done = True
+                break
+    return stream
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
