@@ -1,0 +1,60 @@
+"""Retake the README's screenshots: `.venv/bin/python -m tools.screenshots` (needs chromium)."""
+
+import asyncio
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+from bench.harness import daphne
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.kimi_stub import KimiStub, Script
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+ANSWER = """Here is a small Python function that counts words, with a test:
+
+```python
+from collections import Counter
+
+def top_words(text: str, n: int = 3) -> list[tuple[str, int]]:
+    return Counter(text.lower().split()).most_common(n)
+```
+
+| Input | Result |
+|---|---|
+| `"a b a"` | `[("a", 2), ("b", 1)]` |
+
+It runs in **O(n)** time. 需要我再解释一下吗？"""
+
+
+def main() -> None:
+    stub = KimiStub().start_in_thread()
+    stub.script = Script(tokens=re.findall(r"\S+|\s+", ANSWER), delay=0.01)
+    with daphne(stub.base_url.removesuffix("/v1"), users=1) as server, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        name, value = server.cookies[0].split("=", 1)
+        context.add_cookies([{"name": name, "value": value, "url": f"http://{server.url}"}])
+        page = context.new_page()
+        page.goto(f"http://{server.url}/")
+        page.screenshot(path=OUT / "new-chat.png")
+        box = page.get_by_role("textbox", name="Message")
+        box.fill("Write a Python function that returns the most common words in a text.")
+        box.press("Enter")
+        answer = page.locator('article[data-role="assistant"]')
+        expect(answer).to_contain_text("Counter")
+        page.screenshot(path=OUT / "streaming.png")
+        expect(answer).to_have_attribute("data-state", "done")
+        page.screenshot(path=OUT / "chat.png")
+        login = browser.new_page(viewport={"width": 1280, "height": 800})
+        login.goto(f"http://{server.url}/accounts/login/")
+        login.screenshot(path=OUT / "login.png")
+        browser.close()
+    stub.stop()
+
+
+if __name__ == "__main__":
+    main()
