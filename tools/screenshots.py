@@ -1,10 +1,6 @@
 """Retake the README's screenshots: `.venv/bin/python -m tools.screenshots` (needs chromium)."""
 
-import asyncio
 import re
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
