@@ -29,7 +29,15 @@ def _positive(name: str, cast, default):
     return value
 
 
-DEBUG = _read("DEBUG", env.bool, False)
+def _strict_bool(name: str, default: bool = False) -> bool:
+    # django-environ reads any unknown word as False; a typo must not pass silently.
+    value = env.str(name, default=str(default)).strip().lower()
+    if value not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
+        raise ValueError("use true or false")
+    return value in {"true", "1", "yes", "on"}
+
+
+DEBUG = _read("DEBUG", _strict_bool, False)
 SECRET_KEY = _read("SECRET_KEY", env.str, "")
 if not SECRET_KEY:
     if not DEBUG:
