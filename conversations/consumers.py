@@ -1,19 +1,34 @@
-"""The chat page's websocket: takes messages and Stop, relays a conversation's frames."""
+"""The chat page's websocket: takes messages, Stop, Regenerate, Edit and version switches, and
+relays a conversation's frames."""
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.http import HttpRequest
 from django.template.loader import get_template, render_to_string
+from django.utils import translation
 from django.utils.translation import gettext as _
 
-from conversations import context, generation
+from conversations import context, generation, services
 from conversations.forms import MAX_MESSAGE_CHARS, first_error, settings_form_for_message
 from conversations.models import Conversation, Message
-from conversations.services import Exchange, exchange_create
+from conversations.services import Exchange, Refused
 from kimichat import kimi
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 MAX_SYNC_MESSAGES = 10
+THREAD_ACTIONS = {"regenerate", "edit", "select"}
+
+
+def scope_language(scope: dict) -> str:
+    """The page's language, chosen as Django chooses it for a request (cookie, then
+    Accept-Language), so frames speak the language of the page they land in."""
+    request = HttpRequest()
+    request.COOKIES = scope.get("cookies", {})
+    headers = dict(scope.get("headers", []))
+    request.META["HTTP_ACCEPT_LANGUAGE"] = headers.get(b"accept-language", b"").decode("latin-1")
+    return translation.get_language_from_request(request)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -24,8 +39,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if not self.user.is_authenticated:
             await self.close(CLOSE_UNAUTHENTICATED)
             return
+        self.language = scope_language(self.scope)
         # How much of each streaming answer this socket's page already shows.
         self.offsets: dict[int, int] = {}
+        # Answers whose missed text was asked of their generation and has not come yet.
+        self.resend_asked: set[int] = set()
         conversation_id = self.scope["url_route"]["kwargs"].get("conversation_id")
         if conversation_id is not None:
             self.conversation = await (
@@ -49,15 +67,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs) -> None:
         if not isinstance(content, dict):
             return
-        action = content.get("action", "send")
-        if action == "send":
-            await self.take_message(content)
-        elif action == "stop" and self.conversation is not None:
-            running = generation.running(self.conversation.pk)
-            if running:
-                running.stop()
-        elif action == "sync" and isinstance(content.get("streaming"), dict):
-            await self.sync(content["streaming"])
+        with translation.override(self.language):
+            action = content.get("action", "send")
+            if action == "send":
+                await self.take_message(content)
+            elif action in THREAD_ACTIONS and self.conversation is not None:
+                await self.change_thread(action, content)
+            elif action == "stop" and self.conversation is not None:
+                await self.stop()
+            elif action == "sync" and isinstance(content.get("streaming"), dict):
+                await self.sync(content["streaming"])
 
     async def take_message(self, content: dict) -> None:
         text = str(content.get("message", "")).strip()
@@ -67,14 +86,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if len(text) > MAX_MESSAGE_CHARS:
             await self.composer_error(_("The message is too long (at most 100,000 characters)."))
             return
-        if self.conversation is not None and generation.running(self.conversation.pk):
-            await self.composer_error(_("Kimi is still answering. Wait for it or press Stop."))
-            return
-        prepared = await database_sync_to_async(self.prepare)(content, text, client_id)
+        prepared = await database_sync_to_async(self.prepare_send)(content, text, client_id)
         if isinstance(prepared, str):
             await self.composer_error(prepared)
             return
-        exchange, messages = prepared
+        exchange, request = prepared
         if not exchange.created:
             return  # a replayed send: the first one is already being answered
         if self.conversation is None:
@@ -88,42 +104,163 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     {"conversation": self.conversation},
                 )
             )
-        await self.start_answer(exchange, messages)
-
-    def prepare(self, content: dict, text: str, client_id: str) -> tuple[Exchange, list] | str:
-        """Validate and save, in one trip to the database thread: an error text, or the
-        saved exchange with the messages to send upstream."""
-        form = settings_form_for_message(
-            content, self.conversation or Conversation(owner=self.user)
+        html = render_to_string(
+            "conversations/_append_frame.html", {"messages": [exchange.question, exchange.answer]}
         )
+        await self.start_answer(exchange, request, html)
+
+    def prepare_send(
+        self, content: dict, text: str, client_id: str
+    ) -> tuple[Exchange, context.Request] | str:
+        """Validate, check and save, in one trip to the database thread: an error text, or
+        the saved exchange with the request to send upstream."""
+        conversation = self.fresh_conversation()
+        if conversation is not None and client_id:
+            replay = services.exchange_replayed(conversation=conversation, client_id=client_id)
+            if replay:
+                return replay, None
+        form = settings_form_for_message(content, conversation or Conversation(owner=self.user))
         if not form.is_valid():
             return first_error(form)
-        exchange = exchange_create(
+        thread = conversation.thread() if conversation else None
+        leaf = thread.ids[-1] if thread and thread.ids else None
+        try:
+            services.generation_check(user=self.user, conversation=conversation)
+            turns = context.history(thread=thread, until=leaf) if thread else []
+            request = context.fit(
+                conversation=form.instance, turns=[*turns, {"role": "user", "content": text}]
+            )
+        except (Refused, context.TooLong) as e:
+            return str(e)
+        exchange = services.exchange_create(
             user=self.user,
-            conversation=self.conversation,
+            conversation=conversation,
             settings_values={name: form.cleaned_data[name] for name in form.Meta.fields},
             text=text,
             client_id=client_id,
+            parent_id=leaf,
+            model=request.model,
+            context_trimmed=request.trimmed,
         )
-        if not exchange.created:
-            return exchange, []
-        return exchange, context.build_messages(
-            conversation=exchange.conversation, answer=exchange.answer
+        return exchange, request
+
+    def fresh_conversation(self) -> Conversation | None:
+        # Another tab may have moved the thread on since this socket connected.
+        if self.conversation is None:
+            return None
+        self.conversation = Conversation.objects.get(pk=self.conversation.pk)
+        return self.conversation
+
+    async def change_thread(self, action: str, content: dict) -> None:
+        prepared = await database_sync_to_async(self.prepare_change)(action, content)
+        if isinstance(prepared, str):
+            await self.composer_error(prepared)
+        elif prepared is not None:
+            exchange, request, html = prepared
+            if exchange is None:
+                await generation.publish(self.conversation.pk, {"type": "chat.html", "html": html})
+            else:
+                await self.start_answer(exchange, request, html)
+
+    def prepare_change(self, action: str, content: dict):
+        """Regenerate an answer, resend an edited question, or show another version.
+
+        Returns nothing for a request that no longer applies (a double click, a message gone),
+        an error text, or the exchange and request to answer (none for a version switch) with
+        the new thread's HTML."""
+        try:
+            message_id = int(content.get("message_id"))
+        except (TypeError, ValueError):
+            return None
+        conversation = self.fresh_conversation()
+        message = conversation.messages.filter(pk=message_id).first()
+        if message is None or conversation.messages.live().exists():
+            return None  # the buttons are hidden while an answer is written
+        if action == "select":
+            services.version_select(conversation=conversation, message=message)
+            return None, None, self.thread_html(conversation)
+        if action == "regenerate" and message.role == Message.Role.ASSISTANT:
+            question, text = message.parent, None
+        elif action == "edit" and message.role == Message.Role.USER:
+            question, text = message, str(content.get("message", "")).strip()
+            client_id = str(content.get("client_id", ""))[:64]
+            if not text or services.exchange_replayed(
+                conversation=conversation, client_id=client_id
+            ):
+                return None
+            if len(text) > MAX_MESSAGE_CHARS:
+                return _("The message is too long (at most 100,000 characters).")
+        else:
+            return None
+        if question is None:
+            return None
+        form = settings_form_for_message(content, conversation)
+        if not form.is_valid():
+            return first_error(form)
+        form.save()
+        thread = conversation.thread()
+        try:
+            services.generation_check(user=self.user, conversation=conversation)
+            if text is None:
+                turns = context.history(thread=thread, until=question.pk)
+            else:
+                turns = context.history(thread=thread, until=question.parent_id)
+                turns.append({"role": "user", "content": text})
+            request = context.fit(conversation=conversation, turns=turns)
+        except (Refused, context.TooLong) as e:
+            return str(e)
+        if text is None:
+            exchange = services.answer_create(
+                conversation=conversation,
+                question=question,
+                model=request.model,
+                context_trimmed=request.trimmed,
+            )
+        else:
+            exchange = services.exchange_create(
+                user=self.user,
+                conversation=conversation,
+                settings_values={},
+                text=text,
+                client_id=client_id,
+                parent_id=question.parent_id,
+                model=request.model,
+                context_trimmed=request.trimmed,
+            )
+        return exchange, request, self.thread_html(conversation)
+
+    def thread_html(self, conversation: Conversation) -> str:
+        messages, has_older = conversation.thread().page()
+        return render_to_string(
+            "conversations/_thread_frame.html",
+            {"conversation": conversation, "messages": messages, "has_older": has_older},
         )
 
-    async def start_answer(self, exchange: Exchange, messages: list[dict]) -> None:
+    async def start_answer(self, exchange: Exchange, request: context.Request, html: str) -> None:
         conversation, answer = exchange.conversation, exchange.answer
         self.offsets[answer.pk] = 0
-        html = render_to_string(
-            "conversations/_append_frame.html", {"messages": [exchange.question, answer]}
-        )
         await generation.publish(conversation.pk, {"type": "chat.html", "html": html})
+        question = exchange.question
         generation.generation_start(
             conversation_id=conversation.pk,
             answer=answer,
-            messages=messages,
+            messages=request.messages,
             params=kimi.sampling_params(conversation),
+            title_wanted=(
+                settings.KIMI_AUTO_TITLE
+                and question is not None
+                and question.parent_id is None
+                and not conversation.title_is_custom
+            ),
         )
+
+    async def stop(self) -> None:
+        running = generation.running(self.conversation.pk)
+        if running:
+            running.stop()
+        else:
+            # Running in another process (or about to finish): its listener takes it.
+            await generation.request_stop(self.conversation.pk)
 
     async def sync(self, streaming: dict) -> None:
         """After (re)connecting, bring the page's streaming answers up to date."""
@@ -142,21 +279,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             if message is None:
                 continue
             if message.is_streaming:
-                # Streaming in another process: show what it has saved, the rest follows live.
-                if len(message.content) > shown:
-                    self.offsets[message_id] = len(message.content)
-                    await self.send_tokens(message_id, message.content[shown:])
+                # Streaming in another process: it sends the missing text, then frames follow.
+                self.offsets[message_id] = shown
+                await self.ask_resend(message_id)
             else:
-                await self.send(
-                    text_data=render_to_string(
-                        "conversations/_message_frame.html", {"message": message}
-                    )
-                )
+                await self.send(text_data=await database_sync_to_async(_final_frame)(message))
 
     async def conversation_message(self, message_id: int) -> Message | None:
         if self.conversation is None:
             return None
-        return await Message.objects.filter(conversation=self.conversation, pk=message_id).afirst()
+        messages = Message.objects.filter(conversation=self.conversation, pk=message_id)
+        # One left streaming by a process that died is shown, and kept, as interrupted.
+        await database_sync_to_async(messages.mark_interrupted)()
+        return await messages.afirst()
 
     async def composer_error(self, error: str) -> None:
         await self.send(
@@ -181,9 +316,27 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         else:
             await super().dispatch(message)
 
+    async def ask_resend(self, message_id: int) -> None:
+        if message_id not in self.resend_asked:
+            self.resend_asked.add(message_id)
+            await generation.request_resend(
+                self.conversation.pk,
+                message_id=message_id,
+                start=self.offsets[message_id],
+                reply_to=self.channel_name,
+            )
+
     async def chat_tokens(self, event: dict) -> None:
         message_id, start, text = event["message_id"], event["start"], event["text"]
         known = self.offsets.get(message_id)
+        if event.get("resend"):
+            self.resend_asked.discard(message_id)
+        if known is not None and start > known:
+            # Text is missing before this frame (this socket joined between two saves, or
+            # frames were dropped): the generation sends it from where the page is; frames
+            # until then are part of that answer.
+            await self.ask_resend(message_id)
+            return
         if known is not None and start < known:
             # Part of this frame is already on the page (sent by sync): send only the rest.
             text = text[known - start :]
@@ -193,6 +346,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_html(self, event: dict) -> None:
         await self.send(text_data=event["html"])
+
+
+def _final_frame(message: Message) -> str:
+    message.versions = message.sibling_versions()
+    return render_to_string("conversations/_message_frame.html", {"message": message})
 
 
 RELAY_EVENTS = {"chat.tokens": ChatConsumer.chat_tokens, "chat.html": ChatConsumer.chat_html}

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 import openai
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
 from conversations import services
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from kimichat import kimi
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,23 @@ _running: dict[int, "Generation"] = {}
 
 
 def group_name(conversation_id: int) -> str:
+    """Every socket showing the conversation, in any process."""
     return f"conversation-{conversation_id}"
+
+
+def control_group(conversation_id: int) -> str:
+    """The generation running for the conversation, in whichever process runs it."""
+    return f"conversation-{conversation_id}-control"
+
+
+async def request_stop(conversation_id: int) -> None:
+    await get_channel_layer().group_send(control_group(conversation_id), {"type": "stop"})
+
+
+async def request_resend(conversation_id: int, *, message_id: int, start: int, reply_to: str):
+    """Ask the generation, wherever it runs, for its text from `start` on, sent to one socket."""
+    event = {"type": "resend", "message_id": message_id, "start": start, "reply_to": reply_to}
+    await get_channel_layer().group_send(control_group(conversation_id), event)
 
 
 async def publish(conversation_id: int, event: dict) -> None:
@@ -46,9 +63,11 @@ class Generation:
     published: list[str] = field(default_factory=list)  # text already sent to the sockets
     published_len: int = 0
     pending: list[str] = field(default_factory=list)  # text received, not yet sent
+    title_wanted: bool = False  # the first answer of a new chat: name the chat after it
     stop_requested: bool = False
     task: asyncio.Task | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    listening: asyncio.Event = field(default_factory=asyncio.Event)  # Stop can reach it now
     _closing: bool = False
 
     @property
@@ -67,15 +86,10 @@ class Generation:
         answer = self.answer
         fields: dict = {}
         pump = asyncio.create_task(self._pump())
+        listener = asyncio.create_task(self._listen())
         stream = None
         try:
-            stream = await kimi.client().chat.completions.create(
-                model=answer.model,
-                messages=self.messages,
-                stream=True,
-                stream_options={"include_usage": True},
-                **self.params,
-            )
+            stream = await self._open()
             loop = asyncio.get_running_loop()
             next_save = loop.time() + SAVE_INTERVAL
             saving: asyncio.Task | None = None
@@ -98,25 +112,106 @@ class Generation:
             if fields.get("finish_reason"):
                 fields["state"] = Message.State.DONE
             else:
-                fields["state"] = Message.State.ERROR
-                fields["error"] = _("The answer was cut off before Kimi finished it.")
+                fields.update(state=Message.State.ERROR, error_code="cut_off")
         except asyncio.CancelledError:
             # Stop keeps the partial answer; any other cancel is the process shutting down.
             fields["state"] = (
                 Message.State.STOPPED if self.stop_requested else Message.State.INTERRUPTED
             )
-        except (openai.APIError, kimi.NoKeyConfigured) as e:
-            fields["state"] = Message.State.ERROR
-            fields["error"] = kimi.error_message(e)
         except Exception as e:
-            log.exception("Generation for message %s failed", answer.pk)
-            fields["state"] = Message.State.ERROR
-            fields["error"] = kimi.error_message(e)
+            if not isinstance(e, openai.APIError | kimi.NoKeyConfigured):
+                log.exception("Generation for message %s failed", answer.pk)
+            code, detail = kimi.error_code(e)
+            fields.update(state=Message.State.ERROR, error_code=code, error=detail)
         finally:
+            listener.cancel()
             if stream is not None:
                 # Closes the HTTP response, so Kimi stops generating (and billing) at once.
                 await stream.close()
             await self._finish(pump, fields)
+            await asyncio.gather(listener, return_exceptions=True)
+        if fields["state"] == Message.State.DONE and self.title_wanted:
+            await self._title()
+
+    async def _open(self):
+        """Start the stream, retrying what Kimi says is worth retrying (busy, 5xx)."""
+        attempt = 0
+        while True:
+            try:
+                stream = await kimi.client().chat.completions.create(
+                    model=self.answer.model,
+                    messages=self.messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    **self.params,
+                )
+            except (openai.APIStatusError, openai.APIConnectionError) as e:
+                delay = kimi.retry_delay(e, attempt)
+                if delay is None:
+                    raise
+                attempt += 1
+                log.info("Kimi failed (%s); retry %s in %.1f s", type(e).__name__, attempt, delay)
+                await self._status(
+                    _("Kimi is busy. Trying again in %(seconds)s s (attempt %(n)s of %(of)s)…")
+                    % {
+                        "seconds": f"{delay:.0f}",
+                        "n": attempt + 1,
+                        "of": settings.KIMI_MAX_RETRIES + 1,
+                    }
+                )
+                await asyncio.sleep(delay)
+                continue
+            if attempt:
+                await self._status("")
+            return stream
+
+    async def _status(self, text: str) -> None:
+        html = render_to_string(
+            "conversations/_status_frame.html", {"message": self.answer, "status": text}
+        )
+        await publish(self.conversation_id, {"type": "chat.html", "html": html})
+
+    async def _listen(self) -> None:
+        """Take Stop and resend requests from any socket, in any process, through the
+        channel layer."""
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        group = control_group(self.conversation_id)
+        await layer.group_add(group, channel)
+        self.listening.set()
+        try:
+            while True:
+                event = await layer.receive(channel)
+                if event.get("type") == "stop":
+                    self.stop()
+                    return
+                if event.get("type") == "resend" and event.get("message_id") == self.answer.pk:
+                    start = event["start"]
+                    reply = {"type": "chat.tokens", "message_id": self.answer.pk, "start": start}
+                    text = self.published_text()[start:]
+                    await layer.send(event["reply_to"], {**reply, "text": text, "resend": True})
+        finally:
+            await asyncio.shield(layer.group_discard(group, channel))
+
+    async def _title(self) -> None:
+        """Name a new conversation after its first answer; the first line stays on failure."""
+        question = self.messages[-1]["content"]
+        try:
+            title = await kimi.title(model=self.answer.model, question=question, answer=self.text)
+        except (openai.APIError, kimi.NoKeyConfigured) as e:
+            log.info("No title for conversation %s: %s", self.conversation_id, e)
+            return
+        if not title:
+            return
+        saved = await database_sync_to_async(services.conversation_autotitle)(
+            conversation_id=self.conversation_id, title=title
+        )
+        if saved:
+            html = render_to_string(
+                "conversations/_title_frame.html",
+                {"conversation_id": self.conversation_id, "title": Conversation.title_from(title)},
+            )
+            await publish(self.conversation_id, {"type": "chat.html", "html": html})
 
     async def _save(self, **fields) -> None:
         await database_sync_to_async(services.answer_save)(answer_id=self.answer.pk, **fields)
@@ -158,13 +253,19 @@ class Generation:
 
 def _save_and_render(answer: Message, fields: dict) -> str:
     services.answer_save(answer_id=answer.pk, content=answer.content, **fields)
+    answer.versions = answer.sibling_versions()
     return render_to_string("conversations/_message_frame.html", {"message": answer})
 
 
 def generation_start(
-    *, conversation_id: int, answer: Message, messages: list[dict], params: dict
+    *,
+    conversation_id: int,
+    answer: Message,
+    messages: list[dict],
+    params: dict,
+    title_wanted: bool = False,
 ) -> Generation:
-    generation = Generation(conversation_id, answer, messages, params)
+    generation = Generation(conversation_id, answer, messages, params, title_wanted=title_wanted)
     _running[conversation_id] = generation
     generation.task = asyncio.create_task(generation.run())
     return generation

@@ -1,11 +1,14 @@
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from kimichat import kimi
 
 TITLE_LENGTH = 80
 
@@ -16,12 +19,29 @@ class ConversationQuerySet(models.QuerySet):
             return self.none()
         return self.filter(owner=user)
 
+    def search(self, query: str) -> "ConversationQuerySet":
+        """Conversations with every word of `query` in their title or in a message, each with
+        `found`: the text of a message that has the first word (for a snippet)."""
+        words = query.split()
+        if not words:
+            return self
+        conversations = self
+        for word in words:
+            in_messages = Message.objects.filter(
+                conversation=OuterRef("pk"), content__icontains=word
+            )
+            conversations = conversations.filter(Q(title__icontains=word) | Exists(in_messages))
+        first = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=words[0])
+        return conversations.annotate(found=Subquery(first.order_by("id").values("content")[:1]))
+
 
 class Conversation(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.CASCADE, related_name="conversations"
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
+    # Set by "Rename": the automatic title never overwrites a name the user chose.
+    title_is_custom = models.BooleanField(default=False)
     model = models.CharField(_("model"), max_length=100)
     system_prompt = models.TextField(_("system prompt"), blank=True)
     # None means "the model's own default" (some Kimi models refuse changes to these).
@@ -29,6 +49,8 @@ class Conversation(models.Model):
     top_p = models.FloatField(_("top p"), null=True, blank=True)
     max_tokens = models.PositiveIntegerField(_("max tokens"), null=True, blank=True)
     stop = models.JSONField(_("stop sequences"), default=list, blank=True)
+    # The last message of the versions shown; the thread is the path up from it.
+    leaf = models.ForeignKey("Message", models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -44,6 +66,30 @@ class Conversation(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("chat", args=[self.pk])
 
+    def thread(self) -> "Thread":
+        """The messages shown, following the chosen version of each: one query, ids only."""
+        rows = self.messages.order_by("id").values_list("id", "parent_id")
+        parents = dict(rows)
+        children: dict[int | None, list[int]] = {}
+        for message_id, parent_id in parents.items():
+            children.setdefault(parent_id, []).append(message_id)
+        leaf = self.leaf_id if self.leaf_id in parents else max(parents, default=None)
+        path = []
+        while leaf is not None:
+            path.append(leaf)
+            leaf = parents[leaf]
+        return Thread(self, path[::-1], children)
+
+    def snippet_for(self, query: str, width: int = 90) -> str:
+        """Where the first word of a search was found in a message (after `search()`)."""
+        found, words = getattr(self, "found", None), query.split()
+        if not found or not words or words[0].lower() in self.title.lower():
+            return ""
+        at = max(found.lower().find(words[0].lower()), 0)
+        start = max(at - width // 3, 0)
+        text = " ".join(found[start : start + width].split())
+        return ("…" if start else "") + text + ("…" if start + width < len(found) else "")
+
     @staticmethod
     def title_from(text: str) -> str:
         first_line = " ".join(text.split())
@@ -52,17 +98,87 @@ class Conversation(models.Model):
         return first_line[: TITLE_LENGTH - 1].rstrip() + "…"
 
 
-class MessageQuerySet(models.QuerySet):
-    def mark_interrupted(self) -> int:
-        """Fix answers left `streaming` by a process that died.
+@dataclass
+class Thread:
+    conversation: Conversation
+    ids: list[int]  # the path shown, oldest first
+    children: dict[int | None, list[int]] = field(default_factory=dict)
 
-        A live generation saves at least every few seconds, and gives up after the stream
-        timeout, so one untouched for longer than that belongs to no process any more.
-        """
-        stale = timezone.now() - timedelta(seconds=settings.KIMI_STREAM_TIMEOUT + 15)
-        return self.filter(state=Message.State.STREAMING, updated_at__lt=stale).update(
-            state=Message.State.INTERRUPTED, updated_at=timezone.now()
+    def page(self, before: int | None = None, size: int = 50) -> tuple[list["Message"], bool]:
+        """The newest `size` messages of the path (before a message id), oldest first, each
+        with its `versions`, and whether older ones exist."""
+        ids = self.ids
+        if before is not None:
+            ids = [i for i in ids if i < before]
+        shown = ids[-size:]
+        messages = list(Message.objects.filter(id__in=shown).order_by("id"))
+        for message in messages:
+            message.versions = self.versions(message)
+        return messages, len(ids) > size
+
+    def versions(self, message: "Message") -> "Versions | None":
+        return Versions.among(message.pk, self.children.get(message.parent_id, []))
+
+    def latest_leaf(self, message_id: int) -> int:
+        """Where a version leads: its newest reply, that reply's newest reply, and so on."""
+        while self.children.get(message_id):
+            message_id = self.children[message_id][-1]
+        return message_id
+
+    def ancestors(self, message_id: int) -> list[int]:
+        """The ids before a message on its own path, oldest first."""
+        parents = {child: parent for parent, kids in self.children.items() for child in kids}
+        path = []
+        parent = parents.get(message_id)
+        while parent is not None:
+            path.append(parent)
+            parent = parents.get(parent)
+        return path[::-1]
+
+
+@dataclass
+class Versions:
+    """Where a message stands among its versions (its siblings), as in "< 2/3 >"."""
+
+    number: int
+    count: int
+    previous: int | None
+    next: int | None
+
+    @classmethod
+    def among(cls, message_id: int, siblings: list[int]) -> "Versions | None":
+        if len(siblings) < 2:
+            return None
+        index = siblings.index(message_id)
+        return cls(
+            number=index + 1,
+            count=len(siblings),
+            previous=siblings[index - 1] if index else None,
+            next=siblings[index + 1] if index + 1 < len(siblings) else None,
         )
+
+
+def stale_before() -> datetime:
+    """A live generation saves at least every few seconds and gives up after the stream
+    timeout (plus its retries), so an answer untouched for longer belongs to no process."""
+    return timezone.now() - timedelta(seconds=settings.KIMI_STREAM_TIMEOUT + 30)
+
+
+class MessageQuerySet(models.QuerySet):
+    def mark_interrupted(self, everything: bool = False) -> int:
+        """Fix answers left `streaming` by a process that died: stale ones, or every one
+        (at the start of the only process there is)."""
+        messages = self.filter(state=Message.State.STREAMING)
+        if not everything:
+            messages = messages.filter(updated_at__lt=stale_before())
+        return messages.update(state=Message.State.INTERRUPTED, updated_at=timezone.now())
+
+    def live(self) -> "MessageQuerySet":
+        """Answers being generated right now, in any process."""
+        return self.filter(state=Message.State.STREAMING, updated_at__gte=stale_before())
+
+    def of_user(self, user) -> "MessageQuerySet":
+        return self.filter(conversation__owner=user)
 
     def for_context(self) -> "MessageQuerySet":
         """Turns that make sense to send back to Kimi as history."""
@@ -82,6 +198,10 @@ class Message(models.Model):
         INTERRUPTED = "interrupted", _("interrupted")
 
     conversation = models.ForeignKey(Conversation, models.CASCADE, related_name="messages")
+    # The message this one answers or follows; siblings (same parent) are versions.
+    parent = models.ForeignKey(
+        "self", models.CASCADE, null=True, blank=True, related_name="children"
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.DONE)
@@ -89,7 +209,12 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # What went wrong, as one of kimi.ERRORS' codes (shown in the reader's language),
+    # plus Kimi's own words where they help.
+    error_code = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)
+    # How many of the oldest messages were left out to fit the model's context window.
+    context_trimmed = models.PositiveIntegerField(default=0)
     # Set by the browser for each send, so a replayed send is taken once.
     client_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -99,7 +224,16 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["conversation", "id"])]
+        indexes = [
+            models.Index(fields=["conversation", "id"]),
+            # Per-user limits count recent answers and live ones.
+            models.Index(fields=["created_at"]),
+            models.Index(
+                fields=["conversation"],
+                condition=Q(state="streaming"),
+                name="streaming_messages",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "client_id"],
@@ -118,3 +252,13 @@ class Message(models.Model):
     @property
     def is_streaming(self) -> bool:
         return self.state == self.State.STREAMING
+
+    def sibling_versions(self) -> Versions | None:
+        siblings = Message.objects.filter(
+            conversation_id=self.conversation_id, parent_id=self.parent_id
+        ).order_by("id")
+        return Versions.among(self.pk, list(siblings.values_list("id", flat=True)))
+
+    @property
+    def error_text(self) -> str:
+        return kimi.error_text(self.error_code, self.error)

@@ -1,9 +1,12 @@
 """Writes that orchestrate several rows: keyword-only `<entity>_<action>` functions."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from conversations.models import Conversation, Message
 
@@ -11,20 +14,56 @@ from conversations.models import Conversation, Message
 @dataclass
 class Exchange:
     conversation: Conversation
-    question: Message
+    question: Message | None  # None when an answer is regenerated
     answer: Message
     created: bool  # False when the send was a replay of one already taken
 
 
-def exchange_create(
-    *, user, conversation: Conversation | None, settings_values: dict, text: str, client_id: str
-) -> Exchange:
-    """Save the user's message and an empty streaming answer, creating the conversation if new.
+class Refused(Exception):
+    """A message that may not be answered now; the text says why."""
 
-    Two or three inserts in one transaction: kept small, as it runs before the upstream call.
-    """
-    if conversation is not None and client_id:
-        replay = _replayed(conversation, client_id)
+
+def generation_check(*, user, conversation: Conversation | None) -> None:
+    """Refuse a new answer while one is being written here, or past the user's limits."""
+    mine = Message.objects.of_user(user)
+    if conversation is not None and mine.live().filter(conversation=conversation).exists():
+        raise Refused(_("Kimi is still answering. Wait for it or press Stop."))
+    if mine.live().count() >= settings.USER_MAX_CONCURRENT:
+        raise Refused(
+            _(
+                "You already have %(count)s answers being written, the most at once. "
+                "Wait for one to finish."
+            )
+            % {"count": settings.USER_MAX_CONCURRENT}
+        )
+    minute_ago = timezone.now() - timedelta(minutes=1)
+    recent = mine.filter(role=Message.Role.ASSISTANT, created_at__gte=minute_ago).count()
+    if recent >= settings.USER_MESSAGES_PER_MINUTE:
+        raise Refused(
+            _(
+                "You have asked for %(count)s answers in the last minute, the most allowed. "
+                "Please wait a moment and send again."
+            )
+            % {"count": settings.USER_MESSAGES_PER_MINUTE}
+        )
+
+
+def exchange_create(
+    *,
+    user,
+    conversation: Conversation | None,
+    settings_values: dict,
+    text: str,
+    client_id: str,
+    parent_id: int | None,
+    model: str,
+    context_trimmed: int = 0,
+) -> Exchange:
+    """Save the user's message (after `parent_id`) and an empty streaming answer, creating
+    the conversation if new. A few inserts in one transaction: kept small, as it runs before
+    the upstream call."""
+    if conversation is not None:
+        replay = exchange_replayed(conversation=conversation, client_id=client_id)
         if replay:
             return replay
     try:
@@ -36,43 +75,81 @@ def exchange_create(
             else:
                 for name, value in settings_values.items():
                     setattr(conversation, name, value)
-                # Also bumps updated_at, so the conversation moves to the top of the list.
-                conversation.save()
             question = Message.objects.create(
                 conversation=conversation,
+                parent_id=parent_id,
                 role=Message.Role.USER,
                 content=text,
                 client_id=client_id,
             )
-            answer = Message.objects.create(
-                conversation=conversation,
-                role=Message.Role.ASSISTANT,
-                state=Message.State.STREAMING,
-                model=conversation.model,
-            )
+            answer = _answer_create(conversation, question, model, context_trimmed)
     except IntegrityError:
         # A concurrent replay of the same send won the race.
-        replay = _replayed(conversation, client_id) if conversation else None
+        replay = exchange_replayed(conversation=conversation, client_id=client_id)
         if replay is None:
             raise
         return replay
     return Exchange(conversation, question, answer, created=True)
 
 
-def _replayed(conversation: Conversation, client_id: str) -> Exchange | None:
+def answer_create(
+    *, conversation: Conversation, question: Message, model: str, context_trimmed: int = 0
+) -> Exchange:
+    """A new version of the answer to `question` (Regenerate, Retry); the old ones stay."""
+    with transaction.atomic():
+        answer = _answer_create(conversation, question, model, context_trimmed)
+    return Exchange(conversation, None, answer, created=True)
+
+
+def _answer_create(
+    conversation: Conversation, question: Message, model: str, context_trimmed: int
+) -> Message:
+    answer = Message.objects.create(
+        conversation=conversation,
+        parent=question,
+        role=Message.Role.ASSISTANT,
+        state=Message.State.STREAMING,
+        model=model,
+        context_trimmed=context_trimmed,
+    )
+    conversation.leaf = answer
+    # Also bumps updated_at, so the conversation moves to the top of the list.
+    conversation.save()
+    return answer
+
+
+def exchange_replayed(*, conversation: Conversation, client_id: str) -> Exchange | None:
+    """The exchange a send with this client_id already made, if any."""
+    if not client_id:
+        return None
     question = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if question is None:
         return None
-    answer = (
-        Message.objects.filter(
-            conversation=conversation, id__gt=question.id, role=Message.Role.ASSISTANT
-        )
-        .order_by("id")
-        .first()
-    )
+    answer = question.children.order_by("id").first()
     return Exchange(conversation, question, answer, created=False)
+
+
+def version_select(*, conversation: Conversation, message: Message) -> None:
+    """Show `message` (one version among its siblings) and the thread that follows from it."""
+    conversation.leaf_id = conversation.thread().latest_leaf(message.pk)
+    conversation.save(update_fields=["leaf"])
 
 
 def answer_save(*, answer_id: int, **fields) -> None:
     # update() skips auto_now; updated_at is what tells a live answer from an abandoned one.
     Message.objects.filter(pk=answer_id).update(updated_at=timezone.now(), **fields)
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> None:
+    conversation.title = title
+    conversation.title_is_custom = True
+    conversation.save(update_fields=["title", "title_is_custom"])
+
+
+def conversation_autotitle(*, conversation_id: int, title: str) -> bool:
+    """Set a generated title, unless the user has named the conversation meanwhile."""
+    title = Conversation.title_from(title)
+    updated = Conversation.objects.filter(pk=conversation_id, title_is_custom=False).update(
+        title=title
+    )
+    return bool(updated)

@@ -6,6 +6,12 @@ urlpatterns = [
     path("", views.chat_new, name="chat-new"),
     path("c/<int:conversation_id>/", views.chat, name="chat"),
     path("c/<int:conversation_id>/messages/", views.older_messages, name="older-messages"),
+    path("c/<int:conversation_id>/rename/", views.conversation_rename, name="conversation-rename"),
+    path("c/<int:conversation_id>/delete/", views.conversation_delete, name="conversation-delete"),
+    path(
+        "c/<int:conversation_id>/export.md", views.conversation_export, name="conversation-export"
+    ),
+    path("search/", views.search, name="search"),
     path(
         "c/<int:conversation_id>/settings/",
         views.conversation_settings,

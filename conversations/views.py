@@ -1,12 +1,15 @@
+from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from conversations import generation, services
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
-
-PAGE_SIZE = 50  # messages shown at first; older ones load on scroll
 
 
 def _get_conversation_for_user(request: HttpRequest, conversation_id: int) -> Conversation:
@@ -16,15 +19,6 @@ def _get_conversation_for_user(request: HttpRequest, conversation_id: int) -> Co
 
 def _sidebar(request: HttpRequest) -> list[Conversation]:
     return list(Conversation.objects.for_user(request.user).only("id", "title")[:200])
-
-
-def _page(conversation: Conversation, before: int | None = None) -> tuple[list[Message], bool]:
-    """The newest PAGE_SIZE messages (before a message id), oldest first, and whether more exist."""
-    messages = conversation.messages.order_by("-id")
-    if before is not None:
-        messages = messages.filter(id__lt=before)
-    page = list(messages[: PAGE_SIZE + 1])
-    return page[:PAGE_SIZE][::-1], len(page) > PAGE_SIZE
 
 
 @login_required
@@ -44,7 +38,7 @@ def chat(request: HttpRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
     # Answers left streaming by a process that died are shown, and kept, as interrupted.
     conversation.messages.mark_interrupted()
-    messages, has_older = _page(conversation)
+    messages, has_older = conversation.thread().page()
     ctx = {
         "conversation": conversation,
         "conversations": _sidebar(request),
@@ -64,7 +58,7 @@ def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
         before = int(request.GET.get("before", ""))
     except ValueError:
         return HttpResponse(status=400)
-    messages, has_older = _page(conversation, before)
+    messages, has_older = conversation.thread().page(before)
     ctx = {"conversation": conversation, "messages": messages, "has_older": has_older}
     return render(request, "conversations/chat.html#older-messages", ctx)
 
@@ -79,3 +73,61 @@ def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpRes
         form.save()
     ctx = {"conversation": conversation, "form": form, "saved": saved}
     return render(request, "conversations/chat.html#settings", ctx)
+
+
+@login_required
+@require_POST
+def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    conversation = _get_conversation_for_user(request, conversation_id)
+    title = " ".join(request.POST.get("title", "").split())[:200]
+    if title:
+        services.conversation_rename(conversation=conversation, title=title)
+    if request.htmx:
+        # The heading, the list and the tab's title change in place.
+        ctx = {"conversation_id": conversation.pk, "title": conversation.title}
+        return render(request, "conversations/_title_frame.html", ctx)
+    return redirect(conversation)
+
+
+@login_required
+def conversation_delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """A confirmation page (GET) and the deletion (POST)."""
+    conversation = _get_conversation_for_user(request, conversation_id)
+    if request.method == "POST":
+        # An answer still being written for it is stopped first, in whichever process.
+        async_to_sync(generation.request_stop)(conversation.pk)
+        conversation.delete()
+        return redirect("chat-new")
+    ctx = {"conversation": conversation, "count": conversation.messages.count()}
+    return render(request, "conversations/delete.html", ctx)
+
+
+@login_required
+@require_GET
+def conversation_export(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """The versions shown, as a Markdown file."""
+    conversation = _get_conversation_for_user(request, conversation_id)
+    thread = conversation.thread()
+    messages = Message.objects.filter(id__in=thread.ids).order_by("id")
+    text = render_to_string(
+        "conversations/export.md", {"conversation": conversation, "messages": messages}
+    )
+    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+    name = slugify(conversation.title, allow_unicode=True) or f"conversation-{conversation.pk}"
+    response["Content-Disposition"] = content_disposition_header(True, f"{name}.md")
+    return response
+
+
+@login_required
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """Conversations whose title or messages contain the words typed, newest first."""
+    query = " ".join(request.GET.get("q", "").split())[:200]
+    conversations = list(Conversation.objects.for_user(request.user).search(query)[:50])
+    for conversation in conversations:
+        conversation.snippet = conversation.snippet_for(query)
+    ctx = {"conversations": conversations, "query": query}
+    if request.htmx:
+        return render(request, "conversations/chat.html#conversation-list", ctx)
+    ctx.update(form=ConversationSettingsForm(), ws_url="/ws/conversations/new/")
+    return render(request, "conversations/chat.html", ctx)

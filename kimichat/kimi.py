@@ -1,12 +1,15 @@
 """The one place that talks to the Kimi API: client factory, model catalogue, error mapping."""
 
 import asyncio
+import math
+import random
+import re
 import weakref
 from dataclasses import dataclass
 
 import openai
 from django.conf import settings
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 # One client per event loop: the HTTP connection pool belongs to the loop that opened it.
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
@@ -33,7 +36,8 @@ def client() -> openai.AsyncOpenAI:
             timeout=openai.Timeout(
                 settings.KIMI_STREAM_TIMEOUT, connect=settings.KIMI_CONNECT_TIMEOUT
             ),
-            max_retries=settings.KIMI_MAX_RETRIES,
+            # Retries are ours (generation.py): a 429 for an empty balance must not be retried.
+            max_retries=0,
             # aiohttp costs noticeably less CPU per streamed chunk than httpx's transport.
             http_client=openai.DefaultAioHttpClient(),
         )
@@ -78,50 +82,173 @@ def chunk_usage(chunk) -> Usage | None:
     return Usage(usage.prompt_tokens, usage.completion_tokens)
 
 
-def error_message(exc: BaseException) -> str:
-    """A sentence a user understands; never the key, never raw upstream HTML."""
+# What can go wrong, by code; the text is looked up when shown, in the reader's language.
+ERRORS = {
+    "no_key": _(
+        "No Kimi API key is configured on this server. "
+        "An administrator must set MOONSHOT_API_KEY and restart KimiChat."
+    ),
+    "auth": _("Kimi rejected the API key (401). An administrator must check MOONSHOT_API_KEY."),
+    "quota": _("The Kimi account has no balance or quota left. An administrator must top it up."),
+    "permission": _("The Kimi account may not use this (403). An administrator must check it."),
+    "model": _("Kimi does not know this model, or the key may not use it. Pick another model."),
+    "rate_limit": _(
+        "Kimi is busy or the rate limit was reached, also after retrying. "
+        "Please wait a moment and try again."
+    ),
+    "content_filter": _("Kimi declined this request because its content was considered high risk."),
+    "context_length": _(
+        "The conversation is too long for this model. "
+        "Start a new chat, or pick a model with a larger context window."
+    ),
+    "bad_request": _("Kimi refused the request."),
+    "server": _("Kimi had an internal error. Please try again."),
+    "timeout": _("Kimi did not answer in time. Please try again."),
+    "connection": _("KimiChat could not reach Kimi. Check the server's network and try again."),
+    "cut_off": _("The answer is incomplete: the stream ended before Kimi finished it."),
+    "unknown": _("Something went wrong while talking to Kimi."),
+}
+
+
+def error_text(code: str, detail: str = "") -> str:
+    text = str(ERRORS.get(code, ERRORS["unknown"]))
+    return f"{text} ({detail})" if detail else text
+
+
+def error_code(exc: BaseException) -> tuple[str, str]:
+    """The ERRORS code for an exception, and Kimi's reason where it adds something.
+    Never the key, never raw upstream HTML."""
     if isinstance(exc, NoKeyConfigured):
-        return _(
-            "No Kimi API key is configured on this server. "
-            "An administrator must set MOONSHOT_API_KEY and restart KimiChat."
-        )
+        return "no_key", ""
     if isinstance(exc, openai.APITimeoutError):
-        return _("Kimi did not answer in time. Please try again.")
+        return "timeout", ""
     if isinstance(exc, openai.APIConnectionError):
-        return _("KimiChat could not reach Kimi. Check the server's network and try again.")
+        return "connection", ""
     if isinstance(exc, openai.APIStatusError):
-        kind = (exc.body or {}).get("type") if isinstance(exc.body, dict) else None
-        status = exc.status_code
+        kind, status = error_type(exc), exc.status_code
         if status == 401:
-            return _(
-                "Kimi rejected the API key (401). An administrator must check MOONSHOT_API_KEY."
-            )
-        if kind == "exceeded_current_quota_error" or status == 403:
-            return _(
-                "The Kimi account has no balance or quota left. An administrator must top it up."
-            )
+            return "auth", ""
+        if kind == "exceeded_current_quota_error":
+            return "quota", ""
+        if status == 403:
+            return "permission", ""
         if status == 404:
-            return _(
-                "Kimi does not know this model, or the key may not use it. Pick another model."
-            )
+            return "model", ""
         if status == 429:
-            return _(
-                "Kimi is busy or the rate limit was reached. Please wait a moment and try again."
-            )
+            return "rate_limit", ""
         if kind == "content_filter":
-            return _("Kimi declined this request because its content was considered high risk.")
+            return "content_filter", ""
+        reason = _upstream_reason(exc)
+        if status == 400 and ("token" in reason.lower() or "too long" in reason.lower()):
+            return "context_length", ""
         if status == 400:
-            return _("Kimi refused the request: %(reason)s") % {"reason": _upstream_reason(exc)}
+            return "bad_request", reason
         if status >= 500:
-            return _("Kimi had an internal error (%(status)s). Please try again.") % {
-                "status": status
-            }
-        return _("Kimi answered with an error (%(status)s).") % {"status": status}
+            return "server", f"HTTP {status}"
+        return "unknown", f"HTTP {status}"
     if isinstance(exc, openai.APIError):
-        return _("Kimi reported an error: %(reason)s") % {"reason": _upstream_reason(exc)}
-    return _("Something went wrong while talking to Kimi.")
+        return "unknown", _upstream_reason(exc)
+    return "unknown", ""
+
+
+def error_type(exc: openai.APIStatusError) -> str:
+    return str(exc.body.get("type", "")) if isinstance(exc.body, dict) else ""
 
 
 def _upstream_reason(exc: openai.APIError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     return str(body.get("message") or exc.message)[:300]
+
+
+RETRY_AFTER = re.compile(r"after (\d+(?:\.\d+)?) ?s", re.IGNORECASE)
+MAX_RETRY_WAIT = 30.0
+
+
+def retry_delay(exc: BaseException, attempt: int) -> float | None:
+    """Seconds to wait before retrying a request that failed before streaming began, or None
+    when it must not be retried: Kimi says when (Retry-After, or "try again after N seconds"),
+    else KIMI_RETRY_BACKOFF doubling per attempt."""
+    if attempt >= settings.KIMI_MAX_RETRIES:
+        return None
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code == 429 and error_type(exc) == "exceeded_current_quota_error":
+            return None  # no balance: retrying cannot help
+        if exc.status_code != 429 and exc.status_code < 500:
+            return None
+        said = exc.response.headers.get("retry-after", "")
+        match = RETRY_AFTER.search(_upstream_reason(exc))
+        for value in (said, match.group(1) if match else ""):
+            try:
+                return min(float(value), MAX_RETRY_WAIT)
+            except ValueError:
+                pass
+    elif isinstance(exc, openai.APITimeoutError) or not isinstance(exc, openai.APIConnectionError):
+        return None  # a timeout already waited long enough
+    backoff = settings.KIMI_RETRY_BACKOFF * 2**attempt
+    return min(backoff * random.uniform(0.8, 1.2), MAX_RETRY_WAIT)
+
+
+# Context windows in tokens (kimi-api.md). moonshot-v1-auto routes to 8k/32k/128k by size.
+CONTEXT_WINDOWS = {
+    "moonshot-v1-8k": 8192,
+    "moonshot-v1-32k": 32768,
+    "moonshot-v1-128k": 131072,
+    "moonshot-v1-auto": 131072,
+    "kimi-k2-0711-preview": 131072,
+    "kimi-latest": 131072,
+    "kimi-k3": 1048576,
+}
+AUTO_MODEL = "moonshot-v1-auto"
+AUTO_TIERS = [("moonshot-v1-8k", 8192), ("moonshot-v1-32k", 32768), ("moonshot-v1-128k", 131072)]
+
+
+def context_window(model: str) -> int:
+    if model in settings.KIMI_CONTEXT_WINDOWS:
+        return settings.KIMI_CONTEXT_WINDOWS[model]
+    if model in CONTEXT_WINDOWS:
+        return CONTEXT_WINDOWS[model]
+    for suffix, window in (("-8k", 8192), ("-32k", 32768), ("-128k", 131072)):
+        if suffix + "-" in model + "-":
+            return window
+    if model.startswith(("kimi-k2", "kimi-k3")):
+        return 262144
+    return 131072
+
+
+def answer_reserve(model: str, max_tokens: int | None) -> int:
+    """Tokens kept free for the answer: its max tokens, else a quarter of the window (≤ 4k)."""
+    return max_tokens or min(4096, context_window(model) // 4)
+
+
+CJK = re.compile(
+    "[\u2e80-\u2fff\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]"
+)
+MESSAGE_OVERHEAD = 8  # role markers and separators, per message
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative local estimate (kimi-api.md §7): a token is ~1.5 CJK characters or
+    ~3 other characters. Kimi's tokenizer is not published; erring high keeps requests in."""
+    cjk = len(CJK.findall(text))
+    return math.ceil(cjk / 1.5 + (len(text) - cjk) / 3) + MESSAGE_OVERHEAD
+
+
+TITLE_PROMPT = (
+    "Write a short title (at most six words) for the conversation below, in its language. "
+    "Answer with the title only, no quotes."
+)
+
+
+async def title(*, model: str, question: str, answer: str) -> str:
+    """A short title for a new conversation, asked of Kimi (not streamed)."""
+    response = await client().chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "system", "content": TITLE_PROMPT},
+            {"role": "user", "content": f"User: {question[:2000]}\n\nAssistant: {answer[:2000]}"},
+        ],
+    )
+    text = (response.choices[0].message.content or "") if response.choices else ""
+    lines = [line.strip().strip("\"'“”「」#*").strip() for line in text.splitlines()]
+    return next((line for line in lines if line), "")

@@ -17,8 +17,10 @@ def main() -> None:
 
     from conversations.models import Message
 
-    # Answers that were streaming when the last process died can never finish now.
-    repaired = Message.objects.mark_interrupted()
+    # Answers that were streaming when the last process died can never finish now. Without
+    # Redis this is the only process there is, so every one of them is orphaned; with Redis,
+    # another process may still be writing some, and only the stale ones are.
+    repaired = Message.objects.mark_interrupted(everything=not settings.REDIS_URL)
     if repaired:
         print(f"Marked {repaired} unfinished answer(s) as interrupted.")
     if not settings.MOONSHOT_API_KEY:

@@ -225,3 +225,19 @@ if KIMI_DEFAULT_MODEL not in KIMI_MODELS:
 KIMI_CONNECT_TIMEOUT = _positive("KIMI_CONNECT_TIMEOUT", env.float, 10.0)
 KIMI_STREAM_TIMEOUT = _positive("KIMI_STREAM_TIMEOUT", env.float, 60.0)
 KIMI_MAX_RETRIES = _read("KIMI_MAX_RETRIES", env.int, 2)
+if KIMI_MAX_RETRIES < 0:
+    raise ImproperlyConfigured(f"Bad value for KIMI_MAX_RETRIES: {KIMI_MAX_RETRIES!r}")
+# Seconds before the first retry; each further retry waits twice as long (Kimi's own
+# "try again after N seconds" wins when it says so).
+KIMI_RETRY_BACKOFF = _positive("KIMI_RETRY_BACKOFF", env.float, 1.0)
+# Context windows (tokens) of model ids KimiChat does not know, e.g. "my-model=32768".
+KIMI_CONTEXT_WINDOWS = _read(
+    "KIMI_CONTEXT_WINDOWS", lambda n, default: env.dict(n, cast={"value": int}, default=default), {}
+)
+# After a new chat's first answer, ask Kimi for a short title (one small extra request).
+KIMI_AUTO_TITLE = _read("KIMI_AUTO_TITLE", _strict_bool, True)
+
+# Per-user limits: answers generating at once, and messages (answers asked for, including
+# regenerations) per minute.
+USER_MAX_CONCURRENT = _positive("USER_MAX_CONCURRENT", env.int, 3)
+USER_MESSAGES_PER_MINUTE = _positive("USER_MESSAGES_PER_MINUTE", env.int, 20)

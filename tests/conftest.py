@@ -36,6 +36,8 @@ def kimi(kimi_stub, settings):
     settings.MOONSHOT_API_KEY = "sk-test"
     settings.MOONSHOT_BASE_URL = kimi_stub.base_url
     settings.KIMI_MAX_RETRIES = 0
+    settings.KIMI_RETRY_BACKOFF = 0.01
+    settings.KIMI_AUTO_TITLE = False
     return kimi_stub
 
 
@@ -61,9 +63,11 @@ def bob(db):
     return User.objects.create_user("bob", password="password")
 
 
-async def connect(user: User | None, path: str, origin: tuple = ORIGIN) -> WebsocketCommunicator:
+async def connect(
+    user: User | None, path: str, origin: tuple = ORIGIN, language: str = "en"
+) -> WebsocketCommunicator:
     """A websocket through the real ASGI application, logged in as `user` by session cookie."""
-    headers = [origin]
+    headers = [origin, (b"accept-language", language.encode())]
     if user is not None:
         client = Client()
         await sync_to_async(client.force_login)(user)
@@ -79,3 +83,17 @@ def _plain_static_files(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+def add_thread(conversation, *messages: dict) -> list:
+    """Messages that follow one another (each answering the one before), shown as the thread."""
+    from conversations.models import Message
+
+    parent = conversation.leaf
+    saved = []
+    for fields in messages:
+        parent = Message.objects.create(conversation=conversation, parent=parent, **fields)
+        saved.append(parent)
+    conversation.leaf = parent
+    conversation.save(update_fields=["leaf"])
+    return saved

@@ -16,6 +16,10 @@ import time
 from dataclasses import dataclass, field
 
 ERRORS = {
+    400: (
+        "invalid_request_error",
+        "Invalid request: Your request exceeded model token limit: 8192",
+    ),
     401: ("invalid_authentication_error", "Invalid Authentication"),
     403: ("exceeded_current_quota_error", "Your account is not active, please check your billing"),
     404: ("resource_not_found_error", "Not found the model or Permission denied"),
@@ -40,6 +44,12 @@ class Script:
     stall_after: int | None = None  # send this many tokens, then nothing, until the client leaves
     finish: bool = True  # False: the stream ends (with [DONE]) without a finish_reason
     usage_in_choice: bool = True  # Kimi's legacy place for usage; False: a separate usage chunk
+    message: str | None = None  # overrides the message of the error body
+    # Errors answered first, one request each, before the script's own behaviour:
+    # (status, error type or None), e.g. [(429, "engine_overloaded_error")].
+    failures: list = field(default_factory=list)
+    retry_after: str | None = None  # a Retry-After header on those errors
+    title: str = "A stub title"  # the answer to a request that is not streamed
 
 
 @dataclass
@@ -153,10 +163,15 @@ class KimiStub:
                 writer, 404, {"error": {"type": "resource_not_found_error", "message": "Not found"}}
             )
 
-    async def _json(self, writer, status: int, payload: dict) -> None:
+    @property
+    def streams(self) -> list[Request]:
+        """The streamed completions (answers), not the small requests (titles)."""
+        return [r for r in self.requests if r.body.get("stream")]
+
+    async def _json(self, writer, status: int, payload: dict, headers: str = "") -> None:
         data = json.dumps(payload).encode()
         writer.write(
-            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{headers}"
             f"Content-Length: {len(data)}\r\n\r\n".encode()
             + data
         )
@@ -165,18 +180,22 @@ class KimiStub:
     async def _chat(self, request: Request, reader, writer) -> bool:
         """Answer a completion; False when the connection must close after it."""
         script = self.script
+        headers = ""
         if request.headers.get("authorization") != "Bearer sk-test":
             status, kind = 401, None
+        elif script.failures:
+            status, kind = script.failures.pop(0)
+            if script.retry_after is not None:
+                headers = f"Retry-After: {script.retry_after}\r\n"
         else:
             status, kind = script.status, script.error_type
         if status != 200:
             error_type, message = ERRORS.get(status, ("server_error", "error"))
-            await self._json(
-                writer, status, {"error": {"type": kind or error_type, "message": message}}
-            )
+            body = {"type": kind or error_type, "message": script.message or message}
+            await self._json(writer, status, {"error": body}, headers)
             return
         if not request.body.get("stream"):
-            text = "".join(script.tokens)
+            text = script.title
             await self._json(
                 writer,
                 200,

@@ -137,7 +137,7 @@ async def test_history_and_settings_reach_kimi(kimi, alice, conversation):
 async def test_invalid_settings_are_refused_before_anything_is_saved(kimi, alice, conversation):
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1", "temperature": "1.5"})
-    frame = await chat.receive_from()
+    frame = await chat.receive_from(10)
     await chat.disconnect()
     assert 'id="composer-error"' in frame and "Temperature" in frame
     assert await conversation.messages.acount() == 0
@@ -184,7 +184,7 @@ async def test_closing_the_tab_does_not_stop_the_answer(kimi, alice, conversatio
     kimi.script.delay = 0.01
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
-    await chat.receive_from()  # the question is saved and the answer started
+    await chat.receive_from(10)  # the question is saved and the answer started
     await chat.disconnect()
 
     await generation_finished(conversation)
@@ -209,7 +209,7 @@ async def test_stop_closes_the_upstream_stream_and_keeps_the_partial_answer(
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = []
     while "Partial answer" not in streamed_text(frames):
-        frames.append(await chat.receive_from())
+        frames.append(await chat.receive_from(10))
     await chat.send_json_to({"action": "stop"})
     frames = await frames_until_final(chat)
     await chat.disconnect()
@@ -240,9 +240,9 @@ async def test_a_reconnecting_page_gets_exactly_the_missing_text(kimi, alice, co
     kimi.script.delay = 0.01
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
-    frames = [await chat.receive_from()]
+    frames = [await chat.receive_from(10)]
     while len(streamed_text(frames)) < 20:
-        frames.append(await chat.receive_from())
+        frames.append(await chat.receive_from(10))
     shown = streamed_text(frames)
     await chat.disconnect()
 
@@ -261,25 +261,27 @@ async def test_a_page_that_missed_the_end_gets_the_finished_answer(kimi, alice, 
     await frames_until_final(chat)
     message_id = (await answer(conversation)).pk
     await chat.send_json_to({"action": "sync", "streaming": {str(message_id): 3}})
-    frame = await chat.receive_from()
+    frame = await chat.receive_from(10)
     await chat.disconnect()
     assert 'data-state="done"' in frame and 'hx-swap-oob="true"' in frame
 
 
 @pytest.mark.parametrize(
-    ("status", "error_type", "expected"),
+    ("status", "error_type", "code", "expected"),
     [
-        (401, None, "rejected the API key"),
-        (403, None, "no balance or quota"),
-        (429, "exceeded_current_quota_error", "no balance or quota"),
-        (404, None, "does not know this model"),
-        (429, None, "busy or the rate limit"),
-        (400, "content_filter", "considered high risk"),
-        (500, None, "internal error (500)"),
+        (401, None, "auth", "rejected the API key"),
+        (403, None, "quota", "no balance or quota"),
+        (403, "permission_denied_error", "permission", "may not use this"),
+        (429, "exceeded_current_quota_error", "quota", "no balance or quota"),
+        (404, None, "model", "does not know this model"),
+        (429, None, "rate_limit", "busy or the rate limit"),
+        (400, "content_filter", "content_filter", "considered high risk"),
+        (400, None, "context_length", "too long for this model"),
+        (500, None, "server", "internal error"),
     ],
 )
-async def test_kimi_errors_end_in_a_readable_error(
-    kimi, alice, conversation, status, error_type, expected
+async def test_kimi_errors_end_in_a_readable_error_with_retry(
+    kimi, alice, conversation, status, error_type, code, expected
 ):
     kimi.script.status, kimi.script.error_type = status, error_type
     chat = await open_chat(alice, conversation)
@@ -287,9 +289,69 @@ async def test_kimi_errors_end_in_a_readable_error(
     frames = await frames_until_final(chat)
     await chat.disconnect()
     assert 'data-state="error"' in frames[-1] and expected in frames[-1]
+    assert ">Retry</button>" in frames[-1]
     saved = await answer(conversation)
-    assert saved.state == "error" and expected in saved.error
-    assert "sk-test" not in saved.error
+    assert saved.state == "error" and saved.error_code == code
+    assert "sk-test" not in frames[-1]
+
+
+async def test_a_refused_request_shows_kimis_reason(kimi, alice, conversation):
+    kimi.script.status, kimi.script.message = 400, "Invalid request: stop must be a list"
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "Kimi refused the request. (Invalid request: stop must be a list)" in frames[-1]
+
+
+async def test_errors_are_shown_in_the_language_of_the_page(kimi, alice, conversation):
+    kimi.script.status = 401
+    chat = await connect(alice, f"/ws/conversations/{conversation.pk}/", language="zh-CN,zh;q=0.9")
+    await chat.connect()
+    await chat.send_json_to({"message": "你好", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "Kimi 拒绝了 API 密钥" in frames[-1] and ">重试</button>" in frames[-1]
+
+
+@pytest.mark.parametrize(
+    "failure", [(429, "engine_overloaded_error"), (429, "rate_limit_reached_error"), (502, None)]
+)
+async def test_a_busy_kimi_is_retried_with_backoff(kimi, alice, conversation, settings, failure):
+    settings.KIMI_MAX_RETRIES = 2
+    kimi.script.failures = [failure, failure]
+    kimi.script.message = "Your account reached max request, please try again after 0.01 seconds"
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "Trying again" in "".join(frames) and "attempt 2 of 3" in "".join(frames)
+    assert 'data-state="done"' in frames[-1]
+    assert streamed_text(frames) == "Hello from the Kimi stub."
+    assert len(kimi.requests) == 3
+
+
+async def test_retries_give_up_and_say_so(kimi, alice, conversation, settings):
+    settings.KIMI_MAX_RETRIES = 1
+    kimi.script.failures = [(429, "engine_overloaded_error")] * 2
+    kimi.script.retry_after = "0"
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "busy or the rate limit was reached, also after retrying" in frames[-1]
+    assert len(kimi.requests) == 2
+
+
+async def test_an_exhausted_balance_is_never_retried(kimi, alice, conversation, settings):
+    settings.KIMI_MAX_RETRIES = 2
+    kimi.script.status, kimi.script.error_type = 429, "exceeded_current_quota_error"
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "no balance or quota" in frames[-1]
+    assert len(kimi.requests) == 1
 
 
 async def test_a_bad_key_is_never_shown(kimi, alice, conversation, settings):
@@ -324,9 +386,10 @@ async def test_a_stream_that_ends_without_finish_reason_is_shown_as_cut_off(
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
     await chat.disconnect()
-    assert "cut off" in frames[-1]
+    assert "The answer is incomplete" in frames[-1] and ">Retry</button>" in frames[-1]
     saved = await answer(conversation)
-    assert saved.state == "error" and saved.content == "Hello from the Kimi stub."
+    assert saved.state == "error" and saved.error_code == "cut_off"
+    assert saved.content == "Hello from the Kimi stub."
 
 
 async def test_without_a_key_sending_ends_in_a_readable_error(kimi, alice, conversation, settings):
@@ -343,11 +406,11 @@ async def test_a_second_message_waits_for_the_running_answer(kimi, alice, conver
     kimi.script.stall_after = 1
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "One", "client_id": "c1"})
-    await chat.receive_from()
+    await chat.receive_from(10)
     await chat.send_json_to({"message": "Two", "client_id": "c2"})
-    frame = await chat.receive_from()
+    frame = await chat.receive_from(10)
     while "composer-error" not in frame:
-        frame = await chat.receive_from()
+        frame = await chat.receive_from(10)
     assert "still answering" in frame
     await chat.send_json_to({"action": "stop"})
     await frames_until_final(chat)

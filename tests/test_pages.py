@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
+from tests.conftest import add_thread
 
 
 @pytest.fixture
@@ -65,7 +66,9 @@ def test_the_chat_page_has_its_landmarks(client, alice, conversation, settings):
     assert ">Send</button>" in page and ">Stop</button>" in page
     assert '<label for="id_model">Model</label>' in page
     assert f'ws-connect="/ws/conversations/{conversation.pk}/"' in page
-    assert 'aria-current="page">Trip plans</a>' in page
+    assert (
+        f'aria-current="page"><span id="conversation-{conversation.pk}-title">Trip plans<' in page
+    )
     assert "No Kimi API key" not in page
 
 
@@ -107,14 +110,16 @@ def test_another_users_conversation_is_a_404_everywhere(client, bob, conversatio
 
 
 def test_answers_are_rendered_as_sanitised_markdown(client, alice, conversation):
-    Message.objects.create(conversation=conversation, role="user", content="<b>not bold</b>")
-    Message.objects.create(
-        conversation=conversation,
-        role="assistant",
-        content=(
-            "# Title\n\n```python\nprint(1)\n```\n\n"
-            "<script>alert(1)</script> [x](javascript:alert(1))"
-        ),
+    add_thread(
+        conversation,
+        {"role": "user", "content": "<b>not bold</b>"},
+        {
+            "role": "assistant",
+            "content": (
+                "# Title\n\n```python\nprint(1)\n```\n\n"
+                "<script>alert(1)</script> [x](javascript:alert(1))"
+            ),
+        },
     )
     client.force_login(alice)
     page = client.get(f"/c/{conversation.pk}/").content.decode()
@@ -125,9 +130,7 @@ def test_answers_are_rendered_as_sanitised_markdown(client, alice, conversation)
 
 
 def test_a_long_conversation_opens_at_its_newest_messages(client, alice, conversation):
-    Message.objects.bulk_create(
-        Message(conversation=conversation, role="user", content=f"message {i}") for i in range(120)
-    )
+    add_thread(conversation, *({"role": "user", "content": f"message {i}"} for i in range(120)))
     client.force_login(alice)
     page = client.get(f"/c/{conversation.pk}/").content.decode()
     assert "message 119" in page and "message 70" in page and "message 69<" not in page
@@ -140,8 +143,8 @@ def test_a_long_conversation_opens_at_its_newest_messages(client, alice, convers
 
 
 def test_answers_left_streaming_by_a_dead_process_show_as_interrupted(client, alice, conversation):
-    message = Message.objects.create(
-        conversation=conversation, role="assistant", state="streaming", content="Half an"
+    (message,) = add_thread(
+        conversation, {"role": "assistant", "state": "streaming", "content": "Half an"}
     )
     Message.objects.filter(pk=message.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
     client.force_login(alice)
@@ -188,3 +191,92 @@ def test_pages_carry_security_headers(client, alice):
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
     assert r.headers["X-Frame-Options"] == "DENY"
     assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_conversation_is_renamed(client, alice, conversation):
+    client.force_login(alice)
+    response = client.post(f"/c/{conversation.pk}/rename/", {"title": "  Summer   trip "})
+    assert response.status_code == 302
+    conversation.refresh_from_db()
+    assert conversation.title == "Summer trip" and conversation.title_is_custom
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert '<h1 id="conversation-title" class="conversation-title">Summer trip</h1>' in page
+    # From the page (htmx), the heading and the list change in place.
+    frame = client.post(
+        f"/c/{conversation.pk}/rename/", {"title": "Winter <trip>"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert f'<span id="conversation-{conversation.pk}-title" hx-swap-oob="true">' in frame
+    assert ">Winter &lt;trip&gt;</h1>" in frame
+
+
+def test_deleting_asks_first_then_deletes(client, alice, conversation):
+    add_thread(
+        conversation, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}
+    )
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/delete/").content.decode()
+    assert "Delete this conversation?" in page and "2 messages will be deleted" in page
+    assert Conversation.objects.filter(pk=conversation.pk).exists()
+    response = client.post(f"/c/{conversation.pk}/delete/")
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+    assert not Message.objects.exists()
+
+
+def test_search_finds_titles_and_message_text(client, alice, bob):
+    trip = Conversation.objects.create(owner=alice, model="m", title="Trip to Kyoto")
+    tea = Conversation.objects.create(owner=alice, model="m", title="Untitled")
+    add_thread(tea, {"role": "user", "content": "Which green tea is best for matcha lattes?"})
+    Conversation.objects.create(owner=alice, model="m", title="Taxes")
+    Conversation.objects.create(owner=bob, model="m", title="Bob's Kyoto notes")
+    client.force_login(alice)
+
+    found = client.get("/search/?q=kyoto", headers={"HX-Request": "true"}).content.decode()
+    assert "Trip to Kyoto" in found and "Bob" not in found and "Taxes" not in found
+    assert found.lstrip().startswith('<ol id="conversation-list"')
+
+    found = client.get("/search/?q=Matcha+tea", headers={"HX-Request": "true"}).content.decode()
+    assert f"/c/{tea.pk}/" in found and f"/c/{trip.pk}/" not in found
+    assert "matcha lattes" in found  # the snippet where it was found
+
+    found = client.get("/search/?q=nothing-like-this", headers={"HX-Request": "true"})
+    assert "No conversation matches “nothing-like-this”" in found.content.decode()
+    # Without htmx it is a whole page.
+    page = client.get("/search/?q=kyoto").content.decode()
+    assert 'aria-label="Search conversations"' in page and "Trip to Kyoto" in page
+
+
+def test_export_is_markdown_of_the_versions_shown(client, alice, conversation):
+    question, _old = add_thread(
+        conversation,
+        {"role": "user", "content": "Name a colour"},
+        {"role": "assistant", "content": "Red", "model": "moonshot-v1-8k"},
+    )
+    newer = Message.objects.create(
+        conversation=conversation, parent=question, role="assistant", content="**Blue**"
+    )
+    conversation.leaf = newer
+    conversation.save()
+    client.force_login(alice)
+    response = client.get(f"/c/{conversation.pk}/export.md")
+    assert response["Content-Type"] == "text/markdown; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="trip-plans.md"'
+    text = response.content.decode()
+    assert text.startswith("# Trip plans\n")
+    assert "## You\n\nName a colour" in text and "**Blue**" in text and "Red" not in text
+
+
+def test_conversation_pages_of_another_user_are_404(client, bob, conversation):
+    client.force_login(bob)
+    for url in ("rename/", "delete/", "export.md"):
+        assert client.get(f"/c/{conversation.pk}/{url}").status_code in (404, 405)
+        assert client.post(f"/c/{conversation.pk}/{url}", {"title": "x"}).status_code in (404, 405)
+    assert Conversation.objects.get(pk=conversation.pk).title == "Trip plans"
+
+
+def test_the_page_follows_the_browsers_language(client, alice, conversation):
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/", headers={"Accept-Language": "zh-CN"})
+    text = page.content.decode()
+    assert '<html lang="zh-hans">' in text
+    assert 'aria-label="对话"' in text and ">新对话</a>" in text and ">发送</button>" in text

@@ -9,10 +9,13 @@
   var clientId = composer.querySelector("input[name=client_id]");
   var messages = document.getElementById("messages");
 
-  function newClientId() {
-    clientId.value = window.crypto.randomUUID ? window.crypto.randomUUID()
+  // Every send carries a fresh id, so a replayed send (a double click, htmx's queue after a
+  // reconnect) is taken once.
+  function uuid() {
+    return window.crypto.randomUUID ? window.crypto.randomUUID()
       : String(Date.now()) + Math.random().toString(16).slice(2);
   }
+  function newClientId() { clientId.value = uuid(); }
   newClientId();
 
   // A socket opened on a new chat must reconnect to the conversation its first message made.
@@ -23,10 +26,13 @@
     return createWebSocket(url);
   };
 
-  textarea.addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+  // Enter sends, Shift+Enter makes a new line: in the composer and in an edited message.
+  document.body.addEventListener("keydown", function (event) {
+    var form = event.target.closest && event.target.closest("#composer, .edit-form");
+    if (form && event.target.tagName === "TEXTAREA" && event.key === "Enter" &&
+        !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      composer.requestSubmit();
+      form.requestSubmit();
     }
   });
 
@@ -47,10 +53,8 @@
       newClientId();
     }
     var url = marker().dataset.url;
-    if (url && url !== location.pathname) {
-      history.pushState(null, "", url);
-      document.title = marker().dataset.title + " · KimiChat";
-    }
+    if (url && url !== location.pathname) { history.pushState(null, "", url); }
+    if (marker().dataset.title) { document.title = marker().dataset.title + " · KimiChat"; }
     if (nearBottom) { messages.scrollTop = messages.scrollHeight; }
   });
 
@@ -67,7 +71,26 @@
     }
   });
 
+  function closeEdit(article) {
+    var form = article.querySelector(".edit-form");
+    form.hidden = true;
+    form.querySelector("textarea").value = form.querySelector("textarea").defaultValue;
+    article.classList.remove("editing");
+  }
+
   messages.addEventListener("click", function (event) {
+    var edit = event.target.closest("button.edit");
+    if (edit) {
+      var article = edit.closest("article");
+      var form = article.querySelector(".edit-form");
+      form.querySelector("input[name=client_id]").value = uuid();
+      form.hidden = false;
+      article.classList.add("editing");
+      form.querySelector("textarea").focus();
+      return;
+    }
+    var cancel = event.target.closest("button.cancel-edit");
+    if (cancel) { closeEdit(cancel.closest("article")); return; }
     var button = event.target.closest("button.copy");
     if (!button) { return; }
     var body = button.closest("article").querySelector(".body");
@@ -76,6 +99,15 @@
       button.textContent = button.dataset.done || "✓";
       setTimeout(function () { button.textContent = label; }, 1500);
     });
+  });
+
+  // A rename is saved in place: close its form.
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var details = event.target.closest && event.target.closest("details.rename");
+    if (details && event.detail.successful) {
+      details.open = false;
+      document.title = marker().dataset.title + " · KimiChat";
+    }
   });
 
   messages.scrollTop = messages.scrollHeight;

@@ -6,10 +6,11 @@ import socket
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -24,30 +25,34 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Waits end on the event; the long limit is for a busy 2-core machine, where Chromium, the
+# server and the stub share the cores.
+expect.set_options(timeout=20_000)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, kimi_stub):
-    tmp = tmp_path_factory.mktemp("e2e")
-    port = _free_port()
+def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
+    """The environment of a server process, with its database migrated and alice in it."""
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
         "MOONSHOT_API_KEY": "sk-test",
         "MOONSHOT_BASE_URL": kimi_stub.base_url,
         "KIMI_MAX_RETRIES": "0",
+        "KIMI_AUTO_TITLE": "false",
         "SECRET_KEY": "e2e-secret",
         "DEBUG": "false",
         "HOST": "127.0.0.1",
-        "PORT": str(port),
         "DJANGO_SUPERUSER_USERNAME": "alice",
         "DJANGO_SUPERUSER_PASSWORD": "password",
         "DJANGO_SUPERUSER_EMAIL": "alice@example.com",
         "PYTHONUNBUFFERED": "1",
+        **extra,
     }
     manage = [sys.executable, "manage.py"]
     for command in (
@@ -56,10 +61,17 @@ def server(tmp_path_factory, kimi_stub):
         ["createsuperuser", "--noinput"],
     ):
         subprocess.run(manage + command, cwd=ROOT, env=env, check=True, capture_output=True)
+    return env
+
+
+@contextmanager
+def _daphne(env: dict, name: str):
+    """`python -m kimichat.serve` on a free port; yields its base URL."""
+    port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "kimichat.serve"],
         cwd=ROOT,
-        env=env,
+        env={**env, "PORT": str(port)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -69,14 +81,48 @@ def server(tmp_path_factory, kimi_stub):
     for line in process.stdout:
         output.append(line)
         if "Listening on TCP address" in line:
-            # Keep reading, or a full pipe would block the server.
-            threading.Thread(target=process.stdout.read, daemon=True).start()
+            # Keep reading (shown with a failing test), or a full pipe would block the server.
+            threading.Thread(
+                target=lambda: [print(f"{name}:", line, end="") for line in process.stdout],
+                daemon=True,
+            ).start()
             break
     else:
         pytest.fail("Daphne did not start:\n" + "".join(output))
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, kimi_stub):
+    env = _prepare(tmp_path_factory.mktemp("e2e"), kimi_stub)
+    with _daphne(env, "SERVER") as url:
+        yield url
+
+
+def _redis_url() -> str:
+    """REDIS_URL, or Redis on its usual loopback port; a skip naming it where there is none
+    (a failure in CI, which must run this)."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    host, _, port = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2].partition(":")
+    try:
+        socket.create_connection((host, int(port or 6379)), timeout=2).close()
+    except OSError:
+        if os.environ.get("CI"):
+            pytest.fail(f"needs Redis at {url} (REDIS_URL); CI must run the multi-process test")
+        pytest.skip(f"needs Redis (set REDIS_URL; nothing answers at {url})")
+    return url
+
+
+@pytest.fixture(scope="session")
+def two_servers(tmp_path_factory, kimi_stub):
+    """Two Daphne processes sharing one database and one Redis, as when scaled out."""
+    env = _prepare(tmp_path_factory.mktemp("e2e-two"), kimi_stub, REDIS_URL=_redis_url())
+    with _daphne(env, "ONE") as one, _daphne(env, "TWO") as two:
+        yield one, two
 
 
 @pytest.fixture(scope="session")
@@ -91,14 +137,18 @@ def browser():
         browser.close()
 
 
+def log_in(page: Page, base_url: str) -> None:
+    page.goto(base_url + "/accounts/login/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base_url + "/")
+
+
 @pytest.fixture
 def page(browser, server, kimi) -> Page:
     context = browser.new_context(base_url=server, locale="en-US")
     page = context.new_page()
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill("alice")
-    page.get_by_label("Password").fill("password")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(server + "/")
+    log_in(page, server)
     yield page
     context.close()
