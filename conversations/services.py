@@ -26,9 +26,10 @@ class Refused(Exception):
 def generation_check(*, user, conversation: Conversation | None) -> None:
     """Refuse a new answer while one is being written here, or past the user's limits."""
     mine = Message.objects.of_user(user)
-    if conversation is not None and mine.live().filter(conversation=conversation).exists():
+    live = list(mine.live().values_list("conversation_id", flat=True))
+    if conversation is not None and conversation.pk in live:
         raise Refused(_("Kimi is still answering. Wait for it or press Stop."))
-    if mine.live().count() >= settings.USER_MAX_CONCURRENT:
+    if len(live) >= settings.USER_MAX_CONCURRENT:
         raise Refused(
             _(
                 "You already have %(count)s answers being written, the most at once. "

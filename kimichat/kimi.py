@@ -7,6 +7,7 @@ import re
 import weakref
 from dataclasses import dataclass
 
+import aiohttp
 import openai
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -120,7 +121,7 @@ def error_code(exc: BaseException) -> tuple[str, str]:
     Never the key, never raw upstream HTML."""
     if isinstance(exc, NoKeyConfigured):
         return "no_key", ""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _unreachable(exc):
         return "timeout", ""
     if isinstance(exc, openai.APIConnectionError):
         return "connection", ""
@@ -149,6 +150,16 @@ def error_code(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, openai.APIError):
         return "unknown", _upstream_reason(exc)
     return "unknown", ""
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The SDK's aiohttp transport reports a refused connection as a connect timeout; the
+    cause tells them apart."""
+    while exc is not None:
+        if isinstance(exc, ConnectionError | aiohttp.ClientConnectorError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def error_type(exc: openai.APIStatusError) -> str:
@@ -182,7 +193,9 @@ def retry_delay(exc: BaseException, attempt: int) -> float | None:
                 return min(float(value), MAX_RETRY_WAIT)
             except ValueError:
                 pass
-    elif isinstance(exc, openai.APITimeoutError) or not isinstance(exc, openai.APIConnectionError):
+    elif not isinstance(exc, openai.APIConnectionError) or (
+        isinstance(exc, openai.APITimeoutError) and not _unreachable(exc)
+    ):
         return None  # a timeout already waited long enough
     backoff = settings.KIMI_RETRY_BACKOFF * 2**attempt
     return min(backoff * random.uniform(0.8, 1.2), MAX_RETRY_WAIT)

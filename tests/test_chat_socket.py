@@ -2,6 +2,7 @@
 
 import asyncio
 import re
+import socket
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -352,6 +353,18 @@ async def test_an_exhausted_balance_is_never_retried(kimi, alice, conversation, 
     await chat.disconnect()
     assert "no balance or quota" in frames[-1]
     assert len(kimi.requests) == 1
+
+
+async def test_an_unreachable_kimi_is_said_plainly(kimi, alice, conversation, settings):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        settings.MOONSHOT_BASE_URL = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect()
+    assert "could not reach Kimi" in frames[-1] and ">Retry</button>" in frames[-1]
+    assert (await answer(conversation)).error_code == "connection"
 
 
 async def test_a_bad_key_is_never_shown(kimi, alice, conversation, settings):
