@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test test-services bench lint format lock chromium
+.PHONY: run test test-services bench lint format lock chromium messages
 
 $(VENV)/.runtime: requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,3 +52,8 @@ format: $(VENV)/.dev
 
 lock: $(VENV)/.dev
 	$(PY) tools/lock.py
+
+# Update the Simplified Chinese catalogue after changing texts, then compile it (needs gettext).
+messages: $(VENV)/.dev
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=staticfiles --ignore=bench --ignore=tests
+	$(PY) manage.py compilemessages -l zh_Hans --ignore=.venv

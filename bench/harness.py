@@ -77,6 +77,10 @@ def django_env(db_path: Path, stub_url: str) -> dict:
         "MOONSHOT_API_KEY": "sk-test",
         "MOONSHOT_BASE_URL": stub_url + "/v1",
         "KIMI_MAX_RETRIES": "0",
+        # The benchmarks measure streaming, not the per-user limits or the title request.
+        "USER_MAX_CONCURRENT": "100000",
+        "USER_MESSAGES_PER_MINUTE": "100000",
+        "KIMI_AUTO_TITLE": "false",
         "SECRET_KEY": "bench",
         "DEBUG": "false",
         "PYTHONUNBUFFERED": "1",

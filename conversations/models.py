@@ -164,6 +164,11 @@ def stale_before() -> datetime:
     return timezone.now() - timedelta(seconds=settings.KIMI_STREAM_TIMEOUT + 30)
 
 
+def live_answers() -> Q:
+    """Answers being generated right now, in any process."""
+    return Q(state=Message.State.STREAMING, updated_at__gte=stale_before())
+
+
 class MessageQuerySet(models.QuerySet):
     def mark_interrupted(self, everything: bool = False) -> int:
         """Fix answers left `streaming` by a process that died: stale ones, or every one
@@ -174,8 +179,7 @@ class MessageQuerySet(models.QuerySet):
         return messages.update(state=Message.State.INTERRUPTED, updated_at=timezone.now())
 
     def live(self) -> "MessageQuerySet":
-        """Answers being generated right now, in any process."""
-        return self.filter(state=Message.State.STREAMING, updated_at__gte=stale_before())
+        return self.filter(live_answers())
 
     def of_user(self, user) -> "MessageQuerySet":
         return self.filter(conversation__owner=user)

@@ -5,10 +5,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, live_answers
 
 
 @dataclass
@@ -25,11 +26,22 @@ class Refused(Exception):
 
 def generation_check(*, user, conversation: Conversation | None) -> None:
     """Refuse a new answer while one is being written here, or past the user's limits."""
-    mine = Message.objects.of_user(user)
-    live = list(mine.live().values_list("conversation_id", flat=True))
-    if conversation is not None and conversation.pk in live:
+    minute_ago = timezone.now() - timedelta(minutes=1)
+    live = live_answers()
+    recent = Q(role=Message.Role.ASSISTANT, created_at__gte=minute_ago)
+    # One query for all three counts: it runs before every answer.
+    counts = (
+        Message.objects.of_user(user)
+        .filter(live | recent)
+        .aggregate(
+            live=Count("id", filter=live),
+            here=Count("id", filter=live & Q(conversation=conversation)),
+            recent=Count("id", filter=recent),
+        )
+    )
+    if conversation is not None and counts["here"]:
         raise Refused(_("Kimi is still answering. Wait for it or press Stop."))
-    if len(live) >= settings.USER_MAX_CONCURRENT:
+    if counts["live"] >= settings.USER_MAX_CONCURRENT:
         raise Refused(
             _(
                 "You already have %(count)s answers being written, the most at once. "
@@ -37,9 +49,7 @@ def generation_check(*, user, conversation: Conversation | None) -> None:
             )
             % {"count": settings.USER_MAX_CONCURRENT}
         )
-    minute_ago = timezone.now() - timedelta(minutes=1)
-    recent = mine.filter(role=Message.Role.ASSISTANT, created_at__gte=minute_ago).count()
-    if recent >= settings.USER_MESSAGES_PER_MINUTE:
+    if counts["recent"] >= settings.USER_MESSAGES_PER_MINUTE:
         raise Refused(
             _(
                 "You have asked for %(count)s answers in the last minute, the most allowed. "
