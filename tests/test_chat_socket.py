@@ -380,7 +380,7 @@ async def test_a_bad_key_is_never_shown(kimi, alice, conversation, settings):
 async def test_a_stalled_stream_fails_and_keeps_the_text_so_far(
     kimi, alice, conversation, settings
 ):
-    settings.KIMI_STREAM_TIMEOUT = 0.3
+    settings.KIMI_STREAM_TIMEOUT = 1.5  # long enough for a busy machine to start
     kimi.script.stall_after = 2
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})

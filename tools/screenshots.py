@@ -26,6 +26,21 @@ def top_words(text: str, n: int = 3) -> list[tuple[str, int]]:
 It runs in **O(n)** time. 需要我再解释一下吗？"""
 
 
+SECOND = """A version that streams through a file, line by line:
+
+```python
+from collections import Counter
+
+def top_words(lines, n=3):
+    counts = Counter()
+    for line in lines:
+        counts.update(line.lower().split())
+    return counts.most_common(n)
+```
+
+Call it with an open file to keep memory flat; `Counter.update` adds the counts of each line."""
+
+
 def main() -> None:
     stub = KimiStub().start_in_thread()
     stub.script = Script(tokens=re.findall(r"\S+|\s+", ANSWER), delay=0.01)
@@ -45,6 +60,11 @@ def main() -> None:
         page.screenshot(path=OUT / "streaming.png")
         expect(answer).to_have_attribute("data-state", "done")
         page.screenshot(path=OUT / "chat.png")
+        stub.script = Script(tokens=re.findall(r"\S+|\s+", SECOND), delay=0.01)
+        answer.get_by_role("button", name="Regenerate").click()
+        expect(answer).to_contain_text("Counter.update")
+        expect(answer).to_have_attribute("data-state", "done")
+        page.screenshot(path=OUT / "versions.png")
         login = browser.new_page(viewport={"width": 1280, "height": 800})
         login.goto(f"http://{server.url}/accounts/login/")
         login.screenshot(path=OUT / "login.png")

@@ -65,8 +65,9 @@ def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
 
 
 @contextmanager
-def _daphne(env: dict, name: str):
-    """`python -m kimichat.serve` on a free port; yields its base URL."""
+def _daphne(env: dict, log: Path):
+    """`python -m kimichat.serve` on a free port; yields its base URL. Its output goes to
+    `log` (read it when a browser test fails)."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "kimichat.serve"],
@@ -81,11 +82,9 @@ def _daphne(env: dict, name: str):
     for line in process.stdout:
         output.append(line)
         if "Listening on TCP address" in line:
-            # Keep reading (shown with a failing test), or a full pipe would block the server.
-            threading.Thread(
-                target=lambda: [print(f"{name}:", line, end="") for line in process.stdout],
-                daemon=True,
-            ).start()
+            # Keep reading, or a full pipe would block the server.
+            out = log.open("w", buffering=1)
+            threading.Thread(target=out.writelines, args=(process.stdout,), daemon=True).start()
             break
     else:
         pytest.fail("Daphne did not start:\n" + "".join(output))
@@ -98,8 +97,9 @@ def _daphne(env: dict, name: str):
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, kimi_stub):
-    env = _prepare(tmp_path_factory.mktemp("e2e"), kimi_stub)
-    with _daphne(env, "SERVER") as url:
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = _prepare(tmp, kimi_stub)
+    with _daphne(env, tmp / "daphne.log") as url:
         yield url
 
 
@@ -120,8 +120,9 @@ def _redis_url() -> str:
 @pytest.fixture(scope="session")
 def two_servers(tmp_path_factory, kimi_stub):
     """Two Daphne processes sharing one database and one Redis, as when scaled out."""
-    env = _prepare(tmp_path_factory.mktemp("e2e-two"), kimi_stub, REDIS_URL=_redis_url())
-    with _daphne(env, "ONE") as one, _daphne(env, "TWO") as two:
+    tmp = tmp_path_factory.mktemp("e2e-two")
+    env = _prepare(tmp, kimi_stub, REDIS_URL=_redis_url())
+    with _daphne(env, tmp / "one.log") as one, _daphne(env, tmp / "two.log") as two:
         yield one, two
 
 
