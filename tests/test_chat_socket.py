@@ -39,7 +39,7 @@ def streamed_text(frames: list[str]) -> str:
 async def open_chat(user, conversation=None):
     path = f"/ws/conversations/{conversation.pk}/" if conversation else "/ws/conversations/new/"
     communicator = await connect(user, path)
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(10)
     assert connected
     return communicator
 
@@ -64,7 +64,7 @@ async def test_it_streams_the_answer_then_swaps_in_the_rendered_markdown(kimi, a
     assert 'data-state="streaming"' in frames[0]
     assert streamed_text(frames) == "**Bold** and `code`"
     assert "<strong>Bold</strong>" in frames[-1] and "<code>code</code>" in frames[-1]
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
 
     saved = await answer(conversation)
     assert saved.state == "done"
@@ -79,7 +79,7 @@ async def test_it_reads_usage_from_a_separate_usage_chunk(kimi, alice, conversat
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     saved = await answer(conversation)
     assert saved.completion_tokens == len(kimi.script.tokens)
     assert kimi.requests[0].body["stream_options"] == {"include_usage": True}
@@ -89,7 +89,7 @@ async def test_the_first_message_of_a_new_chat_creates_the_conversation(kimi, al
     chat = await open_chat(alice)
     await chat.send_json_to({"message": "Plan a trip to Hangzhou\nin May", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
 
     conversation = await Conversation.objects.aget(owner=alice)
     assert conversation.title == "Plan a trip to Hangzhou in May"
@@ -118,7 +118,7 @@ async def test_history_and_settings_reach_kimi(kimi, alice, conversation):
         }
     )
     await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
 
     body = kimi.requests[1].body
     assert body["model"] == "moonshot-v1-32k"
@@ -139,7 +139,7 @@ async def test_invalid_settings_are_refused_before_anything_is_saved(kimi, alice
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1", "temperature": "1.5"})
     frame = await chat.receive_from(10)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert 'id="composer-error"' in frame and "Temperature" in frame
     assert await conversation.messages.acount() == 0
     assert kimi.requests == []
@@ -152,7 +152,7 @@ async def test_a_replayed_send_is_taken_once(kimi, alice, conversation):
     await chat.send_json_to(payload)
     await chat.send_json_to(payload)
     await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert len(kimi.requests) == 1
     assert await conversation.messages.acount() == 2
 
@@ -162,7 +162,7 @@ async def test_tokens_are_escaped_and_model_html_never_becomes_markup(kimi, alic
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     everything = "".join(frames)
     assert "<script>" not in everything and "<img" not in everything
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in streamed_text(frames)
@@ -174,7 +174,7 @@ async def test_tokens_are_coalesced_into_few_frames(kimi, alice, conversation):
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Long", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     token_frames = [f for f in frames if "beforeend:#msg-" in f]
     assert streamed_text(frames) == "".join(kimi.script.tokens)
     assert len(token_frames) < 100
@@ -186,7 +186,7 @@ async def test_closing_the_tab_does_not_stop_the_answer(kimi, alice, conversatio
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     await chat.receive_from(10)  # the question is saved and the answer started
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
 
     await generation_finished(conversation)
     saved = await answer(conversation)
@@ -213,7 +213,7 @@ async def test_stop_closes_the_upstream_stream_and_keeps_the_partial_answer(
         frames.append(await chat.receive_from(10))
     await chat.send_json_to({"action": "stop"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
 
     assert 'data-state="stopped"' in frames[-1]
     await sync_to_async(kimi.wait_for)(lambda: kimi.requests[0].closed_early)
@@ -228,8 +228,8 @@ async def test_two_tabs_on_one_conversation_see_the_same_stream(kimi, alice, con
     await first.send_json_to({"message": "Hi", "client_id": "c1"})
     frames_first = await frames_until_final(first)
     frames_second = await frames_until_final(second)
-    await first.disconnect()
-    await second.disconnect()
+    await first.disconnect(timeout=10)
+    await second.disconnect(timeout=10)
     assert (
         streamed_text(frames_second) == streamed_text(frames_first) == "Hello from the Kimi stub."
     )
@@ -245,13 +245,13 @@ async def test_a_reconnecting_page_gets_exactly_the_missing_text(kimi, alice, co
     while len(streamed_text(frames)) < 20:
         frames.append(await chat.receive_from(10))
     shown = streamed_text(frames)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
 
     message_id = (await answer(conversation)).pk
     again = await open_chat(alice, conversation)
     await again.send_json_to({"action": "sync", "streaming": {str(message_id): len(shown)}})
     rest = await frames_until_final(again)
-    await again.disconnect()
+    await again.disconnect(timeout=10)
     assert shown + streamed_text(rest) == "".join(kimi.script.tokens)
     assert len(kimi.requests) == 1
 
@@ -263,7 +263,7 @@ async def test_a_page_that_missed_the_end_gets_the_finished_answer(kimi, alice, 
     message_id = (await answer(conversation)).pk
     await chat.send_json_to({"action": "sync", "streaming": {str(message_id): 3}})
     frame = await chat.receive_from(10)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert 'data-state="done"' in frame and 'hx-swap-oob="true"' in frame
 
 
@@ -288,7 +288,7 @@ async def test_kimi_errors_end_in_a_readable_error_with_retry(
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert 'data-state="error"' in frames[-1] and expected in frames[-1]
     assert ">Retry</button>" in frames[-1]
     saved = await answer(conversation)
@@ -301,17 +301,17 @@ async def test_a_refused_request_shows_kimis_reason(kimi, alice, conversation):
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "Kimi refused the request. (Invalid request: stop must be a list)" in frames[-1]
 
 
 async def test_errors_are_shown_in_the_language_of_the_page(kimi, alice, conversation):
     kimi.script.status = 401
     chat = await connect(alice, f"/ws/conversations/{conversation.pk}/", language="zh-CN,zh;q=0.9")
-    await chat.connect()
+    await chat.connect(10)
     await chat.send_json_to({"message": "你好", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "Kimi 拒绝了 API 密钥" in frames[-1] and ">重试</button>" in frames[-1]
 
 
@@ -325,7 +325,7 @@ async def test_a_busy_kimi_is_retried_with_backoff(kimi, alice, conversation, se
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "Trying again" in "".join(frames) and "attempt 2 of 3" in "".join(frames)
     assert 'data-state="done"' in frames[-1]
     assert streamed_text(frames) == "Hello from the Kimi stub."
@@ -339,7 +339,7 @@ async def test_retries_give_up_and_say_so(kimi, alice, conversation, settings):
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "busy or the rate limit was reached, also after retrying" in frames[-1]
     assert len(kimi.requests) == 2
 
@@ -350,7 +350,7 @@ async def test_an_exhausted_balance_is_never_retried(kimi, alice, conversation, 
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "no balance or quota" in frames[-1]
     assert len(kimi.requests) == 1
 
@@ -362,7 +362,7 @@ async def test_an_unreachable_kimi_is_said_plainly(kimi, alice, conversation, se
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "could not reach Kimi" in frames[-1] and ">Retry</button>" in frames[-1]
     assert (await answer(conversation)).error_code == "connection"
 
@@ -372,7 +372,7 @@ async def test_a_bad_key_is_never_shown(kimi, alice, conversation, settings):
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "rejected the API key" in frames[-1]
     assert "sk-wrong-secret" not in "".join(frames)
 
@@ -385,7 +385,7 @@ async def test_a_stalled_stream_fails_and_keeps_the_text_so_far(
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "did not answer in time" in frames[-1]
     saved = await answer(conversation)
     assert saved.state == "error" and saved.content == "Hello from"
@@ -398,7 +398,7 @@ async def test_a_stream_that_ends_without_finish_reason_is_shown_as_cut_off(
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "The answer is incomplete" in frames[-1] and ">Retry</button>" in frames[-1]
     saved = await answer(conversation)
     assert saved.state == "error" and saved.error_code == "cut_off"
@@ -410,7 +410,7 @@ async def test_without_a_key_sending_ends_in_a_readable_error(kimi, alice, conve
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "No Kimi API key is configured" in frames[-1]
     assert kimi.requests == []
 
@@ -427,18 +427,18 @@ async def test_a_second_message_waits_for_the_running_answer(kimi, alice, conver
     assert "still answering" in frame
     await chat.send_json_to({"action": "stop"})
     await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
 
 
 async def test_another_users_conversation_is_refused(kimi, bob, conversation):
     chat = await connect(bob, f"/ws/conversations/{conversation.pk}/")
-    connected, code = await chat.connect()
+    connected, code = await chat.connect(10)
     assert not connected and code == 4404
 
 
 async def test_anonymous_sockets_are_refused(conversation):
     chat = await connect(None, f"/ws/conversations/{conversation.pk}/")
-    connected, code = await chat.connect()
+    connected, code = await chat.connect(10)
     assert not connected and code == 4401
 
 
@@ -446,5 +446,5 @@ async def test_sockets_from_another_origin_are_refused(alice, conversation):
     chat = await connect(
         alice, f"/ws/conversations/{conversation.pk}/", origin=(b"origin", b"http://evil.example")
     )
-    connected, _ = await chat.connect()
+    connected, _ = await chat.connect(10)
     assert not connected

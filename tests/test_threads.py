@@ -63,7 +63,7 @@ async def test_regenerate_keeps_the_old_answer_as_a_version(kimi, alice, convers
     assert "First" in frame and "1/2" in frame and "Second" not in frame
     kimi.script.tokens = ["Third"]
     await ask(chat, "And then?", "c2")
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert [m["content"] for m in kimi.streams[2].body["messages"]] == ["Hi", "First", "And then?"]
     assert await thread_contents(conversation) == ["Hi", "First", "And then?", "Third"]
 
@@ -92,7 +92,7 @@ async def test_edit_resends_the_question_on_a_new_branch(kimi, alice, conversati
     # The old branch is still there, with everything after it.
     await chat.send_json_to({"action": "select", "message_id": first_question.pk})
     frame = await chat.receive_from(10)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert frame.startswith('<div id="messages"')
     assert "What is 2+2?" in frame and "And 3+3?" in frame and "1/2" in frame
     assert (await thread_contents(conversation))[2] == second_question.content
@@ -106,7 +106,7 @@ async def test_an_edit_sent_twice_is_taken_once(kimi, alice, conversation):
     await chat.send_json_to(edit)
     await chat.send_json_to(edit)
     await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert await conversation.messages.filter(content="Hello").acount() == 1
     assert len(kimi.streams) == 2
 
@@ -122,7 +122,7 @@ async def test_the_thread_cannot_change_while_an_answer_is_written(kimi, alice, 
     await chat.send_json_to({"action": "select", "message_id": first.pk})
     await chat.send_json_to({"action": "stop"})
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert 'data-state="stopped"' in frames[-1]
     assert await conversation.messages.filter(role="assistant").acount() == 2
     assert len(kimi.streams) == 2
@@ -140,7 +140,7 @@ async def test_stop_reaches_a_generation_through_the_channel_layer(kimi, alice, 
         await asyncio.wait_for(running.listening.wait(), 5)
     await generation.request_stop(conversation.pk)
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert 'data-state="stopped"' in frames[-1]
     await sync_to_async(kimi.wait_for)(lambda: kimi.streams[0].closed_early)
 
@@ -156,7 +156,7 @@ async def test_the_oldest_turns_are_left_out_to_fit_the_window(kimi, alice, conv
     )
     chat = await open_chat(alice, conversation)
     frames = await ask(chat, "Latest question", "c1")
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     sent = [m["content"] for m in kimi.streams[0].body["messages"]]
     assert sent == ["Newer question", "Short answer", "Latest question"]
     assert "The 2 oldest messages did not fit in the model" in frames[-1]
@@ -168,7 +168,7 @@ async def test_a_message_too_long_for_the_model_is_refused_before_any_call(
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "字" * 12000, "client_id": "c1"})
     frame = await chat.receive_from(10)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert "composer-error" in frame and "too long for moonshot-v1-8k" in frame
     assert kimi.requests == []
     assert await conversation.messages.acount() == 0
@@ -184,7 +184,7 @@ async def test_moonshot_v1_auto_picks_the_window_by_size(kimi, alice, conversati
         {"message": "w " * words, "client_id": "c1", "model": "moonshot-v1-auto"}
     )
     frames = await frames_until_final(chat)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert kimi.streams[0].body["model"] == model
     assert f'<span class="model">{model}</span>' in frames[-1]
 
@@ -202,8 +202,8 @@ async def test_concurrent_answers_per_user_are_limited(kimi, alice, conversation
     assert "already have 1 answers being written" in frame
     await first.send_json_to({"action": "stop"})
     await frames_until_final(first)
-    await first.disconnect()
-    await chat.disconnect()
+    await first.disconnect(timeout=10)
+    await chat.disconnect(timeout=10)
     assert await conversation.messages.acount() == 0
 
 
@@ -218,7 +218,7 @@ async def test_messages_per_minute_are_limited(kimi, alice, conversation, settin
     # A minute later it is taken again.
     await Message.objects.aupdate(created_at=timezone.now() - timedelta(minutes=2))
     frames = await ask(chat, "Three", "c3")
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert 'data-state="done"' in frames[-1]
 
 
@@ -229,7 +229,7 @@ async def test_a_new_chat_is_named_after_its_first_answer(kimi, alice, settings)
     await chat.send_json_to({"message": "Hello there, who are you?", "client_id": "c1"})
     await frames_until_final(chat)
     frame = await chat.receive_from(10)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert 'id="conversation-title"' in frame and ">Greetings from the stub<" in frame
     conversation = await Conversation.objects.aget(owner=alice)
     assert conversation.title == "Greetings from the stub"
@@ -243,7 +243,7 @@ async def test_a_name_the_user_chose_is_kept(kimi, alice, conversation, settings
     await conversation.asave()
     chat = await open_chat(alice, conversation)
     await ask(chat, "Hi", "c1")
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     await conversation.arefresh_from_db()
     assert conversation.title == "My name"
     assert all(r.body.get("stream") for r in kimi.requests)
@@ -261,7 +261,7 @@ async def test_a_page_that_syncs_an_abandoned_answer_sees_it_interrupted(kimi, a
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"action": "sync", "streaming": {str(abandoned.pk): 4}})
     frame = await chat.receive_from(10)
-    await chat.disconnect()
+    await chat.disconnect(timeout=10)
     assert FINAL.search(frame).group(1) == "interrupted" and "Half" in frame
 
 
