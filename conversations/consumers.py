@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from conversations import context, generation, services
 from conversations.forms import MAX_MESSAGE_CHARS, first_error, settings_form_for_message
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, stale_before
 from conversations.services import Exchange, Refused
 from kimichat import kimi
 
@@ -289,9 +289,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.conversation is None:
             return None
         messages = Message.objects.filter(conversation=self.conversation, pk=message_id)
-        # One left streaming by a process that died is shown, and kept, as interrupted.
-        await database_sync_to_async(messages.mark_interrupted)()
-        return await messages.afirst()
+        message = await messages.afirst()
+        if message is not None and message.is_streaming and message.updated_at < stale_before():
+            # Left streaming by a process that died: shown, and kept, as interrupted.
+            await database_sync_to_async(messages.mark_interrupted)()
+            message = await messages.afirst()
+        return message
 
     async def composer_error(self, error: str) -> None:
         await self.send(

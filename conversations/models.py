@@ -78,7 +78,7 @@ class Conversation(models.Model):
         while leaf is not None:
             path.append(leaf)
             leaf = parents[leaf]
-        return Thread(self, path[::-1], children)
+        return Thread(self, path[::-1], parents, children)
 
     def snippet_for(self, query: str, width: int = 90) -> str:
         """Where the first word of a search was found in a message (after `search()`)."""
@@ -102,6 +102,7 @@ class Conversation(models.Model):
 class Thread:
     conversation: Conversation
     ids: list[int]  # the path shown, oldest first
+    parents: dict[int, int | None] = field(default_factory=dict)
     children: dict[int | None, list[int]] = field(default_factory=dict)
 
     def page(self, before: int | None = None, size: int = 50) -> tuple[list["Message"], bool]:
@@ -127,12 +128,11 @@ class Thread:
 
     def ancestors(self, message_id: int) -> list[int]:
         """The ids before a message on its own path, oldest first."""
-        parents = {child: parent for parent, kids in self.children.items() for child in kids}
         path = []
-        parent = parents.get(message_id)
+        parent = self.parents.get(message_id)
         while parent is not None:
             path.append(parent)
-            parent = parents.get(parent)
+            parent = self.parents.get(parent)
         return path[::-1]
 
 
