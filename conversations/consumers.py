@@ -14,6 +14,10 @@ from conversations.forms import MAX_MESSAGE_CHARS, first_error, settings_form_fo
 from conversations.models import Conversation, Message, stale_before
 from conversations.services import Exchange, Refused
 from kimichat import kimi
+from uploads import references
+from uploads.consumers import FileStatusMixin
+from uploads.models import UploadedFile
+from uploads.services import files_group
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -31,7 +35,7 @@ def scope_language(scope: dict) -> str:
     return translation.get_language_from_request(request)
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
+class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
     conversation: Conversation | None = None
 
     async def connect(self) -> None:
@@ -55,9 +59,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(
                 generation.group_name(self.conversation.pk), self.channel_name
             )
+        # Files attached or referred to here show their status as it changes.
+        await self.channel_layer.group_add(files_group(self.user.pk), self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        if not self.user.is_authenticated:
+            return
+        await self.channel_layer.group_discard(files_group(self.user.pk), self.channel_name)
         # The generation goes on without us: it belongs to the conversation, not the socket.
         if self.conversation is not None:
             await self.channel_layer.group_discard(
@@ -90,7 +99,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(prepared, str):
             await self.composer_error(prepared)
             return
-        exchange, request = prepared
+        exchange, request, waiting, html = prepared
         if not exchange.created:
             return  # a replayed send: the first one is already being answered
         if self.conversation is None:
@@ -104,34 +113,34 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     {"conversation": self.conversation},
                 )
             )
-        html = render_to_string(
-            "conversations/_append_frame.html", {"messages": [exchange.question, exchange.answer]}
-        )
-        await self.start_answer(exchange, request, html)
+        await self.start_answer(exchange, request, html, waiting)
 
     def prepare_send(
         self, content: dict, text: str, client_id: str
-    ) -> tuple[Exchange, context.Request] | str:
+    ) -> tuple[Exchange, context.Request | None, list[UploadedFile], str] | str:
         """Validate, check and save, in one trip to the database thread: an error text, or
-        the saved exchange with the request to send upstream."""
+        the saved exchange with the request to send upstream (None while files it refers to
+        are still being read: those come third) and the new messages' HTML."""
         conversation = self.fresh_conversation()
         if conversation is not None and client_id:
             replay = services.exchange_replayed(conversation=conversation, client_id=client_id)
             if replay:
-                return replay, None
+                return replay, None, [], ""
         form = settings_form_for_message(content, conversation or Conversation(owner=self.user))
         if not form.is_valid():
             return first_error(form)
         thread = conversation.thread() if conversation else None
         leaf = thread.ids[-1] if thread and thread.ids else None
         try:
+            files = references.resolve(user=self.user, text=text, attached=_ids(content))
+            services.files_check(files=files, model=form.instance.model)
             services.generation_check(user=self.user, conversation=conversation)
-            turns = context.history(thread=thread, until=leaf) if thread else []
-            request = context.fit(
-                conversation=form.instance, turns=[*turns, {"role": "user", "content": text}]
+            request = context.build(
+                conversation=form.instance, thread=thread, until=leaf, question=text, files=files
             )
-        except (Refused, context.TooLong) as e:
+        except (Refused, context.TooLong, references.NotFound) as e:
             return str(e)
+        waiting = [f for f in files if f.status == UploadedFile.Status.PROCESSING]
         exchange = services.exchange_create(
             user=self.user,
             conversation=conversation,
@@ -139,10 +148,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             text=text,
             client_id=client_id,
             parent_id=leaf,
-            model=request.model,
+            model=form.instance.model if waiting else request.model,
             context_trimmed=request.trimmed,
+            files=files,
         )
-        return exchange, request
+        html = render_to_string(
+            "conversations/_append_frame.html", {"messages": [exchange.question, exchange.answer]}
+        )
+        return exchange, None if waiting else request, waiting, html
 
     def fresh_conversation(self) -> Conversation | None:
         # Another tab may have moved the thread on since this socket connected.
@@ -156,11 +169,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(prepared, str):
             await self.composer_error(prepared)
         elif prepared is not None:
-            exchange, request, html = prepared
+            exchange, request, html, waiting = prepared
             if exchange is None:
                 await generation.publish(self.conversation.pk, {"type": "chat.html", "html": html})
             else:
-                await self.start_answer(exchange, request, html)
+                await self.start_answer(exchange, request, html, waiting)
 
     def prepare_change(self, action: str, content: dict):
         """Regenerate an answer, resend an edited question, or show another version.
@@ -178,7 +191,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return None  # the buttons are hidden while an answer is written
         if action == "select":
             services.version_select(conversation=conversation, message=message)
-            return None, None, self.thread_html(conversation)
+            return None, None, self.thread_html(conversation), []
         if action == "regenerate" and message.role == Message.Role.ASSISTANT:
             question, text = message.parent, None
         elif action == "edit" and message.role == Message.Role.USER:
@@ -200,15 +213,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         form.save()
         thread = conversation.thread()
         try:
-            services.generation_check(user=self.user, conversation=conversation)
             if text is None:
-                turns = context.history(thread=thread, until=question.pk)
+                files = list(question.files.all())
+                build = {"until": question.pk}
             else:
-                turns = context.history(thread=thread, until=question.parent_id)
-                turns.append({"role": "user", "content": text})
-            request = context.fit(conversation=conversation, turns=turns)
-        except (Refused, context.TooLong) as e:
+                files = references.resolve(user=self.user, text=text)
+                build = {"until": question.parent_id, "question": text, "files": files}
+            services.files_check(files=files, model=conversation.model)
+            services.generation_check(user=self.user, conversation=conversation)
+            request = context.build(conversation=conversation, thread=thread, **build)
+        except (Refused, context.TooLong, references.NotFound) as e:
             return str(e)
+        waiting = [f for f in files if f.status == UploadedFile.Status.PROCESSING]
         if text is None:
             exchange = services.answer_create(
                 conversation=conversation,
@@ -224,10 +240,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 text=text,
                 client_id=client_id,
                 parent_id=question.parent_id,
-                model=request.model,
+                model=conversation.model if waiting else request.model,
                 context_trimmed=request.trimmed,
+                files=files,
             )
-        return exchange, request, self.thread_html(conversation)
+        return exchange, None if waiting else request, self.thread_html(conversation), waiting
 
     def thread_html(self, conversation: Conversation) -> str:
         messages, has_older = conversation.thread().page()
@@ -236,7 +253,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             {"conversation": conversation, "messages": messages, "has_older": has_older},
         )
 
-    async def start_answer(self, exchange: Exchange, request: context.Request, html: str) -> None:
+    async def start_answer(
+        self,
+        exchange: Exchange,
+        request: context.Request | None,
+        html: str,
+        waiting: list[UploadedFile],
+    ) -> None:
+        """Publish the new messages and start the answer; with `waiting` files, the answer
+        first waits for them to be read, then builds its request."""
         conversation, answer = exchange.conversation, exchange.answer
         self.offsets[answer.pk] = 0
         await generation.publish(conversation.pk, {"type": "chat.html", "html": html})
@@ -244,7 +269,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         generation.generation_start(
             conversation_id=conversation.pk,
             answer=answer,
-            messages=request.messages,
+            messages=request.messages if request else [],
+            waiting=waiting,
+            user_id=self.user.pk,
             params=kimi.sampling_params(conversation),
             title_wanted=(
                 settings.KIMI_AUTO_TITLE
@@ -349,6 +376,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_html(self, event: dict) -> None:
         await self.send(text_data=event["html"])
+
+
+def _ids(content: dict) -> list[int]:
+    """The ids of the files attached in the composer."""
+    files = content.get("files", [])
+    files = files if isinstance(files, list) else [files]
+    ids = []
+    for value in files[:20]:
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return ids
 
 
 def _final_frame(message: Message) -> str:

@@ -1,12 +1,15 @@
-"""What is sent upstream for one answer: the system prompt, then the thread up to the question,
-within the model's context window."""
+"""What is sent upstream for one answer: the system prompt, each referenced document's text as a
+system message of its own (Moonshot's documented pattern), then the thread up to the question
+(images as parts of the message that referred to them), within the model's context window."""
 
+import base64
 from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
 from conversations.models import Conversation, Message, Thread
 from kimichat import kimi
+from uploads.models import IMAGE_TOKENS, UploadedFile
 
 REPLY_PRIMING = 3  # tokens Kimi adds to start the answer
 
@@ -22,27 +25,71 @@ class TooLong(Exception):
     """The question (with the system prompt and room for the answer) fits no window."""
 
 
-def history(*, thread: Thread, until: int | None) -> list[dict]:
-    """The thread's messages up to and including `until`, as role/content pairs."""
-    if until is None:
-        return []
+def build(
+    *,
+    conversation: Conversation,
+    thread: Thread | None,
+    until: int | None,
+    question: str | None = None,
+    files: list[UploadedFile] = (),
+) -> Request:
+    """The request for an answer to the thread up to `until` (saved messages), followed by
+    `question` and its `files` when they are not saved yet. Files that are not readable (not
+    ready, deleted, no longer the owner's to read) are left out."""
+    turns, documents = history(thread=thread, until=until, owner=conversation.owner)
+    if question is not None:
+        turns.append({"role": "user", "content": question, "images": []})
+        for file in files:
+            if file.is_ready:
+                (turns[-1]["images"] if file.is_image else documents).append(file)
+    return fit(conversation=conversation, turns=turns, documents=_unique(documents))
+
+
+def history(
+    *, thread: Thread | None, until: int | None, owner=None
+) -> tuple[list[dict], list[UploadedFile]]:
+    """The thread's messages up to and including `until`, as role/content pairs (user
+    messages with the images they referred to), and the documents they referred to."""
+    if thread is None or until is None:
+        return [], []
     ids = [*thread.ancestors(until), until]
     rows = (
         Message.objects.filter(id__in=ids)
         .for_context()
         .order_by("id")
-        .values_list("role", "content")
+        .values_list("id", "role", "content")
     )
-    return [{"role": role, "content": content} for role, content in rows]
+    referred: dict[int, list[UploadedFile]] = {}
+    if owner is not None:
+        links = Message.files.through.objects.filter(message_id__in=ids).order_by("id")
+        readable = UploadedFile.objects.for_user(owner).filter(status=UploadedFile.Status.READY)
+        found = readable.in_bulk([link.uploadedfile_id for link in links])
+        for link in links:
+            if link.uploadedfile_id in found:
+                referred.setdefault(link.message_id, []).append(found[link.uploadedfile_id])
+    turns, documents = [], []
+    for message_id, role, content in rows:
+        files = referred.get(message_id, [])
+        documents += [f for f in files if not f.is_image]
+        turns.append({"role": role, "content": content, "images": [f for f in files if f.is_image]})
+    return turns, documents
 
 
-def fit(*, conversation: Conversation, turns: list[dict]) -> Request:
+def _unique(files: list[UploadedFile]) -> list[UploadedFile]:
+    return list({f.pk: f for f in files}.values())
+
+
+def fit(
+    *, conversation: Conversation, turns: list[dict], documents: list[UploadedFile] = ()
+) -> Request:
     """Keep the request and the answer's max tokens within the model's window: the oldest
-    turns are left out first; the system prompt and the last turn (the question) always go."""
+    turns are left out first; the system prompt, the documents and the last turn (the
+    question) always go."""
     system = []
     if conversation.system_prompt.strip():
         system = [{"role": "system", "content": conversation.system_prompt}]
-    costs = [kimi.estimate_tokens(m["content"]) for m in system + turns]
+    system += [{"role": "system", "content": _document(f)} for f in documents]
+    costs = [_cost(m) for m in system + turns]
     fixed = sum(costs[: len(system)]) + costs[-1] + REPLY_PRIMING
     older = costs[len(system) : -1]
 
@@ -50,13 +97,24 @@ def fit(*, conversation: Conversation, turns: list[dict]) -> Request:
     model, window = tiers[-1]
     budget = window - kimi.answer_reserve(model, conversation.max_tokens)
     if fixed > budget:
+        values = {"model": conversation.model, "tokens": f"{fixed:,}", "window": f"{window:,}"}
+        if documents:
+            raise TooLong(
+                _(
+                    "The documents referred to are too long for %(model)s: about %(tokens)s "
+                    "tokens with this message, and the model takes %(window)s including the "
+                    "answer. Pick a model with a larger context window, or refer to fewer "
+                    "documents."
+                )
+                % values
+            )
         raise TooLong(
             _(
                 "This message is too long for %(model)s: about %(tokens)s tokens, and the "
                 "model takes %(window)s including the answer. Shorten it, or pick a model "
                 "with a larger context window."
             )
-            % {"model": conversation.model, "tokens": f"{fixed:,}", "window": f"{window:,}"}
+            % values
         )
     start, total = 0, fixed + sum(older)
     while total > budget:
@@ -69,7 +127,36 @@ def fit(*, conversation: Conversation, turns: list[dict]) -> Request:
     for model, window in tiers:
         if total + kimi.answer_reserve(model, conversation.max_tokens) <= window:
             break
-    return Request(model=model, messages=system + turns[start:], trimmed=start)
+    sees = kimi.accepts_images(model)
+    messages = system + [_message(turn, sees) for turn in turns[start:]]
+    return Request(model=model, messages=messages, trimmed=start)
+
+
+def _document(file: UploadedFile) -> str:
+    return f"Document “{file.name}” (attached by the user):\n\n{file.text}"
+
+
+def _cost(message: dict) -> int:
+    return kimi.estimate_tokens(message["content"]) + IMAGE_TOKENS * len(message.get("images", ()))
+
+
+def _message(turn: dict, sees_images: bool) -> dict:
+    """A turn as Kimi takes it: images become parts of the message (a list, not a string),
+    or, for a model without sight (picked after they were sent), a note of their names."""
+    images = turn.get("images")
+    if not images:
+        return {"role": turn["role"], "content": turn["content"]}
+    if not sees_images:
+        names = ", ".join(f"“{f.name}”" for f in images)
+        return {"role": turn["role"], "content": f"{turn['content']}\n\n[Images: {names}]"}
+    parts = [{"type": "image_url", "image_url": {"url": _data_url(f)}} for f in images]
+    return {"role": turn["role"], "content": [*parts, {"type": "text", "text": turn["content"]}]}
+
+
+def _data_url(file: UploadedFile) -> str:
+    with file.file.open("rb") as f:
+        data = base64.b64encode(f.read()).decode("ascii")
+    return f"data:{file.content_type};base64,{data}"
 
 
 def _tiers(model: str) -> list[tuple[str, int]]:

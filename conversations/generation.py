@@ -6,6 +6,7 @@ the text about once a second and at the end, and keeps going when the tab that a
 """
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -16,15 +17,19 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-from conversations import services
+from conversations import context, services
 from conversations.models import Conversation, Message
 from kimichat import kimi
+from uploads.models import UploadedFile
+from uploads.services import files_group
 
 log = logging.getLogger(__name__)
 
 # First token goes out at once; after that, tokens are coalesced into one frame per interval.
 FRAME_INTERVAL = 0.04
 SAVE_INTERVAL = 1.0
+# While waiting for files to be read, look again this often should a "read" event be lost.
+FILES_RECHECK = 5.0
 
 # Conversation id → the generation running for it in this process.
 _running: dict[int, "Generation"] = {}
@@ -64,6 +69,9 @@ class Generation:
     published_len: int = 0
     pending: list[str] = field(default_factory=list)  # text received, not yet sent
     title_wanted: bool = False  # the first answer of a new chat: name the chat after it
+    waiting: list[UploadedFile] = field(default_factory=list)  # being read; the request after
+    user_id: int | None = None  # whose files those are
+    _files_changed: asyncio.Event = field(default_factory=asyncio.Event)
     stop_requested: bool = False
     task: asyncio.Task | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -89,6 +97,8 @@ class Generation:
         listener = asyncio.create_task(self._listen())
         stream = None
         try:
+            if self.waiting:
+                await self._wait_for_files()
             stream = await self._open()
             loop = asyncio.get_running_loop()
             next_save = loop.time() + SAVE_INTERVAL
@@ -118,6 +128,9 @@ class Generation:
             fields["state"] = (
                 Message.State.STOPPED if self.stop_requested else Message.State.INTERRUPTED
             )
+        except (services.Refused, context.TooLong) as e:
+            # A file it refers to could not be read, or the files are too long for the model.
+            fields.update(state=Message.State.ERROR, error_code="refused", error=str(e))
         except Exception as e:
             if not isinstance(e, openai.APIError | kimi.NoKeyConfigured):
                 log.exception("Generation for message %s failed", answer.pk)
@@ -132,6 +145,23 @@ class Generation:
             await asyncio.gather(listener, return_exceptions=True)
         if fields["state"] == Message.State.DONE and self.title_wanted:
             await self._title()
+
+    async def _wait_for_files(self) -> None:
+        """Wait (visibly) until every file the question refers to is read, then build the
+        request with their text."""
+        names = ", ".join(f"“{f.name}”" for f in self.waiting)
+        await self._status(_("Waiting for %(names)s to be read…") % {"names": names})
+        await self.listening.wait()  # hears when a file is read from now on
+        while True:
+            self._files_changed.clear()
+            request = await database_sync_to_async(services.request_when_ready)(answer=self.answer)
+            if request is not None:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._files_changed.wait(), FILES_RECHECK)
+        self.messages = request.messages
+        self.answer.model = request.model
+        await self._status("")
 
     async def _open(self):
         """Start the stream, retrying what Kimi says is worth retrying (busy, 5xx)."""
@@ -176,13 +206,18 @@ class Generation:
         channel layer."""
         layer = get_channel_layer()
         channel = await layer.new_channel()
-        group = control_group(self.conversation_id)
-        await layer.group_add(group, channel)
+        groups = [control_group(self.conversation_id)]
+        if self.waiting:
+            groups.append(files_group(self.user_id))
+        for group in groups:
+            await layer.group_add(group, channel)
         self.listening.set()
         try:
             while True:
                 event = await layer.receive(channel)
-                if event.get("type") == "stop":
+                if event.get("type") == "file.changed":
+                    self._files_changed.set()
+                elif event.get("type") == "stop":
                     self.stop()
                     return
                 if event.get("type") == "resend" and event.get("message_id") == self.answer.pk:
@@ -191,11 +226,14 @@ class Generation:
                     text = self.published_text()[start:]
                     await layer.send(event["reply_to"], {**reply, "text": text, "resend": True})
         finally:
-            await asyncio.shield(layer.group_discard(group, channel))
+            for group in groups:
+                await asyncio.shield(layer.group_discard(group, channel))
 
     async def _title(self) -> None:
         """Name a new conversation after its first answer; the first line stays on failure."""
         question = self.messages[-1]["content"]
+        if isinstance(question, list):  # with images: its text part
+            question = " ".join(p.get("text", "") for p in question if p.get("type") == "text")
         try:
             title = await kimi.title(model=self.answer.model, question=question, answer=self.text)
         except (openai.APIError, kimi.NoKeyConfigured) as e:
@@ -264,8 +302,18 @@ def generation_start(
     messages: list[dict],
     params: dict,
     title_wanted: bool = False,
+    waiting: list[UploadedFile] = (),
+    user_id: int | None = None,
 ) -> Generation:
-    generation = Generation(conversation_id, answer, messages, params, title_wanted=title_wanted)
+    generation = Generation(
+        conversation_id,
+        answer,
+        messages,
+        params,
+        title_wanted=title_wanted,
+        waiting=list(waiting),
+        user_id=user_id,
+    )
     _running[conversation_id] = generation
     generation.task = asyncio.create_task(generation.run())
     return generation

@@ -112,7 +112,9 @@ class Thread:
         if before is not None:
             ids = [i for i in ids if i < before]
         shown = ids[-size:]
-        messages = list(Message.objects.filter(id__in=shown).order_by("id"))
+        messages = list(
+            Message.objects.filter(id__in=shown).order_by("id").prefetch_related("files")
+        )
         for message in messages:
             message.versions = self.versions(message)
         return messages, len(ids) > size
@@ -219,6 +221,9 @@ class Message(models.Model):
     error = models.TextField(blank=True)
     # How many of the oldest messages were left out to fit the model's context window.
     context_trimmed = models.PositiveIntegerField(default=0)
+    # The files this message refers to (`@name`, or attached); they stay in the
+    # conversation's context for the questions that follow.
+    files = models.ManyToManyField("uploads.UploadedFile", blank=True, related_name="messages")
     # Set by the browser for each send, so a replayed send is taken once.
     client_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -9,7 +9,10 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from conversations import context
 from conversations.models import Conversation, Message, live_answers
+from kimichat import kimi
+from uploads.models import UploadedFile
 
 
 @dataclass
@@ -59,6 +62,42 @@ def generation_check(*, user, conversation: Conversation | None) -> None:
         )
 
 
+def files_check(*, files: list[UploadedFile], model: str) -> None:
+    """Refuse files that cannot be read, and images for a model that cannot see them."""
+    for file in files:
+        if file.status == UploadedFile.Status.FAILED:
+            raise Refused(
+                _("“%(name)s” could not be read: %(reason)s")
+                % {"name": file.name, "reason": file.error_text}
+            )
+        if file.is_image and not kimi.accepts_images(model):
+            vision = [m for m in settings.KIMI_MODELS if kimi.accepts_images(m)]
+            raise Refused(
+                _(
+                    "“%(name)s” is an image, and %(model)s cannot see images. Pick a model "
+                    "that can: %(models)s."
+                )
+                % {"name": file.name, "model": model, "models": ", ".join(vision) or "—"}
+            )
+
+
+def request_when_ready(*, answer: Message) -> "context.Request | None":
+    """The request for an answer whose question refers to files still being read: None while
+    any is; then the files are checked and the request built (the answer keeps the model
+    picked for it). Raises Refused or context.TooLong."""
+    question = answer.parent
+    files = list(question.files.all())
+    if any(f.status == UploadedFile.Status.PROCESSING for f in files):
+        return None
+    conversation = Conversation.objects.get(pk=answer.conversation_id)
+    files_check(files=files, model=conversation.model)
+    request = context.build(
+        conversation=conversation, thread=conversation.thread(), until=question.pk
+    )
+    answer_save(answer_id=answer.pk, model=request.model, context_trimmed=request.trimmed)
+    return request
+
+
 def exchange_create(
     *,
     user,
@@ -69,8 +108,10 @@ def exchange_create(
     parent_id: int | None,
     model: str,
     context_trimmed: int = 0,
+    files: list[UploadedFile] = (),
 ) -> Exchange:
-    """Save the user's message (after `parent_id`) and an empty streaming answer, creating
+    """Save the user's message (after `parent_id`, referring to `files`) and an empty
+    streaming answer, creating
     the conversation if new. A few inserts in one transaction: kept small, as it runs before
     the upstream call."""
     if conversation is not None:
@@ -93,6 +134,8 @@ def exchange_create(
                 content=text,
                 client_id=client_id,
             )
+            if files:
+                question.files.set(files)
             answer = _answer_create(conversation, question, model, context_trimmed)
     except IntegrityError:
         # A concurrent replay of the same send won the race.

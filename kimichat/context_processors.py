@@ -1,7 +1,7 @@
-from django.http import HttpRequest
+from django.conf import settings
 
 from kimichat import kimi
 
 
-def kimi_status(request: HttpRequest) -> dict:
-    return {"kimi_configured": kimi.is_configured()}
+def kimi_status(request) -> dict:
+    return {"kimi_configured": kimi.is_configured(), "upload_max_bytes": settings.UPLOAD_MAX_BYTES}

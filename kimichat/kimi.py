@@ -108,10 +108,14 @@ ERRORS = {
     "connection": _("KimiChat could not reach Kimi. Check the server's network and try again."),
     "cut_off": _("The answer is incomplete: the stream ended before Kimi finished it."),
     "unknown": _("Something went wrong while talking to Kimi."),
+    # Kimi was not asked: the detail says why (a file that could not be read, …).
+    "refused": "",
 }
 
 
 def error_text(code: str, detail: str = "") -> str:
+    if code == "refused":
+        return detail
     text = str(ERRORS.get(code, ERRORS["unknown"]))
     return f"{text} ({detail})" if detail else text
 
@@ -226,6 +230,14 @@ def context_window(model: str) -> int:
     if model.startswith(("kimi-k2", "kimi-k3")):
         return 262144
     return 131072
+
+
+# Models that take images in a message (kimi-api.md §1, §6).
+VISION_PREFIXES = ("kimi-k2.5", "kimi-k2.6", "kimi-k3", "kimi-latest", "kimi-thinking-preview")
+
+
+def accepts_images(model: str) -> bool:
+    return "vision" in model or model.startswith(VISION_PREFIXES)
 
 
 def answer_reserve(model: str, max_tokens: int | None) -> int:

@@ -68,8 +68,11 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "django_tasks",
+    "django_tasks_db",
     "accounts",
     "conversations",
+    "uploads",
 ]
 
 MIDDLEWARE = [
@@ -166,6 +169,60 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Uploaded files: on local disk by default, in an S3-compatible store (MinIO, AWS S3) when
+# S3_BUCKET is set. Either way they are private: downloads go through a view that checks
+# who may read them.
+MEDIA_ROOT = _read("MEDIA_ROOT", env.path, BASE_DIR / "media")
+MEDIA_URL = "/media/"
+S3_BUCKET = _read("S3_BUCKET", env.str, "")
+S3_ENDPOINT_URL = _read("S3_ENDPOINT_URL", env.str, "")
+S3_REGION = _read("S3_REGION", env.str, "us-east-1")
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": S3_ENDPOINT_URL or None,
+            "region_name": S3_REGION,
+            "access_key": _read("S3_ACCESS_KEY_ID", env.str, "") or None,
+            "secret_key": _read("S3_SECRET_ACCESS_KEY", env.str, "") or None,
+            "default_acl": "private",
+            "file_overwrite": False,
+            # Path-style addressing: MinIO and most self-hosted stores have no bucket DNS.
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+        },
+    }
+else:
+    STORAGES["default"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "base_url": MEDIA_URL},
+    }
+
+# Uploads: the largest file taken (Kimi's own limit), and the most an Office file (a zip
+# archive) may unpack to.
+UPLOAD_MAX_BYTES = _positive("UPLOAD_MAX_BYTES", env.int, 100 * 1024 * 1024)
+UPLOAD_MAX_UNPACKED_BYTES = _positive("UPLOAD_MAX_UNPACKED_BYTES", env.int, 500 * 1024 * 1024)
+# Reading a file's text stops after this many pages, and fails after this many seconds.
+EXTRACT_MAX_PAGES = _positive("EXTRACT_MAX_PAGES", env.int, 2000)
+EXTRACT_TIMEOUT = _positive("EXTRACT_TIMEOUT", env.float, 300.0)
+# Uploads larger than this are spooled to a temporary file rather than kept in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# Background work (reading uploaded files) through Django's tasks API: "immediate" runs it
+# in this process, beside the requests; "database" queues it for `manage.py db_worker`
+# processes (several servers, or to keep the web processes light).
+TASKS_BACKEND = _read("TASKS_BACKEND", env.str, "immediate")
+_TASK_BACKENDS = {
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.backend.DatabaseBackend",
+}
+if TASKS_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured(
+        f"Bad value for TASKS_BACKEND: {TASKS_BACKEND!r} (use immediate or database)"
+    )
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[TASKS_BACKEND]}}
 
 # Security headers. The policy allows no inline script or style: htmx is configured
 # (meta htmx-config) not to inject its indicator styles or evaluate code.

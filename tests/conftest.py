@@ -77,11 +77,14 @@ async def connect(
 
 
 @pytest.fixture(autouse=True)
-def _plain_static_files(settings):
-    # Pages render without a collectstatic manifest.
+def _storages(settings, tmp_path):
+    # Pages render without a collectstatic manifest; uploads go to a folder of the test's.
     settings.STORAGES = {
-        **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media"},
+        },
     }
 
 

@@ -11,6 +11,7 @@ without `finish_reason`. Tests run it in a thread; benchmarks run it as a proces
 import argparse
 import asyncio
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Script:
     failures: list = field(default_factory=list)
     retry_after: str | None = None  # a Retry-After header on those errors
     title: str = "A stub title"  # the answer to a request that is not streamed
+    file_text: str = "Text that Kimi read from the file."  # file-extract's result (OCR)
 
 
 @dataclass
@@ -66,6 +68,9 @@ class KimiStub:
         self.host, self.port = host, port
         self.script = Script()
         self.requests: list[Request] = []
+        # Files uploaded to the Files API (file-extract), by id: what was sent, and whether
+        # it was deleted again.
+        self.files: dict[str, dict] = {}
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -151,6 +156,8 @@ class KimiStub:
                 for m in ("moonshot-v1-8k", "kimi-k2.5")
             ]
             await self._json(writer, 200, {"object": "list", "data": data})
+        elif path.startswith("/v1/files"):
+            await self._files(method, path, headers, body, writer)
         elif method == "GET" and path == "/_stats":
             await self._json(writer, 200, self.stats())
         elif method == "POST" and path == "/v1/chat/completions":
@@ -158,6 +165,41 @@ class KimiStub:
             self.requests.append(request)
             self._notify()
             return await self._chat(request, reader, writer)
+        else:
+            await self._json(
+                writer, 404, {"error": {"type": "resource_not_found_error", "message": "Not found"}}
+            )
+
+    async def _files(self, method, path, headers, body, writer) -> None:
+        """Kimi's Files API, as file-extract uses it: upload, content, delete."""
+        if headers.get("authorization") != "Bearer sk-test":
+            error = {"type": "invalid_authentication_error", "message": "Invalid Authentication"}
+            await self._json(writer, 401, {"error": error})
+            return
+        parts = path.rstrip("/").split("/")  # ['', 'v1', 'files', id, 'content']
+        if method == "POST" and len(parts) == 3:
+            file_id = f"file-stub-{len(self.files) + 1}"
+            name = re.search(rb'filename="([^"]*)"', body)
+            purpose = re.search(rb'name="purpose"\r\n\r\n([^\r]*)', body)
+            self.files[file_id] = {
+                "filename": name.group(1).decode() if name else "",
+                "purpose": purpose.group(1).decode() if purpose else "",
+                "bytes": len(body),
+                "deleted": False,
+            }
+            meta = {"id": file_id, "object": "file", "bytes": len(body), "created_at": 0}
+            meta.update(filename=self.files[file_id]["filename"], purpose="file-extract")
+            await self._json(writer, 200, {**meta, "status": "ok"})
+        elif len(parts) >= 4 and parts[3] in self.files:
+            file_id = parts[3]
+            if method == "GET" and parts[-1] == "content":
+                content = {"content": self.script.file_text, "file_type": "application/pdf"}
+                content.update(filename=self.files[file_id]["filename"], type="file")
+                await self._json(writer, 200, content)
+            elif method == "DELETE":
+                self.files[file_id]["deleted"] = True
+                self._notify()
+                await self._json(writer, 200, {"id": file_id, "object": "file", "deleted": True})
         else:
             await self._json(
                 writer, 404, {"error": {"type": "resource_not_found_error", "message": "Not found"}}

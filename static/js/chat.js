@@ -51,6 +51,7 @@
     if (document.querySelector('article[data-client-id="' + CSS.escape(clientId.value) + '"]')) {
       textarea.value = "";
       newClientId();
+      composer.dispatchEvent(new CustomEvent("kimichat:sent"));
     }
     var url = marker().dataset.url;
     if (url && url !== location.pathname) { history.pushState(null, "", url); }
@@ -111,4 +112,234 @@
   });
 
   messages.scrollTop = messages.scrollHeight;
+})();
+
+// Files: attach (picker, drop, paste) with a progress bar per file, and `@` suggestions.
+(function () {
+  "use strict";
+
+  var composer = document.getElementById("composer");
+  var textarea = composer.querySelector("textarea[name=message]");
+  var attachments = document.getElementById("attachments");
+  var status = document.getElementById("composer-status");
+  var picker = document.getElementById("attach");
+  var suggestions = document.getElementById("file-suggestions");
+  var csrf = document.body.getAttribute("hx-headers");
+  csrf = csrf ? JSON.parse(csrf)["X-CSRFToken"] : "";
+  var uploading = 0;
+  var sendWhenUploaded = false;
+
+  function showError(text) {
+    var error = document.getElementById("composer-error");
+    error.textContent = error.textContent ? error.textContent + " " + text : text;
+  }
+
+  function fromHTML(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html.trim();
+    return template.content.firstElementChild;
+  }
+
+  function upload(file) {
+    var chip = document.createElement("span");
+    chip.className = "file-chip uploading";
+    var name = document.createElement("span");
+    name.className = "file-name";
+    name.textContent = file.name;
+    var bar = document.createElement("progress");
+    bar.max = 100;
+    bar.value = 0;
+    bar.setAttribute("aria-label", file.name);
+    chip.append(name, bar);
+    attachments.append(chip);
+    function fail(text) {
+      chip.classList.remove("uploading");
+      chip.classList.add("failed");
+      bar.remove();
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "remove-file";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", "×");
+      chip.append(remove);
+      chip.title = text;
+      showError(text);
+    }
+    if (file.size > Number(composer.dataset.maxBytes)) {
+      fail(composer.dataset.tooLarge.replace("{name}", file.name));
+      return;
+    }
+    uploading += 1;
+    var data = new FormData();
+    data.append("file", file, file.name);
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", composer.dataset.uploadUrl);
+    xhr.setRequestHeader("X-CSRFToken", csrf);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", function (event) {
+      if (event.lengthComputable) { bar.value = Math.round(100 * event.loaded / event.total); }
+    });
+    xhr.addEventListener("load", function () {
+      var answer = null;
+      try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
+      if (answer && answer.files && answer.files.length) {
+        var saved = fromHTML(answer.files[0].html);
+        var twin = attachments.querySelector('[data-file-id="' + answer.files[0].id + '"]');
+        if (twin) { chip.remove(); } else { chip.replaceWith(saved); htmx.process(saved); }
+      } else {
+        fail(answer && answer.errors && answer.errors.length ? answer.errors.join(" ")
+          : composer.dataset.lost.replace("{name}", file.name));
+      }
+    });
+    xhr.addEventListener("error", function () {
+      fail(composer.dataset.lost.replace("{name}", file.name));
+    });
+    xhr.addEventListener("loadend", function () {
+      uploading -= 1;
+      if (!uploading && sendWhenUploaded) {
+        sendWhenUploaded = false;
+        status.textContent = "";
+        composer.requestSubmit();
+      }
+    });
+    xhr.send(data);
+  }
+
+  function uploadAll(files) {
+    document.getElementById("composer-error").textContent = "";
+    Array.from(files).forEach(upload);
+  }
+
+  picker.addEventListener("change", function () {
+    uploadAll(picker.files);
+    picker.value = "";
+  });
+
+  var main = composer.closest("main");
+  main.addEventListener("dragover", function (event) {
+    if (event.dataTransfer && Array.from(event.dataTransfer.types).indexOf("Files") >= 0) {
+      event.preventDefault();
+      main.classList.add("dropping");
+    }
+  });
+  main.addEventListener("dragleave", function (event) {
+    if (!main.contains(event.relatedTarget)) { main.classList.remove("dropping"); }
+  });
+  main.addEventListener("drop", function (event) {
+    main.classList.remove("dropping");
+    if (event.dataTransfer && event.dataTransfer.files.length) {
+      event.preventDefault();
+      uploadAll(event.dataTransfer.files);
+    }
+  });
+  textarea.addEventListener("paste", function (event) {
+    var files = event.clipboardData && event.clipboardData.files;
+    if (files && files.length) {
+      event.preventDefault();
+      uploadAll(files);
+    }
+  });
+
+  attachments.addEventListener("click", function (event) {
+    var remove = event.target.closest(".remove-file");
+    if (remove) { remove.closest(".file-chip").remove(); }
+  });
+
+  // A message sent while its files upload goes once they are all in.
+  composer.addEventListener("htmx:wsConfigSend", function (event) {
+    if (uploading) {
+      event.preventDefault();
+      sendWhenUploaded = true;
+      status.textContent = composer.dataset.waiting;
+    }
+  });
+  // The server has the message once it shows it: the attachments went with it.
+  composer.addEventListener("kimichat:sent", function () { attachments.replaceChildren(); });
+
+  // `@` suggestions: the files whose names contain what follows the `@` before the caret.
+  var found = [];
+  var active = -1;
+  var asked = 0;
+
+  function mention() {
+    var before = textarea.value.slice(0, textarea.selectionStart);
+    var match = /(^|\s)@([^\s@]*)$/.exec(before);
+    return match ? { start: before.length - match[2].length - 1, query: match[2] } : null;
+  }
+
+  function close() {
+    suggestions.hidden = true;
+    suggestions.replaceChildren();
+    found = [];
+    active = -1;
+    textarea.removeAttribute("aria-activedescendant");
+  }
+
+  function highlight(index) {
+    active = index;
+    Array.from(suggestions.children).forEach(function (option, i) {
+      option.setAttribute("aria-selected", i === index ? "true" : "false");
+    });
+    if (index >= 0) { textarea.setAttribute("aria-activedescendant", suggestions.children[index].id); }
+  }
+
+  function pick(index) {
+    var at = mention();
+    if (!at || !found[index]) { close(); return; }
+    var reference = found[index].reference + " ";
+    var value = textarea.value;
+    textarea.value = value.slice(0, at.start) + reference + value.slice(textarea.selectionStart);
+    var caret = at.start + reference.length;
+    textarea.setSelectionRange(caret, caret);
+    close();
+    textarea.focus();
+  }
+
+  textarea.addEventListener("input", function () {
+    var at = mention();
+    if (!at) { close(); return; }
+    var ask = ++asked;
+    fetch(composer.dataset.suggestUrl + "?q=" + encodeURIComponent(at.query), {
+      headers: { Accept: "application/json" }, credentials: "same-origin"
+    }).then(function (response) { return response.json(); }).then(function (answer) {
+      if (ask !== asked) { return; }
+      found = answer.files;
+      suggestions.replaceChildren();
+      found.forEach(function (file, i) {
+        var option = document.createElement("li");
+        option.id = "file-suggestion-" + i;
+        option.setAttribute("role", "option");
+        var name = document.createElement("span");
+        name.className = "name";
+        name.textContent = file.name;
+        var detail = document.createElement("span");
+        detail.className = "detail";
+        detail.textContent = file.detail;
+        option.append(name, detail);
+        option.addEventListener("mousedown", function (event) {
+          event.preventDefault();
+          pick(i);
+        });
+        suggestions.append(option);
+      });
+      suggestions.hidden = !found.length;
+      highlight(found.length ? 0 : -1);
+    });
+  });
+
+  textarea.addEventListener("keydown", function (event) {
+    if (suggestions.hidden) { return; }
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      var step = event.key === "ArrowDown" ? 1 : -1;
+      highlight((active + step + found.length) % found.length);
+    } else if ((event.key === "Enter" || event.key === "Tab") && active >= 0) {
+      event.preventDefault();
+      event.stopPropagation(); // not a send
+      pick(active);
+    } else if (event.key === "Escape") {
+      close();
+    }
+  });
+  textarea.addEventListener("blur", close);
 })();

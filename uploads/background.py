@@ -1,0 +1,32 @@
+"""Starting tasks from a request without making it wait, and without holding the thread that
+every database call of the event loop shares."""
+
+import asyncio
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django_tasks.base import Task
+
+_running: set[asyncio.Task] = set()
+
+
+def start(task: Task, *args) -> None:
+    """Enqueue `task` on a worker thread of its own. With the immediate backend the task runs
+    there; with the database backend it is only queued. Call from the event loop."""
+    job = asyncio.create_task(sync_to_async(_enqueue, thread_sensitive=False)(task, args))
+    _running.add(job)
+    job.add_done_callback(_running.discard)
+
+
+def _enqueue(task: Task, args: tuple) -> None:
+    try:
+        task.enqueue(*args)
+    finally:
+        # A pool thread is not a request: nothing else closes its connections.
+        connections.close_all()
+
+
+async def idle() -> None:
+    """Wait for every task started here (tests, benchmarks)."""
+    while _running:
+        await asyncio.gather(*_running, return_exceptions=True)

@@ -1,0 +1,102 @@
+import os
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from kimichat import kimi
+
+IMAGE_TOKENS = 1024  # what Kimi's help centre gives for one image (kimi-api.md §6)
+
+
+def storage_name(instance: "UploadedFile", filename: str) -> str:
+    # The user's file name never reaches the storage: it is kept in `name` and given back on
+    # download.
+    extension = os.path.splitext(filename)[1].lower()[:10]
+    return f"uploads/{instance.owner_id}/{uuid.uuid4().hex}{extension}"
+
+
+class UploadedFileQuerySet(models.QuerySet):
+    def for_user(self, user) -> "UploadedFileQuerySet":
+        """The files `user` may read, download and reference."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(owner=user)
+
+
+class UploadedFile(models.Model):
+    class Status(models.TextChoices):
+        PROCESSING = "processing", _("Reading…")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    class Kind(models.TextChoices):
+        PDF = "pdf", "PDF"
+        DOCX = "docx", _("Word")
+        XLSX = "xlsx", _("Excel")
+        PPTX = "pptx", _("PowerPoint")
+        TEXT = "text", _("Text")
+        IMAGE = "image", _("Image")
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="files")
+    name = models.CharField(_("name"), max_length=255)
+    file = models.FileField(upload_to=storage_name, max_length=255)
+    size = models.PositiveBigIntegerField(_("size"))
+    sha256 = models.CharField(max_length=64)
+    kind = models.CharField(_("type"), max_length=8, choices=Kind.choices)
+    content_type = models.CharField(max_length=100)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.PROCESSING
+    )
+    # Why reading failed, as one of extract.ERRORS' codes, plus details where they help.
+    error_code = models.CharField(max_length=32, blank=True)
+    error = models.TextField(blank=True)
+    # Page, sheet and slide markers ("[Page 3]") keep where each passage came from.
+    text = models.TextField(blank=True)
+    pages = models.PositiveIntegerField(_("pages"), default=0)
+    tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = UploadedFileQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "sha256"], name="one_copy_per_owner")
+        ]
+        indexes = [models.Index(fields=["owner", "name"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("file-download", args=[self.pk])
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == self.Kind.IMAGE
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY
+
+    @property
+    def reference(self) -> str:
+        """How a message refers to this file."""
+        return f"@{self.name}"
+
+    @property
+    def error_text(self) -> str:
+        from uploads.extract import error_text
+
+        return error_text(self.error_code, self.error)
+
+    @property
+    def ocr_possible(self) -> bool:
+        return self.error_code == "no_text" and kimi.is_configured()
+
+    def context_tokens(self) -> int:
+        return IMAGE_TOKENS if self.is_image else self.tokens

@@ -1,0 +1,207 @@
+"""Uploaded files' I/O: saving, reading their text, deleting: keyword-only `file_<action>`."""
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import openai
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.files.uploadedfile import UploadedFile as Upload
+from django.db import IntegrityError, transaction
+
+from kimichat import kimi
+from uploads import extract
+from uploads.extract import ExtractError
+from uploads.models import UploadedFile
+
+log = logging.getLogger(__name__)
+
+# Errors that say nothing about the file itself: uploading the same bytes again retries.
+RETRYABLE = {"interrupted", "timeout", "ocr"}
+
+
+def files_group(user_id: int) -> str:
+    """Every page of a user's that shows files (chat pages, the Files page), and every answer
+    waiting for one of them to be read."""
+    return f"files-{user_id}"
+
+
+@dataclass
+class Saved:
+    file: UploadedFile
+    read_needed: bool  # new (or retried) bytes whose text must be read
+
+
+def file_create(*, owner, upload: Upload) -> Saved:
+    """Check and store an upload; raises ExtractError for a file that must be refused. The same
+    bytes uploaded again by the same user give the file already there."""
+    name = clean_name(upload.name or "")
+    checked = extract.check(name, upload.file, upload.size)
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    sha256 = digest.hexdigest()
+    existing = UploadedFile.objects.filter(owner=owner, sha256=sha256).first()
+    if existing is not None:
+        return Saved(existing, _retry(existing))
+    file = UploadedFile(
+        owner=owner,
+        name=name,
+        size=upload.size,
+        sha256=sha256,
+        kind=checked.kind,
+        content_type=checked.content_type,
+    )
+    upload.seek(0)
+    file.file.save(name, upload, save=False)
+    try:
+        with transaction.atomic():
+            file.save()
+    except IntegrityError:
+        # The same bytes, uploaded twice at once: keep the first.
+        file.file.delete(save=False)
+        return Saved(UploadedFile.objects.get(owner=owner, sha256=sha256), False)
+    return Saved(file, True)
+
+
+def _retry(file: UploadedFile) -> bool:
+    if file.status != UploadedFile.Status.FAILED or file.error_code not in RETRYABLE:
+        return False
+    UploadedFile.objects.filter(pk=file.pk).update(
+        status=UploadedFile.Status.PROCESSING, error_code="", error=""
+    )
+    file.status, file.error_code, file.error = UploadedFile.Status.PROCESSING, "", ""
+    return True
+
+
+def clean_name(name: str) -> str:
+    name = os.path.basename(name.replace("\\", "/"))
+    name = "".join(c for c in name if c.isprintable()).strip() or "file"
+    stem, extension = os.path.splitext(name)
+    return stem[: 255 - len(extension)] + extension
+
+
+def file_read(*, file_id: int) -> None:
+    """Read a stored file's text and save it, then tell the owner's pages."""
+    file = UploadedFile.objects.filter(pk=file_id).first()
+    if file is None:
+        return
+    try:
+        with local_copy(file) as path:
+            extracted = extract.extract(path, file.kind)
+    except ExtractError as e:
+        fields = {"status": UploadedFile.Status.FAILED, "error_code": e.code}
+        fields["error"] = e.detail if e.params else ""
+    except Exception:
+        log.exception("Reading file %s failed", file_id)
+        fields = {"status": UploadedFile.Status.FAILED, "error_code": "corrupt", "error": ""}
+    else:
+        fields = {
+            "status": UploadedFile.Status.READY,
+            "text": extracted.text,
+            "pages": extracted.pages,
+            "tokens": kimi.estimate_tokens(extracted.text) if extracted.text else 0,
+        }
+    file_update(file=file, **fields)
+
+
+async def file_read_with_kimi(*, file_id: int) -> None:
+    """Kimi's file-extract (with OCR) for a PDF without a text layer: upload it to Kimi, take
+    the text, delete it there."""
+    from channels.db import database_sync_to_async
+
+    file = await UploadedFile.objects.filter(pk=file_id).afirst()
+    if file is None:
+        return
+    data = await database_sync_to_async(_read_stored)(file)
+    client = kimi.client()
+    fields = {"status": UploadedFile.Status.FAILED, "error_code": "ocr", "error": ""}
+    try:
+        uploaded = await client.files.create(file=(file.name, data), purpose="file-extract")
+        try:
+            content = (await client.files.content(uploaded.id)).text
+        finally:
+            await client.files.delete(uploaded.id)
+        try:
+            text = str(json.loads(content).get("content", ""))
+        except (ValueError, AttributeError):
+            text = content
+        text = extract.tidy(text)
+        if text:
+            fields = {
+                "status": UploadedFile.Status.READY,
+                "error_code": "",
+                "text": text,
+                "tokens": kimi.estimate_tokens(text),
+            }
+        else:
+            fields["error_code"] = "no_text"
+    except (openai.APIError, kimi.NoKeyConfigured) as e:
+        code, detail = kimi.error_code(e)
+        fields["error"] = kimi.error_text(code, detail)
+    await database_sync_to_async(file_update)(file=file, **fields)
+
+
+def _read_stored(file: UploadedFile) -> bytes:
+    with file.file.open("rb") as f:
+        return f.read()
+
+
+def file_update(*, file: UploadedFile, **fields) -> None:
+    UploadedFile.objects.filter(pk=file.pk).update(**fields)
+    file_changed(file=file)
+
+
+def file_changed(*, file: UploadedFile) -> None:
+    event = {"type": "file.changed", "file_id": file.pk}
+    async_to_sync(get_channel_layer().group_send)(files_group(file.owner_id), event)
+
+
+def file_delete(*, file: UploadedFile) -> None:
+    stored = file.file.name
+    file.delete()
+    # After the row: a failure here leaves an orphan object, never a row without its file.
+    file.file.storage.delete(stored)
+
+
+@contextlib.contextmanager
+def local_copy(file: UploadedFile) -> Iterator[str]:
+    """A path to the file's bytes: the stored file itself on local disk, a temporary copy when
+    it lives in S3."""
+    try:
+        yield file.file.path
+        return
+    except NotImplementedError:
+        pass
+    extension = os.path.splitext(file.file.name)[1]
+    with tempfile.NamedTemporaryFile(suffix=extension) as copy:
+        with file.file.open("rb") as stored:
+            while chunk := stored.read(1 << 20):
+                copy.write(chunk)
+        copy.flush()
+        yield copy.name
+
+
+def bucket_create_missing() -> bool:
+    """With S3 storage, create the bucket if it does not exist yet (a fresh MinIO): True
+    when it was created."""
+    from django.core.files.storage import default_storage
+
+    bucket = getattr(default_storage, "bucket", None)
+    if bucket is None:
+        return False
+    client = bucket.meta.client
+    try:
+        client.head_bucket(Bucket=bucket.name)
+        return False
+    except client.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket"}:
+            raise
+    client.create_bucket(Bucket=bucket.name)
+    return True
