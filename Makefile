@@ -41,6 +41,7 @@ test-services: $(VENV)/.dev chromium
 bench: $(VENV)/.dev
 	$(PY) -m bench.ttft
 	$(PY) -m bench.capacity
+	$(PY) -m bench.extract
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

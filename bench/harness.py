@@ -151,6 +151,7 @@ class Stream:
     sent_at: float = 0.0
     first_token_at: float | None = None
     last_token_at: float | None = None
+    max_gap: float = 0.0  # the longest wait between two token frames (s)
     text: str = ""
     done: bool = False
     error: str = ""
@@ -178,6 +179,8 @@ async def run_stream(
             if pieces:
                 if stream.first_token_at is None:
                     stream.first_token_at = now
+                else:
+                    stream.max_gap = max(stream.max_gap, now - stream.last_token_at)
                 stream.last_token_at = now
                 stream.text += "".join(pieces)
             if 'data-state="error"' in frame:

@@ -217,7 +217,9 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
                 files = list(question.files.all())
                 build = {"until": question.pk}
             else:
-                files = references.resolve(user=self.user, text=text)
+                # The edited question keeps the files attached to it, plus any it now names.
+                attached = list(question.files.values_list("id", flat=True))
+                files = references.resolve(user=self.user, text=text, attached=attached)
                 build = {"until": question.parent_id, "question": text, "files": files}
             services.files_check(files=files, model=conversation.model)
             services.generation_check(user=self.user, conversation=conversation)

@@ -173,7 +173,7 @@ STORAGES = {
 # Uploaded files: on local disk by default, in an S3-compatible store (MinIO, AWS S3) when
 # S3_BUCKET is set. Either way they are private: downloads go through a view that checks
 # who may read them.
-MEDIA_ROOT = _read("MEDIA_ROOT", env.path, BASE_DIR / "media")
+MEDIA_ROOT = BASE_DIR / _read("MEDIA_ROOT", env.str, "media")
 MEDIA_URL = "/media/"
 S3_BUCKET = _read("S3_BUCKET", env.str, "")
 S3_ENDPOINT_URL = _read("S3_ENDPOINT_URL", env.str, "")

@@ -64,7 +64,8 @@ def bucket(settings, s3_endpoint):
 async def test_uploads_are_stored_read_downloaded_and_deleted_in_the_bucket(alice, bob, bucket):
     s3, name = bucket
     client = await logged_in(alice)
-    response = await upload(client, "report.docx", documents.docx_bytes())
+    report = documents.docx_bytes()
+    response = await upload(client, "report.docx", report)
     await background.idle()
     file = await UploadedFile.objects.aget(pk=response.json()["files"][0]["id"])
 
@@ -78,7 +79,7 @@ async def test_uploads_are_stored_read_downloaded_and_deleted_in_the_bucket(alic
     assert file.status == "ready" and REPORT in file.text
 
     download = await client.get(f"/files/{file.pk}/download/")
-    assert b"".join(download.streaming_content) == documents.docx_bytes()
+    assert b"".join(download.streaming_content) == report
     assert (await (await logged_in(bob)).get(f"/files/{file.pk}/download/")).status_code == 404
 
     await client.post(f"/files/{file.pk}/delete/")

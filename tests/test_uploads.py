@@ -3,10 +3,9 @@ the Kimi stub over HTTP."""
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import AsyncClient
 
@@ -298,7 +297,7 @@ async def test_the_files_page_lists_downloads_and_deletes(alice, bob):
     assert (await other.post(f"/files/{file.pk}/delete/")).status_code == 404
     assert (await client.post(f"/files/{file.pk}/delete/")).status_code == 302
     assert await UploadedFile.objects.acount() == 0
-    assert not list(Path(file.file.storage.location).rglob("*.txt"))
+    assert not await sync_to_async(file.file.storage.exists)(file.file.name)
 
 
 async def test_the_files_page_form_uploads_and_reports_refusals(alice):
@@ -330,3 +329,22 @@ def test_uploaded_names_lose_paths_and_control_characters():
     assert services.clean_name("C:\\Users\\me\\a\x00b.txt") == "ab.txt"
     assert json.dumps(services.clean_name("")) == '"file"'
     assert re.fullmatch(r"x+\.pdf", services.clean_name("x" * 300 + ".pdf"))
+
+
+def test_with_the_database_backend_a_worker_reads_the_file(alice, settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.backend.DatabaseBackend"}}
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    async def upload_and_queue():
+        response = await upload(await logged_in(alice), "queued.txt", b"Read by a worker.")
+        await background.idle()
+        return response.json()["files"][0]["id"]
+
+    file = UploadedFile.objects.get(pk=async_to_sync(upload_and_queue)())
+    assert file.status == "processing" and DBTaskResult.objects.count() == 1
+
+    # `manage.py db_worker` (it takes the main thread, for its signals), until the queue is empty.
+    call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
+    file.refresh_from_db()
+    assert file.status == "ready" and file.text == "Read by a worker."

@@ -1,6 +1,7 @@
 """Retake the README's screenshots: `.venv/bin/python -m tools.screenshots` (needs chromium)."""
 
 import re
+import tempfile
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
@@ -10,6 +11,7 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.kimi_stub import KimiStub, Script
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "pdf"
 ANSWER = """Here is a small Python function that counts words, with a test:
 
 ```python
@@ -41,6 +43,40 @@ def top_words(lines, n=3):
 Call it with an open file to keep memory flat; `Counter.update` adds the counts of each line."""
 
 
+FILE_ANSWER = """The report says revenue grew by **12%**, led by the East region (42).
+
+- *report.docx*, table 1: East 42
+- *pdflatex-4-pages.pdf*, page 2: the same figure, restated"""
+
+
+def shoot_files(page, base: str, stub: KimiStub) -> None:
+    """The composer with two files attached and `@` suggestions open, and the Files page."""
+    from tests import documents
+
+    folder = Path(tempfile.mkdtemp())
+    (folder / "report.docx").write_bytes(documents.docx_bytes())
+    page.goto(base + "/")
+    page.get_by_label("Attach files").set_input_files(
+        [str(folder / "report.docx"), str(TESTDATA / "pdflatex-4-pages.pdf")]
+    )
+    attached = page.get_by_role("group", name="Attached files")
+    expect(attached.get_by_role("status").filter(has_text="Ready")).to_have_count(2)
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("Compare the revenue figures in ")
+    box.press_sequentially("@")
+    expect(page.get_by_role("listbox", name="File suggestions")).to_be_visible()
+    page.screenshot(path=OUT / "attach.png")
+    box.press("Enter")
+    box.press_sequentially("and the PDF.")
+    stub.script = Script(tokens=re.findall(r"\S+|\s+", FILE_ANSWER), delay=0.01)
+    box.press("Enter")
+    answer = page.locator('article[data-role="assistant"]')
+    expect(answer).to_have_attribute("data-state", "done")
+    page.screenshot(path=OUT / "file-answer.png")
+    page.goto(base + "/files/")
+    page.screenshot(path=OUT / "files.png")
+
+
 def main() -> None:
     stub = KimiStub().start_in_thread()
     stub.script = Script(tokens=re.findall(r"\S+|\s+", ANSWER), delay=0.01)
@@ -65,6 +101,7 @@ def main() -> None:
         expect(answer).to_contain_text("Counter.update")
         expect(answer).to_have_attribute("data-state", "done")
         page.screenshot(path=OUT / "versions.png")
+        shoot_files(page, f"http://{server.url}", stub)
         login = browser.new_page(viewport={"width": 1280, "height": 800})
         login.goto(f"http://{server.url}/accounts/login/")
         login.screenshot(path=OUT / "login.png")

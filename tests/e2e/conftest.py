@@ -41,6 +41,7 @@ def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "MEDIA_ROOT": str(tmp / "media"),
         "MOONSHOT_API_KEY": "sk-test",
         "MOONSHOT_BASE_URL": kimi_stub.base_url,
         "KIMI_MAX_RETRIES": "0",

@@ -1,0 +1,61 @@
+"""Files in Chromium: attach from the composer, refer with `@`, get an answer about them."""
+
+from playwright.sync_api import Page, expect
+
+from tests import documents
+from tests.kimi_stub import Script
+
+REPORT = "收入增长了百分之十二。Revenue grew by twelve percent."
+
+
+def test_attach_refer_with_at_and_get_an_answer_about_the_file(page: Page, kimi, tmp_path):
+    kimi.script = Script(tokens=["Revenue", " grew", " 12%."])
+    report = tmp_path / "report-q3.docx"
+    report.write_bytes(documents.docx_bytes())
+    page.get_by_label("Attach files").set_input_files(str(report))
+
+    attached = page.get_by_role("group", name="Attached files")
+    expect(attached).to_contain_text("report-q3.docx")
+    expect(attached.get_by_role("status")).to_contain_text("Ready")
+
+    # "@" suggests the files the user may read; Enter picks one.
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("What does ")
+    box.press_sequentially("@repo")
+    suggestions = page.get_by_role("listbox", name="File suggestions")
+    expect(suggestions.get_by_role("option")).to_contain_text(["report-q3.docx"])
+    box.press("Enter")
+    expect(box).to_have_value("What does @report-q3.docx ")
+    box.press_sequentially("say about revenue?")
+    box.press("Enter")
+
+    answer = page.locator('article[data-role="assistant"]')
+    expect(answer).to_have_attribute("data-state", "done")
+    expect(answer).to_contain_text("Revenue grew 12%.")
+    question = page.locator('article[data-role="user"]')
+    expect(question.get_by_role("group", name="Files referred to")).to_contain_text(
+        "report-q3.docx"
+    )
+    expect(page.locator("#attachments")).to_be_empty()  # they went with the message
+    documents_sent = [
+        m["content"] for m in kimi.streams[-1].body["messages"] if m["role"] == "system"
+    ]
+    assert any("report-q3.docx" in d and REPORT in d for d in documents_sent)
+
+    page.get_by_role("link", name="Files").click()
+    files = page.get_by_role("list", name="Files")
+    expect(files).to_contain_text("report-q3.docx")
+    expect(files.get_by_role("status").first).to_contain_text("Ready")
+
+
+def test_a_refused_file_says_why_and_the_message_stays(page: Page, kimi, tmp_path):
+    tool = tmp_path / "invoice.pdf"
+    tool.write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 64)
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("Please read this invoice")
+    page.get_by_label("Attach files").set_input_files(str(tool))
+    expect(page.get_by_role("alert").filter(has_text="invoice.pdf")).to_contain_text(
+        "“invoice.pdf” was not uploaded: its content does not match its name"
+    )
+    expect(box).to_have_value("Please read this invoice")
+    assert kimi.requests == []

@@ -1,0 +1,12 @@
+from django.contrib import admin
+
+from uploads.models import UploadedFile
+
+
+@admin.register(UploadedFile)
+class UploadedFileAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "kind", "size", "pages", "status", "created_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["name", "owner__username"]
+    raw_id_fields = ["owner"]
+    readonly_fields = ["sha256", "size", "content_type", "tokens", "created_at", "updated_at"]
