@@ -348,3 +348,28 @@ def test_with_the_database_backend_a_worker_reads_the_file(alice, settings):
     call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
     file.refresh_from_db()
     assert file.status == "ready" and file.text == "Read by a worker."
+
+
+async def test_files_need_a_login(alice):
+    anonymous = AsyncClient()
+    for response in [
+        await anonymous.post("/files/upload/", {"file": SimpleUploadedFile("a.txt", b"a")}),
+        await anonymous.get("/files/"),
+        await anonymous.get("/files/suggest/"),
+    ]:
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert await UploadedFile.objects.acount() == 0
+
+
+async def test_refusals_come_in_the_pages_language(alice):
+    client = await logged_in(alice)
+    response = await client.post(
+        "/files/upload/",
+        {"file": SimpleUploadedFile("tool.exe", b"MZ")},
+        headers={"accept": "application/json", "accept-language": "zh-hans"},
+    )
+    assert response.json()["errors"] == [
+        "“tool.exe”未上传：不支持此类文件。请上传 PDF、Word (.docx)、Excel (.xlsx)、"
+        "PowerPoint (.pptx)、文本、Markdown、CSV、JSON、HTML、源代码或图片"
+        "（PNG、JPEG、WebP、GIF）。"
+    ]
