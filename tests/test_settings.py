@@ -28,6 +28,8 @@ def start(**env: str) -> subprocess.CompletedProcess:
         ("KIMI_STREAM_TIMEOUT", "-1"),
         ("DEBUG", "perhaps"),
         ("KIMI_DEFAULT_MODEL", "not-in-the-list"),
+        ("TASKS_BACKEND", "celery"),
+        ("UPLOAD_MAX_BYTES", "0"),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(name, value):

@@ -324,6 +324,15 @@ async def test_the_files_socket_shows_status_changes(alice):
     assert not (await anonymous.connect(10))[0]
 
 
+async def test_a_files_page_that_connects_late_still_hears_of_a_file_just_read(alice):
+    file = await uploaded(alice, "quick.txt", b"read before the page listened")
+    files_socket = await connect(alice, "/ws/files/")
+    assert (await files_socket.connect(10))[0]
+    frame = await files_socket.receive_from(10)
+    assert f"file-status-{file.pk}" in frame and "Ready" in frame
+    await files_socket.disconnect(timeout=10)
+
+
 def test_uploaded_names_lose_paths_and_control_characters():
     assert services.clean_name("../../etc/passwd") == "passwd"
     assert services.clean_name("C:\\Users\\me\\a\x00b.txt") == "ab.txt"

@@ -1,6 +1,8 @@
+from datetime import timedelta
+
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 
 from uploads.models import UploadedFile
 from uploads.services import files_group
@@ -11,8 +13,10 @@ class FileStatusMixin:
 
     async def file_changed(self, event: dict) -> None:
         file = await UploadedFile.objects.for_user(self.user).filter(pk=event["file_id"]).afirst()
-        if file is None:
-            return
+        if file is not None:
+            await self.send_status(file)
+
+    async def send_status(self, file: UploadedFile) -> None:
         with translation.override(self.language):
             html = render_to_string("uploads/_file_status.html", {"file": file, "oob": True})
         await self.send(text_data=html)
@@ -31,6 +35,13 @@ class FilesConsumer(FileStatusMixin, AsyncWebsocketConsumer):
         self.language = scope_language(self.scope)
         await self.channel_layer.group_add(files_group(self.user.pk), self.channel_name)
         await self.accept()
+        # A file read between the page's rendering and this connection: its news came
+        # before anyone listened.
+        recent = UploadedFile.objects.for_user(self.user).filter(
+            updated_at__gte=timezone.now() - timedelta(minutes=1)
+        )
+        async for file in recent.exclude(status=UploadedFile.Status.PROCESSING)[:20]:
+            await self.send_status(file)
 
     async def disconnect(self, code: int) -> None:
         if self.user.is_authenticated:

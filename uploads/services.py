@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import UploadedFile as Upload
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from kimichat import kimi
 from uploads import extract
@@ -154,7 +155,7 @@ def _read_stored(file: UploadedFile) -> bytes:
 
 
 def file_update(*, file: UploadedFile, **fields) -> None:
-    UploadedFile.objects.filter(pk=file.pk).update(**fields)
+    UploadedFile.objects.filter(pk=file.pk).update(updated_at=timezone.now(), **fields)
     file_changed(file=file)
 
 

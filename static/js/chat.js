@@ -128,6 +128,16 @@
   csrf = csrf ? JSON.parse(csrf)["X-CSRFToken"] : "";
   var uploading = 0;
   var sendWhenUploaded = false;
+  var early = {};  // file id -> a status that came before its chip
+
+  document.body.addEventListener("htmx:oobErrorNoTarget", function (event) {
+    var content = event.detail.content;
+    var match = content && /file-status-(\d+)/.exec(content.className || "");
+    if (match) {
+      content.removeAttribute("hx-swap-oob");
+      early[match[1]] = content;
+    }
+  });
 
   function showError(text) {
     var error = document.getElementById("composer-error");
@@ -183,9 +193,17 @@
       var answer = null;
       try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
       if (answer && answer.files && answer.files.length) {
+        var id = answer.files[0].id;
         var saved = fromHTML(answer.files[0].html);
-        var twin = attachments.querySelector('[data-file-id="' + answer.files[0].id + '"]');
-        if (twin) { chip.remove(); } else { chip.replaceWith(saved); htmx.process(saved); }
+        var twin = attachments.querySelector('[data-file-id="' + id + '"]');
+        if (twin) { chip.remove(); return; }
+        if (early[id]) {
+          // Read before this answer arrived: its status came first and found no chip.
+          saved.querySelector(".file-status").replaceWith(early[id]);
+          delete early[id];
+        }
+        chip.replaceWith(saved);
+        htmx.process(saved);
       } else {
         fail(answer && answer.errors && answer.errors.length ? answer.errors.join(" ")
           : composer.dataset.lost.replace("{name}", file.name));

@@ -59,3 +59,41 @@ def test_a_refused_file_says_why_and_the_message_stays(page: Page, kimi, tmp_pat
     )
     expect(box).to_have_value("Please read this invoice")
     assert kimi.requests == []
+
+
+DROP_AND_PASTE = """() => {
+  function transfer(name, text) {
+    const data = new DataTransfer();
+    data.items.add(new File([text], name, {type: "text/plain"}));
+    return data;
+  }
+  const main = document.querySelector("main");
+  const dropped = transfer("dropped.txt", "Dropped on the chat.");
+  main.dispatchEvent(new DragEvent("dragover", {bubbles: true, cancelable: true,
+                                                dataTransfer: dropped}));
+  main.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true,
+                                            dataTransfer: dropped}));
+  const box = document.querySelector("textarea[name=message]");
+  box.dispatchEvent(new ClipboardEvent("paste", {bubbles: true, cancelable: true,
+                                                 clipboardData: transfer("pasted.md", "# Pasted")}));
+}"""
+
+
+def test_files_dropped_on_the_chat_or_pasted_are_attached(page: Page, kimi):
+    page.evaluate(DROP_AND_PASTE)
+    attached = page.get_by_role("group", name="Attached files")
+    expect(attached.get_by_role("status").filter(has_text="Ready")).to_have_count(2)
+    expect(attached).to_contain_text("dropped.txt")
+    expect(attached).to_contain_text("pasted.md")
+
+    # A file taken off again does not go with the message.
+    attached.get_by_role("button", name="Remove pasted.md").click()
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("What was dropped?")
+    box.press("Enter")
+    expect(page.locator('article[data-role="assistant"]')).to_have_attribute("data-state", "done")
+    documents_sent = [
+        m["content"] for m in kimi.streams[-1].body["messages"] if m["role"] == "system"
+    ]
+    assert any("Dropped on the chat." in d for d in documents_sent)
+    assert not any("# Pasted" in d for d in documents_sent)
