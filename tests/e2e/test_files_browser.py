@@ -74,8 +74,9 @@ DROP_AND_PASTE = """() => {
   main.dispatchEvent(new DragEvent("drop", {bubbles: true, cancelable: true,
                                             dataTransfer: dropped}));
   const box = document.querySelector("textarea[name=message]");
+  const pasted = transfer("pasted.md", "# Pasted");
   box.dispatchEvent(new ClipboardEvent("paste", {bubbles: true, cancelable: true,
-                                                 clipboardData: transfer("pasted.md", "# Pasted")}));
+                                                 clipboardData: pasted}));
 }"""
 
 
