@@ -140,7 +140,7 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
             )
         except (Refused, context.TooLong, references.NotFound) as e:
             return str(e)
-        waiting = [f for f in files if f.status == UploadedFile.Status.PROCESSING]
+        waiting = [f for f in files if f.is_processing]
         exchange = services.exchange_create(
             user=self.user,
             conversation=conversation,
@@ -226,7 +226,7 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
             request = context.build(conversation=conversation, thread=thread, **build)
         except (Refused, context.TooLong, references.NotFound) as e:
             return str(e)
-        waiting = [f for f in files if f.status == UploadedFile.Status.PROCESSING]
+        waiting = [f for f in files if f.is_processing]
         if text is None:
             exchange = services.answer_create(
                 conversation=conversation,

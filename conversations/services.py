@@ -87,7 +87,7 @@ def request_when_ready(*, answer: Message) -> "context.Request | None":
     picked for it). Raises Refused or context.TooLong."""
     question = answer.parent
     files = list(question.files.all())
-    if any(f.status == UploadedFile.Status.PROCESSING for f in files):
+    if any(f.is_processing for f in files):
         return None
     conversation = Conversation.objects.get(pk=answer.conversation_id)
     files_check(files=files, model=conversation.model)

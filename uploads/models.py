@@ -80,6 +80,10 @@ class UploadedFile(models.Model):
         return self.kind == self.Kind.IMAGE
 
     @property
+    def is_processing(self) -> bool:
+        return self.status == self.Status.PROCESSING
+
+    @property
     def is_ready(self) -> bool:
         return self.status == self.Status.READY
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import openai
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import UploadedFile as Upload
 from django.db import IntegrityError, transaction
@@ -115,8 +116,6 @@ def file_read(*, file_id: int) -> None:
 async def file_read_with_kimi(*, file_id: int) -> None:
     """Kimi's file-extract (with OCR) for a PDF without a text layer: upload it to Kimi, take
     the text, delete it there."""
-    from channels.db import database_sync_to_async
-
     file = await UploadedFile.objects.filter(pk=file_id).afirst()
     if file is None:
         return
