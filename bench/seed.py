@@ -21,6 +21,8 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     count = int(sys.argv[1])
     users = User.objects.bulk_create(User(username=f"bench{i}") for i in range(count))
+    # The first may use the admin too (the README's screenshots of moderation).
+    User.objects.filter(pk=users[0].pk).update(is_staff=True, is_superuser=True)
     cookies, conversations = [], []
     for user in users:
         session = SessionStore()

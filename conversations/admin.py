@@ -1,27 +1,205 @@
+"""Conversations for moderators: found by owner, title or message text, read as a transcript,
+hidden, shown again or deleted, each action kept in the moderation log."""
+
+from django.conf import settings
 from django.contrib import admin
+from django.db.models import CharField, Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.utils.text import smart_split, unescape_string_literal
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from conversations.models import Conversation, Message
+from moderation import services
+from moderation.forms import ModerationActionForm
+from moderation.models import Report
 
 
-class MessageInline(admin.TabularInline):
-    model = Message
-    fields = ["role", "state", "content", "model", "prompt_tokens", "completion_tokens"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
+def can_read_transcripts(user) -> bool:
+    """Moderators (and superusers) may, unless transcripts are off for everyone."""
+    return settings.MODERATION_TRANSCRIPTS and user.has_perm("conversations.read_transcript")
+
+
+def _count(queryset, field: str) -> Subquery:
+    counted = queryset.values(field).annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _open_reports() -> Q:
+    reports = Report.objects.filter(message__conversation=OuterRef("pk"), status="open")
+    return Exists(reports)
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    title = _("flagged")
+    parameter_name = "flagged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("With open reports")), ("no", _("Without open reports"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(_open_reports())
+        if self.value() == "no":
+            return queryset.exclude(_open_reports())
+        return queryset
+
+
+class HiddenFilter(admin.SimpleListFilter):
+    title = _("hidden")
+    parameter_name = "hidden"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Hidden")), ("no", _("Shown"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(hidden_at__isnull=self.value() == "no")
+        return queryset
 
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["title", "owner", "model", "updated_at"]
-    list_filter = ["model"]
-    search_fields = ["title", "owner__username"]
-    raw_id_fields = ["owner"]
-    inlines = [MessageInline]
+    list_display = [
+        "name",
+        "owner",
+        "model",
+        "message_count",
+        "open_reports",
+        "is_hidden",
+        "updated_at",
+    ]
+    list_filter = [FlaggedFilter, HiddenFilter, "model", "created_at"]
+    list_select_related = ["owner"]
+    date_hierarchy = "updated_at"
+    search_fields = ["title"]  # and the owner, and message text: see get_search_results
+    search_help_text = _("Owner, title or message text (all the words).")
+    actions = ["hide", "unhide", "delete_selected"]
+    action_form = ModerationActionForm
+    change_form_template = "admin/conversations/conversation/change_form.html"
+    view_on_site = False
+    show_full_result_count = False
 
+    class Media:
+        css = {"all": ["css/admin.css"]}
 
-@admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "conversation", "role", "state", "model", "created_at"]
-    list_filter = ["role", "state", "model"]
-    raw_id_fields = ["conversation"]
+    def get_queryset(self, request: HttpRequest):
+        reports = Report.objects.filter(message__conversation=OuterRef("pk"), status="open")
+        messages = Message.objects.filter(conversation=OuterRef("pk"))
+        # Titles are the owner's words too: only for those who may read transcripts.
+        title = F("title") if can_read_transcripts(request.user) else Value(None, CharField())
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                message_count=_count(messages, "conversation"),
+                open_reports=_count(reports, "message__conversation"),
+                shown_title=title,
+            )
+        )
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        """Every word in the owner's name, the title, or (for those who may read
+        transcripts) a message."""
+        readable = can_read_transcripts(request.user)
+        for word in smart_split(search_term):
+            if word[0] in "\"'" and word[0] == word[-1]:
+                word = unescape_string_literal(word)
+            found = Q(title__icontains=word) | Q(owner__username__icontains=word)
+            if readable:
+                in_messages = Message.objects.filter(
+                    conversation=OuterRef("pk"), content__icontains=word
+                )
+                found |= Exists(in_messages)
+            queryset = queryset.filter(found)
+        return queryset, False
+
+    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        fields = ["owner", "model", "created_at", "updated_at", "hidden_at", "open_reports"]
+        if can_read_transcripts(request.user):
+            return ["title", *fields, "system_prompt", "transcript"]
+        return [*fields, "transcript_closed"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return self.get_fields(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Read-only for everyone: what moderators change goes through the actions.
+        return False
+
+    def has_hide_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("conversations.hide_conversation")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_hide": self.has_hide_permission(request)}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field=None):
+        conversation = super().get_object(request, object_id, from_field)
+        if conversation is not None and not can_read_transcripts(request.user):
+            conversation.title = ""  # shown as "Conversation <id>" in the page's headings
+        return conversation
+
+    @admin.display(description=_("conversation"), ordering="title")
+    def name(self, obj: Conversation) -> str:
+        if obj.shown_title is None:
+            return _("Conversation %(id)s") % {"id": obj.pk}
+        return obj.shown_title or _("Untitled chat")
+
+    @admin.display(description=_("messages"), ordering="message_count")
+    def message_count(self, obj: Conversation) -> int:
+        return obj.message_count
+
+    @admin.display(description=_("open reports"), ordering="open_reports")
+    def open_reports(self, obj: Conversation) -> int:
+        return obj.open_reports
+
+    @admin.display(description=_("hidden"), boolean=True, ordering="hidden_at")
+    def is_hidden(self, obj: Conversation) -> bool:
+        return obj.is_hidden
+
+    @admin.display(description=_("transcript"))
+    def transcript(self, obj: Conversation) -> str:
+        """Every message, versions included, oldest first."""
+        messages = obj.messages.order_by("id").prefetch_related("files", "reports__reporter")
+        ctx = {"messages": messages, "shown": set(obj.thread().ids)}
+        return render_to_string("admin/conversations/transcript.html", ctx)
+
+    @admin.display(description=_("transcript"))
+    def transcript_closed(self, obj: Conversation) -> str:
+        if not settings.MODERATION_TRANSCRIPTS:
+            return _("Transcripts are turned off on this server (MODERATION_TRANSCRIPTS).")
+        return _("Only moderators may read transcripts.")
+
+    def _reason(self, request: HttpRequest) -> str:
+        return request.POST.get("reason", "").strip()
+
+    @admin.action(description=_("Hide selected conversations"), permissions=["hide"])
+    def hide(self, request: HttpRequest, queryset) -> None:
+        count = services.conversations_hide(
+            actor=request.user, conversations=queryset, reason=self._reason(request)
+        )
+        done = ngettext("%(count)s conversation hidden.", "%(count)s conversations hidden.", count)
+        self.message_user(request, done % {"count": count})
+
+    @admin.action(description=_("Unhide selected conversations"), permissions=["hide"])
+    def unhide(self, request: HttpRequest, queryset) -> None:
+        count = services.conversations_unhide(
+            actor=request.user, conversations=queryset, reason=self._reason(request)
+        )
+        done = ngettext(
+            "%(count)s conversation shown again.", "%(count)s conversations shown again.", count
+        )
+        self.message_user(request, done % {"count": count})
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        services.conversations_delete(actor=request.user, conversations=queryset)
+
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        conversations = Conversation.objects.filter(pk=obj.pk)
+        services.conversations_delete(actor=request.user, conversations=conversations)

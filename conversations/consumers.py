@@ -14,12 +14,14 @@ from conversations.forms import MAX_MESSAGE_CHARS, first_error, settings_form_fo
 from conversations.models import Conversation, Message, stale_before
 from conversations.services import Exchange, Refused
 from kimichat import kimi
+from moderation.services import user_group
 from uploads import references
 from uploads.consumers import FileStatusMixin
 from uploads.models import UploadedFile
 from uploads.services import files_group
 
 CLOSE_UNAUTHENTICATED = 4401
+CLOSE_SUSPENDED = 4403
 CLOSE_NOT_FOUND = 4404
 MAX_SYNC_MESSAGES = 10
 THREAD_ACTIONS = {"regenerate", "edit", "select"}
@@ -53,20 +55,23 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
             self.conversation = await (
                 Conversation.objects.for_user(self.user).filter(pk=conversation_id).afirst()
             )
-            if self.conversation is None:
+            if self.conversation is None or self.conversation.is_hidden:
                 await self.close(CLOSE_NOT_FOUND)
                 return
             await self.channel_layer.group_add(
                 generation.group_name(self.conversation.pk), self.channel_name
             )
-        # Files attached or referred to here show their status as it changes.
-        await self.channel_layer.group_add(files_group(self.user.pk), self.channel_name)
+        # Files attached or referred to here show their status as it changes; a suspension
+        # closes the socket.
+        for group in (files_group(self.user.pk), user_group(self.user.pk)):
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if not self.user.is_authenticated:
             return
-        await self.channel_layer.group_discard(files_group(self.user.pk), self.channel_name)
+        for group in (files_group(self.user.pk), user_group(self.user.pk)):
+            await self.channel_layer.group_discard(group, self.channel_name)
         # The generation goes on without us: it belongs to the conversation, not the socket.
         if self.conversation is not None:
             await self.channel_layer.group_discard(
@@ -378,6 +383,18 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
 
     async def chat_html(self, event: dict) -> None:
         await self.send(text_data=event["html"])
+
+    async def conversation_hidden(self, event: dict) -> None:
+        """A moderator removed the conversation shown: the page says so, the text goes."""
+        with translation.override(self.language):
+            html = render_to_string("conversations/_removed_frame.html")
+        await self.send(text_data=html)
+        await self.close(CLOSE_NOT_FOUND)
+
+    async def account_suspended(self, event: dict) -> None:
+        with translation.override(self.language):
+            await self.composer_error(_("Your account is suspended."))
+        await self.close(CLOSE_SUSPENDED)
 
 
 def _ids(content: dict) -> list[int]:

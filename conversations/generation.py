@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from conversations import context, services
 from conversations.models import Conversation, Message
 from kimichat import kimi
+from moderation.models import Usage
 from uploads.models import UploadedFile
 from uploads.services import files_group
 
@@ -77,6 +78,7 @@ class Generation:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # Stop can reach it now
     _closing: bool = False
+    reached_upstream: bool = False  # Kimi took the request: its tokens count as spent
 
     @property
     def text(self) -> str:
@@ -100,6 +102,7 @@ class Generation:
             if self.waiting:
                 await self._wait_for_files()
             stream = await self._open()
+            self.reached_upstream = True
             loop = asyncio.get_running_loop()
             next_save = loop.time() + SAVE_INTERVAL
             saving: asyncio.Task | None = None
@@ -265,11 +268,31 @@ class Generation:
         try:
             # Markdown rendering is CPU work: done beside the save, off the event loop, so
             # other streams' tokens keep flowing. Runs after any save still in flight.
-            html = await database_sync_to_async(_save_and_render)(answer, fields)
+            html = await database_sync_to_async(_save_and_render)(
+                answer, fields, self._usage(fields)
+            )
             await publish(self.conversation_id, {"type": "chat.html", "html": html})
         finally:
             if _running.get(self.conversation_id) is self:
                 del _running[self.conversation_id]
+
+    def _usage(self, fields: dict) -> dict | None:
+        """The tokens this answer spent: Kimi's count, or an estimate where the stream was
+        stopped or broke before Kimi counted (it bills what it generated)."""
+        if not self.reached_upstream or self.user_id is None:
+            return None
+        prompt = fields.get("prompt_tokens")
+        if prompt is None:
+            prompt = sum(kimi.estimate_tokens(str(m["content"])) for m in self.messages)
+        completion = fields.get("completion_tokens")
+        if completion is None:
+            completion = kimi.estimate_tokens(self.text)
+        return {
+            "user_id": self.user_id,
+            "model": self.answer.model,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+        }
 
     async def _pump(self) -> None:
         """Send pending text: at once when idle, otherwise at most once per FRAME_INTERVAL.
@@ -289,8 +312,10 @@ class Generation:
                 await asyncio.sleep(FRAME_INTERVAL)
 
 
-def _save_and_render(answer: Message, fields: dict) -> str:
+def _save_and_render(answer: Message, fields: dict, usage: dict | None) -> str:
     services.answer_save(answer_id=answer.pk, content=answer.content, **fields)
+    if usage:
+        Usage.objects.record(**usage)
     answer.versions = answer.sibling_versions()
     return render_to_string("conversations/_message_frame.html", {"message": answer})
 

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from kimichat import kimi
@@ -18,6 +19,10 @@ class ConversationQuerySet(models.QuerySet):
         if not user.is_authenticated:
             return self.none()
         return self.filter(owner=user)
+
+    def visible(self) -> "ConversationQuerySet":
+        """Not removed by a moderator."""
+        return self.filter(hidden_at=None)
 
     def search(self, query: str) -> "ConversationQuerySet":
         """Conversations with every word of `query` in their title or in a message, each with
@@ -51,6 +56,9 @@ class Conversation(models.Model):
     stop = models.JSONField(_("stop sequences"), default=list, blank=True)
     # The last message of the versions shown; the thread is the path up from it.
     leaf = models.ForeignKey("Message", models.SET_NULL, null=True, blank=True, related_name="+")
+    # Set when a moderator removes it: the owner sees a notice instead of the text, and it
+    # can no longer be continued (nor sent to Kimi).
+    hidden_at = models.DateTimeField(_("hidden at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -59,12 +67,29 @@ class Conversation(models.Model):
     class Meta:
         ordering = ["-updated_at", "-id"]
         indexes = [models.Index(fields=["owner", "-updated_at"])]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        permissions = [
+            ("read_transcript", "Can read conversation transcripts"),
+            ("hide_conversation", "Can hide and unhide conversations"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
 
     def get_absolute_url(self) -> str:
         return reverse("chat", args=[self.pk])
+
+    @property
+    def is_hidden(self) -> bool:
+        return self.hidden_at is not None
+
+    @property
+    def display_title(self) -> str:
+        # A removed conversation's title is its owner's text too: not shown.
+        if self.is_hidden:
+            return gettext("Removed by a moderator")
+        return self.title or gettext("Untitled chat")
 
     def thread(self) -> "Thread":
         """The messages shown, following the chosen version of each: one query, ids only."""

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from conversations import context
 from conversations.models import Conversation, Message, live_answers
 from kimichat import kimi
+from moderation.models import Usage
 from uploads.models import UploadedFile
 
 
@@ -28,7 +29,21 @@ class Refused(Exception):
 
 
 def generation_check(*, user, conversation: Conversation | None) -> None:
-    """Refuse a new answer while one is being written here, or past the user's limits."""
+    """Refuse a new answer while one is being written here, in a conversation a moderator
+    removed, or past the user's limits (suspension, daily tokens, rate, concurrency)."""
+    if conversation is not None and conversation.is_hidden:
+        raise Refused(_("A moderator removed this conversation. It cannot be continued."))
+    standing = Usage.objects.standing(user)
+    if not standing.active:
+        raise Refused(_("Your account is suspended."))
+    if standing.over_quota:
+        raise Refused(
+            _(
+                "You have used today's quota of %(quota)s tokens. It renews at midnight "
+                "(%(zone)s); an administrator can raise it."
+            )
+            % {"quota": f"{standing.quota:,}", "zone": settings.TIME_ZONE}
+        )
     minute_ago = timezone.now() - timedelta(minutes=1)
     live = live_answers()
     recent = Q(role=Message.Role.ASSISTANT, created_at__gte=minute_ago)

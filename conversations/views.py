@@ -12,13 +12,20 @@ from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
 
 
-def _get_conversation_for_user(request: HttpRequest, conversation_id: int) -> Conversation:
-    """The one ownership check: anyone else's conversation is a 404, never a 403."""
-    return get_object_or_404(Conversation.objects.for_user(request.user), pk=conversation_id)
+def _get_conversation_for_user(
+    request: HttpRequest, conversation_id: int, removed_too: bool = False
+) -> Conversation:
+    """The one ownership check: anyone else's conversation is a 404, never a 403. One a
+    moderator removed is a 404 too, except where its owner sees the notice or deletes it."""
+    conversations = Conversation.objects.for_user(request.user)
+    if not removed_too:
+        conversations = conversations.visible()
+    return get_object_or_404(conversations, pk=conversation_id)
 
 
 def _sidebar(request: HttpRequest) -> list[Conversation]:
-    return list(Conversation.objects.for_user(request.user).only("id", "title")[:200])
+    conversations = Conversation.objects.for_user(request.user)
+    return list(conversations.only("id", "title", "hidden_at")[:200])
 
 
 @login_required
@@ -35,7 +42,10 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def chat(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    conversation = _get_conversation_for_user(request, conversation_id)
+    conversation = _get_conversation_for_user(request, conversation_id, removed_too=True)
+    if conversation.is_hidden:
+        ctx = {"conversation": conversation, "conversations": _sidebar(request), "removed": True}
+        return render(request, "conversations/chat.html", ctx)
     # Answers left streaming by a process that died are shown, and kept, as interrupted.
     conversation.messages.mark_interrupted()
     messages, has_older = conversation.thread().page()
@@ -92,7 +102,7 @@ def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpRespo
 @login_required
 def conversation_delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """A confirmation page (GET) and the deletion (POST)."""
-    conversation = _get_conversation_for_user(request, conversation_id)
+    conversation = _get_conversation_for_user(request, conversation_id, removed_too=True)
     if request.method == "POST":
         # An answer still being written for it is stopped first, in whichever process.
         async_to_sync(generation.request_stop)(conversation.pk)
@@ -123,7 +133,8 @@ def conversation_export(request: HttpRequest, conversation_id: int) -> HttpRespo
 def search(request: HttpRequest) -> HttpResponse:
     """Conversations whose title or messages contain the words typed, newest first."""
     query = " ".join(request.GET.get("q", "").split())[:200]
-    conversations = list(Conversation.objects.for_user(request.user).search(query)[:50])
+    conversations = Conversation.objects.for_user(request.user).visible()
+    conversations = list(conversations.search(query)[:50])
     for conversation in conversations:
         conversation.snippet = conversation.snippet_for(query)
     ctx = {"conversations": conversations, "query": query}

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "accounts",
     "conversations",
     "uploads",
+    "moderation",
 ]
 
 MIDDLEWARE = [
@@ -298,3 +299,13 @@ KIMI_AUTO_TITLE = _read("KIMI_AUTO_TITLE", _strict_bool, True)
 # regenerations) per minute.
 USER_MAX_CONCURRENT = _positive("USER_MAX_CONCURRENT", env.int, 3)
 USER_MESSAGES_PER_MINUTE = _positive("USER_MESSAGES_PER_MINUTE", env.int, 20)
+# Tokens (prompt and completion together) each user may spend a day, across models; 0 for no
+# limit. A moderator can set a user's own quota in the admin.
+USER_DAILY_TOKENS = _read("USER_DAILY_TOKENS", env.int, 0)
+if USER_DAILY_TOKENS < 0:
+    raise ImproperlyConfigured(
+        f"Bad value for USER_DAILY_TOKENS: {USER_DAILY_TOKENS!r} (0 for no limit, or more)"
+    )
+# Moderators read conversations in the admin; false keeps transcripts closed to everyone
+# (reports still show the message reported).
+MODERATION_TRANSCRIPTS = _read("MODERATION_TRANSCRIPTS", _strict_bool, True)

@@ -5,5 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("", include("uploads.urls")),
+    path("", include("moderation.urls")),
     path("", include("conversations.urls")),
 ]

@@ -30,6 +30,8 @@ def start(**env: str) -> subprocess.CompletedProcess:
         ("KIMI_DEFAULT_MODEL", "not-in-the-list"),
         ("TASKS_BACKEND", "celery"),
         ("UPLOAD_MAX_BYTES", "0"),
+        ("USER_DAILY_TOKENS", "-5"),
+        ("MODERATION_TRANSCRIPTS", "maybe"),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(name, value):

@@ -77,6 +77,22 @@ def shoot_files(page, base: str, stub: KimiStub) -> None:
     page.screenshot(path=OUT / "files.png")
 
 
+def shoot_moderation(page, base: str, chat_url: str) -> None:
+    """The report dialog on an answer, then the moderator's transcript of that conversation."""
+    page.goto(chat_url)
+    answer = page.locator('article[data-role="assistant"]').last
+    answer.get_by_role("button", name="Report").click()
+    dialog = page.get_by_role("dialog", name="Report this message")
+    dialog.get_by_label("Reason").fill("The complexity claim is wrong for very long texts.")
+    page.screenshot(path=OUT / "report.png")
+    dialog.get_by_role("button", name="Send report").click()
+    expect(answer.get_by_role("button", name="Reported")).to_be_visible()
+    page.goto(f"{base}/admin/moderation/report/")
+    page.get_by_role("link", name="Open in the transcript").click()
+    expect(page.locator(".transcript-message:target")).to_be_visible()
+    page.screenshot(path=OUT / "moderation.png")
+
+
 def main() -> None:
     stub = KimiStub().start_in_thread()
     stub.script = Script(tokens=re.findall(r"\S+|\s+", ANSWER), delay=0.01)
@@ -101,7 +117,9 @@ def main() -> None:
         expect(answer).to_contain_text("Counter.update")
         expect(answer).to_have_attribute("data-state", "done")
         page.screenshot(path=OUT / "versions.png")
+        chat_url = page.url
         shoot_files(page, f"http://{server.url}", stub)
+        shoot_moderation(page, f"http://{server.url}", chat_url)
         login = browser.new_page(viewport={"width": 1280, "height": 800})
         login.goto(f"http://{server.url}/accounts/login/")
         login.screenshot(path=OUT / "login.png")

@@ -4,6 +4,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from moderation.services import user_group
 from uploads.models import UploadedFile
 from uploads.services import files_group
 
@@ -33,7 +34,8 @@ class FilesConsumer(FileStatusMixin, AsyncWebsocketConsumer):
             await self.close(4401)
             return
         self.language = scope_language(self.scope)
-        await self.channel_layer.group_add(files_group(self.user.pk), self.channel_name)
+        for group in (files_group(self.user.pk), user_group(self.user.pk)):
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         # A file read between the page's rendering and this connection: its news came
         # before anyone listened.
@@ -45,4 +47,8 @@ class FilesConsumer(FileStatusMixin, AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         if self.user.is_authenticated:
-            await self.channel_layer.group_discard(files_group(self.user.pk), self.channel_name)
+            for group in (files_group(self.user.pk), user_group(self.user.pk)):
+                await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def account_suspended(self, event: dict) -> None:
+        await self.close(4403)

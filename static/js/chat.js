@@ -5,6 +5,7 @@
 
   var marker = function () { return document.getElementById("conversation-url"); };
   var composer = document.getElementById("composer");
+  if (!composer) { return; }  // a conversation a moderator removed
   var textarea = composer.querySelector("textarea[name=message]");
   var clientId = composer.querySelector("input[name=client_id]");
   var messages = document.getElementById("messages");
@@ -119,6 +120,7 @@
   "use strict";
 
   var composer = document.getElementById("composer");
+  if (!composer) { return; }
   var textarea = composer.querySelector("textarea[name=message]");
   var attachments = document.getElementById("attachments");
   var status = document.getElementById("composer-status");
@@ -360,4 +362,37 @@
     }
   });
   textarea.addEventListener("blur", close);
+})();
+
+// Report: a dialog asks why; once the report is taken, the button says so.
+(function () {
+  "use strict";
+
+  var dialog = document.getElementById("report-dialog");
+  if (!dialog) { return; }
+
+  document.getElementById("messages").addEventListener("click", function (event) {
+    var button = event.target.closest("button.report");
+    if (!button) { return; }
+    var form = dialog.querySelector("form");
+    form.querySelector("input[name=message]").value = button.dataset.messageId;
+    form.querySelector("textarea[name=reason]").value = "";
+    var errors = form.querySelector(".errors");
+    if (errors) { errors.remove(); }
+    dialog.showModal();
+    form.querySelector("textarea[name=reason]").focus();
+  });
+  dialog.addEventListener("click", function (event) {
+    if (event.target.closest("button.cancel-report")) { dialog.close(); }
+  });
+  document.body.addEventListener("kimichat:reported", function (event) {
+    dialog.close();
+    var article = document.getElementById("msg-" + event.detail.message);
+    var button = article && article.querySelector("button.report");
+    if (button) {
+      button.textContent = dialog.dataset.reported;
+      button.disabled = true;
+    }
+    document.getElementById("composer-status").textContent = event.detail.text;
+  });
 })();

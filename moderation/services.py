@@ -1,0 +1,130 @@
+"""What moderators do: keyword-only `<entity>_<action>` functions.
+
+Each moderation action is recorded in the moderation log, and reaches running parts of the
+app (open pages, answers being written, in any process) through the channel layer."""
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from conversations import generation
+from conversations.models import Conversation, Message
+from moderation.models import ModerationAction, Report
+
+
+def user_group(user_id: int) -> str:
+    """Every socket of one user, in any process."""
+    return f"user-{user_id}"
+
+
+def action_log(*, actor, kind: str, target, reason: str = "") -> ModerationAction:
+    return ModerationAction.objects.create(
+        actor=actor,
+        kind=kind,
+        target_type=target._meta.model_name,
+        target_id=target.pk,
+        target=str(target)[:300],
+        reason=reason,
+    )
+
+
+def _stop_answers(conversation_ids) -> None:
+    """Stop the answers being written in these conversations, wherever they run."""
+    for conversation_id in set(conversation_ids):
+        async_to_sync(generation.request_stop)(conversation_id)
+
+
+def _change(rows: list, changes: dict, *, actor, kind: str, reason: str) -> int:
+    """Apply `changes` to the rows and log the action once for each."""
+    if rows:
+        with transaction.atomic():
+            type(rows[0]).objects.filter(pk__in=[r.pk for r in rows]).update(**changes)
+            for row in rows:
+                action_log(actor=actor, kind=kind, target=row, reason=reason)
+    return len(rows)
+
+
+def conversations_hide(*, actor, conversations: QuerySet, reason: str = "") -> int:
+    """Remove conversations from their owners' view and from what is sent to Kimi; pages
+    showing them are told at once, and an answer being written is stopped."""
+    hidden = list(conversations.filter(hidden_at=None))
+    Kind = ModerationAction.Kind
+    _change(hidden, {"hidden_at": timezone.now()}, actor=actor, kind=Kind.HIDE, reason=reason)
+    _stop_answers(c.pk for c in hidden)
+    layer = get_channel_layer()
+    for conversation in hidden:
+        event = {"type": "conversation.hidden"}
+        async_to_sync(layer.group_send)(generation.group_name(conversation.pk), event)
+    return len(hidden)
+
+
+def conversations_unhide(*, actor, conversations: QuerySet, reason: str = "") -> int:
+    shown = list(conversations.exclude(hidden_at=None))
+    Kind = ModerationAction.Kind
+    return _change(shown, {"hidden_at": None}, actor=actor, kind=Kind.UNHIDE, reason=reason)
+
+
+def conversations_delete(*, actor, conversations: QuerySet, reason: str = "") -> int:
+    doomed = list(conversations)
+    _stop_answers(c.pk for c in doomed)
+    with transaction.atomic():
+        for conversation in doomed:
+            action_log(
+                actor=actor, kind=ModerationAction.Kind.DELETE, target=conversation, reason=reason
+            )
+        Conversation.objects.filter(pk__in=[c.pk for c in doomed]).delete()
+    return len(doomed)
+
+
+def users_suspend(*, actor, users: QuerySet, reason: str = "") -> int:
+    """Cut users off at once: their sessions stop working (Django refuses inactive users),
+    their open sockets are closed, and their answers being written are stopped."""
+    suspended = list(users.filter(is_active=True))
+    Kind = ModerationAction.Kind
+    _change(suspended, {"is_active": False}, actor=actor, kind=Kind.SUSPEND, reason=reason)
+    layer = get_channel_layer()
+    for user in suspended:
+        async_to_sync(layer.group_send)(user_group(user.pk), {"type": "account.suspended"})
+    live = Message.objects.live().filter(conversation__owner__in=suspended)
+    _stop_answers(live.values_list("conversation_id", flat=True))
+    return len(suspended)
+
+
+def users_reactivate(*, actor, users: QuerySet, reason: str = "") -> int:
+    inactive = list(users.filter(is_active=False))
+    Kind = ModerationAction.Kind
+    return _change(inactive, {"is_active": True}, actor=actor, kind=Kind.REACTIVATE, reason=reason)
+
+
+def report_create(*, reporter, message: Message, reason: str) -> Report:
+    """Queue a message for moderators; reporting it again updates the reason (and reopens)."""
+    report, created = Report.objects.get_or_create(
+        message=message, reporter=reporter, defaults={"reason": reason}
+    )
+    if not created:
+        report.reason = reason
+        report.status = Report.Status.OPEN
+        report.save(update_fields=["reason", "status"])
+    return report
+
+
+def reports_resolve(*, actor, reports: QuerySet, note: str = "") -> int:
+    changes = {
+        "status": Report.Status.RESOLVED,
+        "resolved_by": actor,
+        "resolved_at": timezone.now(),
+    }
+    if note:
+        changes["resolution"] = note
+    open_reports = list(reports.filter(status=Report.Status.OPEN))
+    return _change(
+        open_reports, changes, actor=actor, kind=ModerationAction.Kind.RESOLVE, reason=note
+    )
+
+
+def reports_reopen(*, actor, reports: QuerySet, reason: str = "") -> int:
+    changes = {"status": Report.Status.OPEN, "resolved_by": None, "resolved_at": None}
+    resolved = list(reports.filter(status=Report.Status.RESOLVED))
+    return _change(resolved, changes, actor=actor, kind=ModerationAction.Kind.REOPEN, reason=reason)
