@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from moderation import services
-from moderation.forms import ModerationActionForm
+from moderation.forms import ModerationActionForm, action_reason
 from moderation.models import Usage
 
 User = get_user_model()
@@ -40,9 +40,6 @@ class UserAdmin(DjangoUserAdmin):
     def has_suspend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("moderation.suspend_user")
 
-    def _reason(self, request: HttpRequest) -> str:
-        return request.POST.get("reason", "").strip()
-
     @admin.action(description=_("Suspend selected users"), permissions=["suspend"])
     def suspend(self, request: HttpRequest, queryset) -> None:
         # Never oneself; a superuser only by another superuser.
@@ -51,7 +48,7 @@ class UserAdmin(DjangoUserAdmin):
             users = users.exclude(is_superuser=True)
         skipped = queryset.count() - users.count()
         count = services.users_suspend(
-            actor=request.user, users=users, reason=self._reason(request)
+            actor=request.user, users=users, reason=action_reason(request)
         )
         done = ngettext("%(count)s user suspended.", "%(count)s users suspended.", count)
         self.message_user(request, done % {"count": count})
@@ -65,7 +62,7 @@ class UserAdmin(DjangoUserAdmin):
     @admin.action(description=_("Reactivate selected users"), permissions=["suspend"])
     def reactivate(self, request: HttpRequest, queryset) -> None:
         count = services.users_reactivate(
-            actor=request.user, users=queryset, reason=self._reason(request)
+            actor=request.user, users=queryset, reason=action_reason(request)
         )
         done = ngettext("%(count)s user reactivated.", "%(count)s users reactivated.", count)
         self.message_user(request, done % {"count": count})

@@ -13,7 +13,7 @@ from django.utils.translation import ngettext
 
 from conversations.models import Conversation, Message
 from moderation import services
-from moderation.forms import ModerationActionForm
+from moderation.forms import ModerationActionForm, action_reason
 from moderation.models import Report
 
 
@@ -176,13 +176,10 @@ class ConversationAdmin(admin.ModelAdmin):
             return _("Transcripts are turned off on this server (MODERATION_TRANSCRIPTS).")
         return _("Only moderators may read transcripts.")
 
-    def _reason(self, request: HttpRequest) -> str:
-        return request.POST.get("reason", "").strip()
-
     @admin.action(description=_("Hide selected conversations"), permissions=["hide"])
     def hide(self, request: HttpRequest, queryset) -> None:
         count = services.conversations_hide(
-            actor=request.user, conversations=queryset, reason=self._reason(request)
+            actor=request.user, conversations=queryset, reason=action_reason(request)
         )
         done = ngettext("%(count)s conversation hidden.", "%(count)s conversations hidden.", count)
         self.message_user(request, done % {"count": count})
@@ -190,7 +187,7 @@ class ConversationAdmin(admin.ModelAdmin):
     @admin.action(description=_("Unhide selected conversations"), permissions=["hide"])
     def unhide(self, request: HttpRequest, queryset) -> None:
         count = services.conversations_unhide(
-            actor=request.user, conversations=queryset, reason=self._reason(request)
+            actor=request.user, conversations=queryset, reason=action_reason(request)
         )
         done = ngettext(
             "%(count)s conversation shown again.", "%(count)s conversations shown again.", count

@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 
 from conversations.admin import can_read_transcripts
 from moderation import services
-from moderation.forms import ModerationActionForm
+from moderation.forms import ModerationActionForm, action_reason
 from moderation.models import ModerationAction, Report, TokenQuota, Usage
 
 
@@ -105,14 +105,14 @@ class ReportAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Resolve selected reports (the reason is the note)"))
     def resolve(self, request: HttpRequest, queryset) -> None:
-        note = request.POST.get("reason", "").strip()
+        note = action_reason(request)
         count = services.reports_resolve(actor=request.user, reports=queryset, note=note)
         done = ngettext("%(count)s report resolved.", "%(count)s reports resolved.", count)
         self.message_user(request, done % {"count": count})
 
     @admin.action(description=_("Reopen selected reports"))
     def reopen(self, request: HttpRequest, queryset) -> None:
-        reason = request.POST.get("reason", "").strip()
+        reason = action_reason(request)
         count = services.reports_reopen(actor=request.user, reports=queryset, reason=reason)
         done = ngettext("%(count)s report reopened.", "%(count)s reports reopened.", count)
         self.message_user(request, done % {"count": count})

@@ -36,3 +36,8 @@ class ModerationActionForm(helpers.ActionForm):
         max_length=MAX_REASON_CHARS,
         widget=forms.TextInput(attrs={"placeholder": _("why (kept in the moderation log)")}),
     )
+
+
+def action_reason(request) -> str:
+    """The reason typed in the action bar (ModerationActionForm), for the log."""
+    return request.POST.get("reason", "").strip()
