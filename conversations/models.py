@@ -20,6 +20,12 @@ class ConversationQuerySet(models.QuerySet):
             return self.none()
         return self.filter(owner=user)
 
+    def shared_with(self, user) -> "ConversationQuerySet":
+        """Conversations shared with a team `user` belongs to (not removed by a moderator)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.visible().filter(team__memberships__user=user)
+
     def visible(self) -> "ConversationQuerySet":
         """Not removed by a moderator."""
         return self.filter(hidden_at=None)
@@ -59,6 +65,15 @@ class Conversation(models.Model):
     # Set when a moderator removes it: the owner sees a notice instead of the text, and it
     # can no longer be continued (nor sent to Kimi).
     hidden_at = models.DateTimeField(_("hidden at"), null=True, blank=True)
+    # Shared with this team: its members may read it and continue in a copy of their own.
+    team = models.ForeignKey(
+        "teams.Team",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("shared with"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from conversations import generation, services
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
+from teams.models import Team
 
 
 def _get_conversation_for_user(
@@ -56,6 +57,7 @@ def chat(request: HttpRequest, conversation_id: int) -> HttpResponse:
         "has_older": has_older,
         "form": ConversationSettingsForm(instance=conversation),
         "ws_url": f"/ws/conversations/{conversation.pk}/",
+        "teams": Team.objects.for_user(request.user),
     }
     return render(request, "conversations/chat.html", ctx)
 

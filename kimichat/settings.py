@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "conversations",
     "uploads",
     "moderation",
+    "teams",
 ]
 
 MIDDLEWARE = [

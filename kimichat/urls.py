@@ -6,5 +6,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("uploads.urls")),
     path("", include("moderation.urls")),
+    path("", include("teams.urls")),
     path("", include("conversations.urls")),
 ]

@@ -3,6 +3,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -23,7 +24,12 @@ class UploadedFileQuerySet(models.QuerySet):
         """The files `user` may read, download and reference."""
         if not user.is_authenticated:
             return self.none()
-        return self.filter(owner=user)
+        # Team files belong to the team: its members read them, and nobody else (not even
+        # the one who uploaded them, once out of the team).
+        return self.filter(Q(owner=user, team=None) | Q(team__memberships__user=user))
+
+    def for_team(self, team) -> "UploadedFileQuerySet":
+        return self.filter(team=team)
 
 
 class UploadedFile(models.Model):
@@ -40,7 +46,11 @@ class UploadedFile(models.Model):
         TEXT = "text", _("Text")
         IMAGE = "image", _("Image")
 
+    # Who uploaded it; for a team file, the team is what gives access.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="files")
+    team = models.ForeignKey(
+        "teams.Team", models.CASCADE, null=True, blank=True, related_name="files"
+    )
     name = models.CharField(_("name"), max_length=255)
     file = models.FileField(upload_to=storage_name, max_length=255)
     size = models.PositiveBigIntegerField(_("size"))
@@ -65,9 +75,14 @@ class UploadedFile(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["owner", "sha256"], name="one_copy_per_owner")
+            models.UniqueConstraint(
+                fields=["owner", "sha256"], condition=Q(team=None), name="one_copy_per_owner"
+            ),
+            models.UniqueConstraint(
+                fields=["team", "sha256"], condition=~Q(team=None), name="one_copy_per_team"
+            ),
         ]
-        indexes = [models.Index(fields=["owner", "name"])]
+        indexes = [models.Index(fields=["owner", "name"]), models.Index(fields=["team", "name"])]
 
     def __str__(self) -> str:
         return self.name
@@ -101,6 +116,13 @@ class UploadedFile(models.Model):
     @property
     def ocr_possible(self) -> bool:
         return self.error_code == "no_text" and kimi.is_configured()
+
+    def may_delete(self, user, membership=None) -> bool:
+        """Own files by their owner; team files by who uploaded them, or the team's owners
+        and admins (`membership`: the user's in the file's team)."""
+        if self.team_id is None or self.owner_id == user.pk:
+            return self.owner_id == user.pk
+        return membership is not None and membership.team_id == self.team_id and membership.manages
 
     def context_tokens(self) -> int:
         return IMAGE_TOKENS if self.is_image else self.tokens

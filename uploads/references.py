@@ -1,7 +1,9 @@
 """`@` references in a message → the files its author may read.
 
 `@file-<id>` names a file by id; `@` followed by a file's exact name names it by name (the
-longest name that fits wins, so "@q3 report.pdf" finds a name with spaces); files attached in
+longest name that fits wins, so "@q3 report.pdf" finds a name with spaces; of an own file and
+a team's with one name, the own one); `@<team reference>` names every document in a team's
+library (read, or being read; images and files that failed are left out); files attached in
 the composer come by id. A reference to a file that does not exist and one to a file the
 author may not read get the same answer."""
 
@@ -33,11 +35,11 @@ def resolve(*, user, text: str, attached: list[int] = ()) -> list[UploadedFile]:
     wanted: list[int] = []
     starts = [m.start() for m in AT.finditer(text)]
     if starts:
-        names = _names(readable)
+        names = _names(readable) + _teams(user)
         for start in starts:
-            file_id = _reference(text, start + 1, names)
-            if file_id is not None and file_id not in wanted:
-                wanted.append(file_id)
+            for file_id in _reference(text, start + 1, names):
+                if file_id not in wanted:
+                    wanted.append(file_id)
     for file_id in attached:
         if file_id not in wanted:
             wanted.append(file_id)
@@ -48,25 +50,47 @@ def resolve(*, user, text: str, attached: list[int] = ()) -> list[UploadedFile]:
     return [files[i] for i in wanted]
 
 
-def _names(readable) -> list[tuple[str, int]]:
-    # Newest first: of two files with one name, the newer is meant.
-    rows = readable.order_by("-created_at", "-id").values_list("name", "id")
-    return sorted(rows, key=lambda row: -len(row[0]))  # stable: longest, then newest
+def _names(readable) -> list[tuple[str, list[int]]]:
+    # Newest first: of two files with one name, the newer is meant; an own file before a
+    # team's.
+    rows = readable.order_by("-created_at", "-id").values_list("name", "id", "team_id")
+    rows = sorted(rows, key=lambda row: (-len(row[0]), row[2] is not None))
+    return [(name, [file_id]) for name, file_id, _ in rows]
 
 
-def _reference(text: str, at: int, names: list[tuple[str, int]]) -> int | None:
+def _teams(user) -> list[tuple[str, list[int]]]:
+    """Each of the user's teams' references, with the documents of its library."""
+    from teams.models import Team
+
+    documents = (
+        UploadedFile.objects.filter(team__memberships__user=user)
+        .exclude(kind=UploadedFile.Kind.IMAGE)
+        .exclude(status=UploadedFile.Status.FAILED)
+        .order_by("name", "id")
+        .values_list("team_id", "id")
+    )
+    library: dict[int, list[int]] = {}
+    for team_id, file_id in documents:
+        library.setdefault(team_id, []).append(file_id)
+    teams = Team.objects.for_user(user).values_list("slug", "id")
+    return sorted(
+        ((slug, library.get(team_id, [])) for slug, team_id in teams), key=lambda t: -len(t[0])
+    )
+
+
+def _reference(text: str, at: int, names: list[tuple[str, list[int]]]) -> list[int]:
     rest = text[at:]
     by_id = BY_ID.match(rest)
     if by_id and _ends(rest, by_id.end()):
-        return int(by_id.group(1))
-    for name, file_id in names:
+        return [int(by_id.group(1))]
+    for name, file_ids in names:
         if rest.startswith(name) and _ends(rest, len(name)):
-            return file_id
+            return file_ids
     looks = LOOKS_LIKE_FILE.match(rest)
     if looks and looks.group(1).lower() in extract.KNOWN:
         # "@draft.pdf" names a file even when there is none: say so rather than ignore it.
         raise NotFound(looks.group(0).rstrip(".,;:!?)]}>'\""))
-    return None  # "@kimi", "@here": not a file
+    return []  # "@kimi", "@here": not a file
 
 
 def _ends(rest: str, length: int) -> bool:

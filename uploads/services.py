@@ -40,20 +40,23 @@ class Saved:
     read_needed: bool  # new (or retried) bytes whose text must be read
 
 
-def file_create(*, owner, upload: Upload) -> Saved:
-    """Check and store an upload; raises ExtractError for a file that must be refused. The same
-    bytes uploaded again by the same user give the file already there."""
+def file_create(*, owner, upload: Upload, team=None) -> Saved:
+    """Check and store an upload (in `team`'s library, or the owner's own); raises
+    ExtractError for a file that must be refused. The same bytes uploaded again to the same
+    library give the file already there."""
     name = clean_name(upload.name or "")
     checked = extract.check(name, upload.file, upload.size)
     digest = hashlib.sha256()
     for chunk in upload.chunks():
         digest.update(chunk)
     sha256 = digest.hexdigest()
-    existing = UploadedFile.objects.filter(owner=owner, sha256=sha256).first()
+    library = {"team": team} if team is not None else {"owner": owner, "team": None}
+    existing = UploadedFile.objects.filter(sha256=sha256, **library).first()
     if existing is not None:
         return Saved(existing, _retry(existing))
     file = UploadedFile(
         owner=owner,
+        team=team,
         name=name,
         size=upload.size,
         sha256=sha256,
@@ -68,7 +71,7 @@ def file_create(*, owner, upload: Upload) -> Saved:
     except IntegrityError:
         # The same bytes, uploaded twice at once: keep the first.
         file.file.delete(save=False)
-        return Saved(UploadedFile.objects.get(owner=owner, sha256=sha256), False)
+        return Saved(UploadedFile.objects.get(sha256=sha256, **library), False)
     return Saved(file, True)
 
 
@@ -159,8 +162,13 @@ def file_update(*, file: UploadedFile, **fields) -> None:
 
 
 def file_changed(*, file: UploadedFile) -> None:
+    """Tell every page showing the file: its owner's, or every team member's."""
     event = {"type": "file.changed", "file_id": file.pk}
-    async_to_sync(get_channel_layer().group_send)(files_group(file.owner_id), event)
+    readers = [file.owner_id]
+    if file.team_id is not None:
+        readers = file.team.memberships.values_list("user_id", flat=True)
+    for user_id in readers:
+        async_to_sync(get_channel_layer().group_send)(files_group(user_id), event)
 
 
 def file_delete(*, file: UploadedFile) -> None:

@@ -2,14 +2,17 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from kimichat import kimi
+from teams.models import Team
 from uploads import background, services, tasks
 from uploads.extract import ExtractError
 from uploads.models import UploadedFile
@@ -25,8 +28,9 @@ def _get_file_for_user(request: HttpRequest, file_id: int) -> UploadedFile:
 @login_required
 @require_GET
 def files(request: HttpRequest) -> HttpResponse:
+    # One's own library; team libraries are on the teams' pages.
     ctx = {
-        "files": UploadedFile.objects.for_user(request.user).defer("text"),
+        "files": UploadedFile.objects.filter(owner=request.user, team=None).defer("text"),
         "max_bytes": settings.UPLOAD_MAX_BYTES,
     }
     return render(request, "uploads/files.html", ctx)
@@ -36,17 +40,23 @@ def files(request: HttpRequest) -> HttpResponse:
 @require_POST
 async def file_upload(request: HttpRequest) -> HttpResponse:
     """Take one or several files ("file" fields): each is checked and stored, and its text is
-    read in the background; the page hears when it is ready. From the composer (which asks
-    for JSON) the answer is each file's chip or why it was refused; from the Files page's
+    read in the background; the page hears when it is ready. With a "team" field the files
+    go to that team's library (its members only). From the composer (which asks for JSON) the
+    answer is each file's chip or why it was refused; from the Files page's or a team page's
     form, a redirect back to it."""
     user = await request.auser()
-    saved, errors = await sync_to_async(_save_uploads, thread_sensitive=False)(request, user)
+    team = None
+    if request.POST.get("team"):
+        team = await Team.objects.for_user(user).filter(pk=_int(request.POST["team"])).afirst()
+        if team is None:
+            return HttpResponse(status=404)
+    saved, errors = await sync_to_async(_save_uploads, thread_sensitive=False)(request, user, team)
     for item in saved:
         if item.read_needed:
             background.start(tasks.read_file, item.file.pk)
     if "application/json" not in request.headers.get("Accept", ""):
         await sync_to_async(_flash)(request, saved, errors)
-        return redirect("files")
+        return redirect(team or "files")
     chips = [
         {
             "id": item.file.pk,
@@ -60,14 +70,23 @@ async def file_upload(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"files": chips, "errors": errors}, status=400 if errors else 200)
 
 
-def _save_uploads(request: HttpRequest, user) -> tuple[list[services.Saved], list[str]]:
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _save_uploads(
+    request: HttpRequest, user, team: Team | None
+) -> tuple[list[services.Saved], list[str]]:
     saved, errors = [], []
     uploads = request.FILES.getlist("file")
     if not uploads:
         errors.append(_("Choose a file to upload."))
     for upload in uploads:
         try:
-            saved.append(services.file_create(owner=user, upload=upload))
+            saved.append(services.file_create(owner=user, upload=upload, team=team))
         except ExtractError as e:
             errors.append(refusal(upload.name, e.detail))
     return saved, errors
@@ -104,37 +123,58 @@ def file_download(request: HttpRequest, file_id: int) -> FileResponse:
 @require_POST
 def file_delete(request: HttpRequest, file_id: int) -> HttpResponse:
     file = _get_file_for_user(request, file_id)
+    membership = request.user.memberships.filter(team=file.team_id).first()
+    if not file.may_delete(request.user, membership):
+        return HttpResponse(status=403)
     services.file_delete(file=file)
     if request.htmx:
         return HttpResponse("")
     messages.success(request, _("Deleted “%(name)s”.") % {"name": file.name})
-    return redirect("files")
+    return redirect(file.team or "files")
 
 
 @login_required
 @require_GET
 def file_suggest(request: HttpRequest) -> JsonResponse:
-    """Files for the composer's `@` suggestions: names containing what was typed."""
+    """The composer's `@` suggestions: the user's teams (a whole library) and files, own and
+    teams', whose names contain what was typed; team files say whose they are."""
     query = request.GET.get("q", "").strip()
-    found = UploadedFile.objects.for_user(request.user).only(
-        "id", "name", "kind", "status", "size", "pages"
+    teams = Team.objects.for_user(request.user).annotate(count=Count("files"))
+    found = (
+        UploadedFile.objects.for_user(request.user)
+        .select_related("team")
+        .only("id", "name", "kind", "status", "size", "pages", "team__name")
     )
     if query:
+        teams = teams.filter(Q(name__icontains=query) | Q(slug__icontains=query))
         found = found.filter(name__icontains=query)
-    return JsonResponse(
+    suggestions = [
         {
-            "files": [
-                {
-                    "id": f.pk,
-                    "name": f.name,
-                    "reference": f.reference,
-                    "detail": f"{f.get_kind_display()} · {filesizeformat(f.size)}",
-                    "status": f.status,
-                }
-                for f in found[:SUGGESTIONS]
-            ]
+            "id": None,
+            "name": team.name,
+            "reference": team.reference,
+            "detail": ngettext(
+                "Team library · %(count)s file", "Team library · %(count)s files", team.count
+            )
+            % {"count": team.count},
+            "status": "ready",
         }
-    )
+        for team in teams[:SUGGESTIONS]
+    ]
+    for f in found[: SUGGESTIONS - len(suggestions)]:
+        detail = f"{f.get_kind_display()} · {filesizeformat(f.size)}"
+        if f.team_id is not None:
+            detail = _("Team %(team)s") % {"team": f.team.name} + f" · {detail}"
+        suggestions.append(
+            {
+                "id": f.pk,
+                "name": f.name,
+                "reference": f.reference,
+                "detail": detail,
+                "status": f.status,
+            }
+        )
+    return JsonResponse({"files": suggestions})
 
 
 @login_required

@@ -1,0 +1,77 @@
+"""Teams: a shared library of documents, and conversations shared with the members."""
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+class TeamQuerySet(models.QuerySet):
+    def for_user(self, user) -> "TeamQuerySet":
+        """The teams `user` belongs to (any role)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Team(models.Model):
+    name = models.CharField(_("team name"), max_length=80)
+    # How a message refers to the whole library: "@<slug>".
+    slug = models.SlugField(_("reference"), max_length=90, unique=True, allow_unicode=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TeamQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("team", args=[self.pk])
+
+    @property
+    def reference(self) -> str:
+        return f"@{self.slug}"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", _("Owner")
+        ADMIN = "admin", _("Admin")
+        MEMBER = "member", _("Member")
+
+    team = models.ForeignKey(Team, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    role = models.CharField(_("role"), max_length=8, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="one_membership_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+    @property
+    def manages(self) -> bool:
+        """Owners and admins add and remove members and change roles."""
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
+    def may_change(self, other: "Membership", role: str | None = None) -> bool:
+        """Whether this member may change `other` (to `role`, or remove them): owners may do
+        anything; admins may not touch owners nor make one; members only leave."""
+        if other.pk == self.pk and role is None:
+            return True  # leaving
+        if self.role == self.Role.OWNER:
+            return True
+        if self.role == self.Role.ADMIN:
+            return other.role != self.Role.OWNER and role != self.Role.OWNER
+        return False

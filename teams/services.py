@@ -1,0 +1,115 @@
+"""Teams' writes: keyword-only `<entity>_<action>` functions. Each raises TeamError, with a
+sentence for the page, when the change is not allowed."""
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from conversations.models import Conversation, Message
+from teams.models import Membership, Team
+
+
+class TeamError(Exception):
+    pass
+
+
+def team_create(*, user, name: str) -> Team:
+    """A new team, with its creator as its owner."""
+    name = " ".join(name.split())[:80]
+    base = slugify(name, allow_unicode=True)[:80] or "team"
+    with transaction.atomic():
+        slug, n = base, 1
+        while Team.objects.filter(slug=slug).exists():
+            n += 1
+            slug = f"{base}-{n}"
+        team = Team.objects.create(name=name, slug=slug)
+        Membership.objects.create(team=team, user=user, role=Membership.Role.OWNER)
+    return team
+
+
+def member_add(*, actor: Membership, username: str) -> Membership:
+    if not actor.manages:
+        raise TeamError(_("Only the team's owners and admins can add members."))
+    User = get_user_model()
+    user = User._default_manager.filter(
+        **{User.USERNAME_FIELD: username.strip()}, is_active=True
+    ).first()
+    if user is None:
+        raise TeamError(_("There is no user “%(name)s”.") % {"name": username.strip()})
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(team=actor.team, user=user)
+    except IntegrityError:
+        raise TeamError(
+            _("%(name)s is already a member.") % {"name": user.get_username()}
+        ) from None
+
+
+def _last_owner(membership: Membership) -> bool:
+    owners = Membership.objects.filter(team=membership.team_id, role=Membership.Role.OWNER)
+    return membership.role == Membership.Role.OWNER and owners.count() == 1
+
+
+def member_change(*, actor: Membership, membership: Membership, role: str) -> None:
+    if role not in Membership.Role.values or not actor.may_change(membership, role):
+        raise TeamError(_("You cannot give that role."))
+    if role != Membership.Role.OWNER and _last_owner(membership):
+        raise TeamError(_("A team needs an owner: make someone else owner first."))
+    membership.role = role
+    membership.save(update_fields=["role"])
+
+
+def member_remove(*, actor: Membership, membership: Membership) -> None:
+    """Remove a member (owners and admins), or leave (anyone)."""
+    if not actor.may_change(membership):
+        raise TeamError(_("You cannot remove that member."))
+    if _last_owner(membership):
+        raise TeamError(_("A team needs an owner: make someone else owner first."))
+    membership.delete()
+
+
+def conversation_share(*, conversation: Conversation, team: Team | None) -> None:
+    """Let a team's members read the conversation (None: stop sharing it)."""
+    conversation.team = team
+    conversation.save(update_fields=["team"])
+
+
+def conversation_copy(*, conversation: Conversation, user) -> Conversation:
+    """The thread shown of a shared conversation, as a new conversation of `user`'s to
+    continue. Files referred to come along; those `user` may not read are left out of what
+    is sent to Kimi, as ever."""
+    thread = conversation.thread()
+    originals = Message.objects.filter(id__in=thread.ids).order_by("id").prefetch_related("files")
+    with transaction.atomic():
+        copy = Conversation.objects.create(
+            owner=user,
+            title=conversation.title,
+            title_is_custom=conversation.title_is_custom,
+            model=conversation.model,
+            system_prompt=conversation.system_prompt,
+            temperature=conversation.temperature,
+            top_p=conversation.top_p,
+            max_tokens=conversation.max_tokens,
+            stop=conversation.stop,
+        )
+        parent = None
+        for original in originals:
+            parent = Message.objects.create(
+                conversation=copy,
+                parent=parent,
+                role=original.role,
+                content=original.content,
+                # An answer still being written there is, here, as far as it had come.
+                state=Message.State.INTERRUPTED if original.is_streaming else original.state,
+                model=original.model,
+                finish_reason=original.finish_reason,
+                prompt_tokens=original.prompt_tokens,
+                completion_tokens=original.completion_tokens,
+                error_code=original.error_code,
+                error=original.error,
+            )
+            parent.files.set(original.files.all())
+        copy.leaf = parent
+        copy.save(update_fields=["leaf"])
+    return copy

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from teams import views
+
+urlpatterns = [
+    path("teams/", views.teams, name="teams"),
+    path("teams/<int:team_id>/", views.team, name="team"),
+    path("teams/<int:team_id>/members/", views.member_add, name="member-add"),
+    path(
+        "teams/<int:team_id>/members/<int:membership_id>/role/",
+        views.member_role,
+        name="member-role",
+    ),
+    path(
+        "teams/<int:team_id>/members/<int:membership_id>/remove/",
+        views.member_remove,
+        name="member-remove",
+    ),
+    path("c/<int:conversation_id>/share/", views.conversation_share, name="conversation-share"),
+    path("shared/<int:conversation_id>/", views.conversation_shared, name="conversation-shared"),
+    path("shared/<int:conversation_id>/copy/", views.conversation_copy, name="conversation-copy"),
+]

@@ -1,0 +1,144 @@
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from conversations.models import Conversation
+from teams import services
+from teams.forms import MemberForm, RoleForm, TeamForm
+from teams.models import Membership, Team
+from teams.services import TeamError
+from uploads.models import UploadedFile
+
+
+def _membership(request: HttpRequest, team_id: int) -> Membership:
+    """The one membership check: a team the user is not in is a 404, like a missing one."""
+    memberships = Membership.objects.select_related("team")
+    return get_object_or_404(memberships, team_id=team_id, user=request.user)
+
+
+@login_required
+def teams(request: HttpRequest) -> HttpResponse:
+    """The user's teams, and "New team"."""
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        team = services.team_create(user=request.user, name=form.cleaned_data["name"])
+        return redirect(team)
+    memberships = request.user.memberships.select_related("team").order_by("team__name")
+    return render(request, "teams/teams.html", {"memberships": memberships, "form": form})
+
+
+@login_required
+@require_GET
+def team(request: HttpRequest, team_id: int) -> HttpResponse:
+    membership = _membership(request, team_id)
+    team = membership.team
+    files = UploadedFile.objects.for_team(team).select_related("owner").defer("text")
+    ctx = {
+        "team": team,
+        "membership": membership,
+        "members": [
+            (m, membership.manages and m.pk != membership.pk and membership.may_change(m))
+            for m in team.memberships.select_related("user")
+        ],
+        "files": [(f, f.may_delete(request.user, membership)) for f in files],
+        "conversations": team.conversations.visible().select_related("owner"),
+        "roles": Membership.Role.choices,
+        "form": MemberForm(),
+        "max_bytes": settings.UPLOAD_MAX_BYTES,
+    }
+    return render(request, "teams/team.html", ctx)
+
+
+def _act(request: HttpRequest, action, success: str = "") -> None:
+    try:
+        action()
+    except TeamError as e:
+        messages.error(request, str(e))
+    else:
+        if success:
+            messages.success(request, success)
+
+
+@login_required
+@require_POST
+def member_add(request: HttpRequest, team_id: int) -> HttpResponse:
+    actor = _membership(request, team_id)
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        username = form.cleaned_data["username"]
+        _act(request, lambda: services.member_add(actor=actor, username=username))
+    return redirect(actor.team)
+
+
+@login_required
+@require_POST
+def member_role(request: HttpRequest, team_id: int, membership_id: int) -> HttpResponse:
+    actor = _membership(request, team_id)
+    membership = get_object_or_404(actor.team.memberships, pk=membership_id)
+    form = RoleForm(request.POST)
+    if form.is_valid():
+        role = form.cleaned_data["role"]
+        _act(
+            request,
+            lambda: services.member_change(actor=actor, membership=membership, role=role),
+        )
+    return redirect(actor.team)
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, team_id: int, membership_id: int) -> HttpResponse:
+    actor = _membership(request, team_id)
+    membership = get_object_or_404(actor.team.memberships, pk=membership_id)
+    leaving = membership.pk == actor.pk
+    try:
+        services.member_remove(actor=actor, membership=membership)
+    except TeamError as e:
+        messages.error(request, str(e))
+        return redirect(actor.team)
+    if leaving:
+        return redirect("teams")
+    return redirect(actor.team)
+
+
+@login_required
+@require_POST
+def conversation_share(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Share one's conversation with one of one's teams, or stop sharing it (no team)."""
+    conversations = Conversation.objects.for_user(request.user).visible()
+    conversation = get_object_or_404(conversations, pk=conversation_id)
+    team = None
+    if request.POST.get("team"):
+        teams = Team.objects.for_user(request.user)
+        team = get_object_or_404(teams, pk=request.POST["team"])
+    services.conversation_share(conversation=conversation, team=team)
+    return redirect(conversation)
+
+
+def _shared(request: HttpRequest, conversation_id: int) -> Conversation:
+    conversations = Conversation.objects.shared_with(request.user).select_related("owner", "team")
+    return get_object_or_404(conversations, pk=conversation_id)
+
+
+@login_required
+@require_GET
+def conversation_shared(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """A conversation shared with one of the user's teams, to read (its owner gets the chat)."""
+    conversation = _shared(request, conversation_id)
+    if conversation.owner_id == request.user.pk:
+        return redirect(conversation)
+    messages_shown, has_older = conversation.thread().page(size=500)
+    ctx = {"conversation": conversation, "messages": messages_shown, "has_older": has_older}
+    return render(request, "teams/shared.html", ctx)
+
+
+@login_required
+@require_POST
+def conversation_copy(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Continue a shared conversation in a copy of one's own."""
+    conversation = _shared(request, conversation_id)
+    copy = services.conversation_copy(conversation=conversation, user=request.user)
+    return redirect(copy)
