@@ -42,6 +42,7 @@ bench: $(VENV)/.dev
 	$(PY) -m bench.ttft
 	$(PY) -m bench.capacity
 	$(PY) -m bench.extract
+	$(PY) -m bench.retrieval
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

@@ -156,6 +156,7 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
             model=form.instance.model if waiting else request.model,
             context_trimmed=request.trimmed,
             files=files,
+            sources=[] if waiting else request.sources,
         )
         html = render_to_string(
             "conversations/_append_frame.html", {"messages": [exchange.question, exchange.answer]}
@@ -238,6 +239,7 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
                 question=question,
                 model=request.model,
                 context_trimmed=request.trimmed,
+                sources=request.sources,
             )
         else:
             exchange = services.exchange_create(
@@ -250,6 +252,7 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
                 model=conversation.model if waiting else request.model,
                 context_trimmed=request.trimmed,
                 files=files,
+                sources=[] if waiting else request.sources,
             )
         return exchange, None if waiting else request, self.thread_html(conversation), waiting
 

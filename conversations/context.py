@@ -3,15 +3,20 @@ system message of its own (Moonshot's documented pattern), then the thread up to
 (images as parts of the message that referred to them), within the model's context window."""
 
 import base64
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
 
 from conversations.models import Conversation, Message, Thread
 from kimichat import kimi
+from uploads import retrieval
 from uploads.models import IMAGE_TOKENS, UploadedFile
 
 REPLY_PRIMING = 3  # tokens Kimi adds to start the answer
+# With documents too long to send whole: the share of the room left (after the system prompt
+# and the question) that passages fill; the rest keeps recent turns of the conversation.
+PASSAGES_SHARE = 0.75
 
 
 @dataclass
@@ -19,6 +24,8 @@ class Request:
     model: str  # the model to call: moonshot-v1-auto is resolved to 8k, 32k or 128k here
     messages: list[dict]
     trimmed: int  # how many of the oldest messages were left out to fit
+    # Where the passages sent came from, when documents were too long to send whole.
+    sources: list[dict] = field(default_factory=list)
 
 
 class TooLong(Exception):
@@ -84,18 +91,28 @@ def fit(
 ) -> Request:
     """Keep the request and the answer's max tokens within the model's window: the oldest
     turns are left out first; the system prompt, the documents and the last turn (the
-    question) always go."""
+    question) always go. Documents too long to go whole are replaced by their passages most
+    relevant to the question."""
     system = []
     if conversation.system_prompt.strip():
         system = [{"role": "system", "content": conversation.system_prompt}]
-    system += [{"role": "system", "content": _document(f)} for f in documents]
+    tiers = _tiers(conversation.model)
+    model, window = tiers[-1]
+    budget = window - kimi.answer_reserve(model, conversation.max_tokens)
+    base = sum(_cost(m) for m in system) + _cost(turns[-1]) + REPLY_PRIMING
+    papers = [{"role": "system", "content": _document(f)} for f in documents]
+    sources: list[dict] = []
+    if papers and base + sum(_cost(m) for m in papers) > budget and budget > base:
+        query = re.sub(r"@\S+", " ", turns[-1]["content"])
+        room = int((budget - base) * PASSAGES_SHARE)
+        selection = retrieval.select(files=list(documents), query=query, tokens=room)
+        if selection is not None:
+            papers, sources = [{"role": "system", "content": selection.text}], selection.sources
+    system += papers
     costs = [_cost(m) for m in system + turns]
     fixed = sum(costs[: len(system)]) + costs[-1] + REPLY_PRIMING
     older = costs[len(system) : -1]
 
-    tiers = _tiers(conversation.model)
-    model, window = tiers[-1]
-    budget = window - kimi.answer_reserve(model, conversation.max_tokens)
     if fixed > budget:
         values = {"model": conversation.model, "tokens": f"{fixed:,}", "window": f"{window:,}"}
         if documents:
@@ -129,7 +146,7 @@ def fit(
             break
     sees = kimi.accepts_images(model)
     messages = system + [_message(turn, sees) for turn in turns[start:]]
-    return Request(model=model, messages=messages, trimmed=start)
+    return Request(model=model, messages=messages, trimmed=start, sources=sources)
 
 
 def _document(file: UploadedFile) -> str:

@@ -164,6 +164,7 @@ class Generation:
                 await asyncio.wait_for(self._files_changed.wait(), FILES_RECHECK)
         self.messages = request.messages
         self.answer.model = request.model
+        self.answer.sources = request.sources
         await self._status("")
 
     async def _open(self):

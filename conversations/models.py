@@ -264,6 +264,9 @@ class Message(models.Model):
     # The files this message refers to (`@name`, or attached); they stay in the
     # conversation's context for the questions that follow.
     files = models.ManyToManyField("uploads.UploadedFile", blank=True, related_name="messages")
+    # On an answer from passages of documents too long to send whole: where they came from
+    # ({"file", "name", "locator", "page"}), shown as links under the answer.
+    sources = models.JSONField(default=list, blank=True)
     # Set by the browser for each send, so a replayed send is taken once.
     client_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -109,7 +109,12 @@ def request_when_ready(*, answer: Message) -> "context.Request | None":
     request = context.build(
         conversation=conversation, thread=conversation.thread(), until=question.pk
     )
-    answer_save(answer_id=answer.pk, model=request.model, context_trimmed=request.trimmed)
+    answer_save(
+        answer_id=answer.pk,
+        model=request.model,
+        context_trimmed=request.trimmed,
+        sources=request.sources,
+    )
     return request
 
 
@@ -124,6 +129,7 @@ def exchange_create(
     model: str,
     context_trimmed: int = 0,
     files: list[UploadedFile] = (),
+    sources: list[dict] = (),
 ) -> Exchange:
     """Save the user's message (after `parent_id`, referring to `files`) and an empty
     streaming answer, creating
@@ -151,7 +157,7 @@ def exchange_create(
             )
             if files:
                 question.files.set(files)
-            answer = _answer_create(conversation, question, model, context_trimmed)
+            answer = _answer_create(conversation, question, model, context_trimmed, sources)
     except IntegrityError:
         # A concurrent replay of the same send won the race.
         replay = exchange_replayed(conversation=conversation, client_id=client_id)
@@ -162,16 +168,25 @@ def exchange_create(
 
 
 def answer_create(
-    *, conversation: Conversation, question: Message, model: str, context_trimmed: int = 0
+    *,
+    conversation: Conversation,
+    question: Message,
+    model: str,
+    context_trimmed: int = 0,
+    sources: list[dict] = (),
 ) -> Exchange:
     """A new version of the answer to `question` (Regenerate, Retry); the old ones stay."""
     with transaction.atomic():
-        answer = _answer_create(conversation, question, model, context_trimmed)
+        answer = _answer_create(conversation, question, model, context_trimmed, sources)
     return Exchange(conversation, None, answer, created=True)
 
 
 def _answer_create(
-    conversation: Conversation, question: Message, model: str, context_trimmed: int
+    conversation: Conversation,
+    question: Message,
+    model: str,
+    context_trimmed: int,
+    sources: list[dict],
 ) -> Message:
     answer = Message.objects.create(
         conversation=conversation,
@@ -180,6 +195,7 @@ def _answer_create(
         state=Message.State.STREAMING,
         model=model,
         context_trimmed=context_trimmed,
+        sources=list(sources),
     )
     conversation.leaf = answer
     # Also bumps updated_at, so the conversation moves to the top of the list.

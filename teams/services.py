@@ -108,6 +108,7 @@ def conversation_copy(*, conversation: Conversation, user) -> Conversation:
                 completion_tokens=original.completion_tokens,
                 error_code=original.error_code,
                 error=original.error,
+                sources=original.sources,
             )
             parent.files.set(original.files.all())
         copy.leaf = parent

@@ -93,6 +93,44 @@ def shoot_moderation(page, base: str, chat_url: str) -> None:
     page.screenshot(path=OUT / "moderation.png")
 
 
+def shoot_teams(page, base: str, stub: KimiStub) -> None:
+    """A team's page with its library, then an answer from passages of a long manual, with
+    its sources."""
+    from tests import documents
+
+    folder = Path(tempfile.mkdtemp())
+    manual = folder / "plant-manual.pdf"
+    filler = (
+        "Section {n}. Inspect the seals, filters and bearings of unit {n}; record the "
+        "readings in the logbook and report any leak to the shift supervisor. "
+    )
+    pages = [
+        "The Zephyr relief valve opens at 42 bar." if n == 87 else filler.format(n=n) * 6
+        for n in range(1, 121)
+    ]
+    manual.write_bytes(documents.pdf_bytes(pages))
+    page.goto(base + "/teams/")
+    page.get_by_label("Team name").fill("Plant Operations")
+    page.get_by_role("button", name="New team").click()
+    page.get_by_label("Upload to team").set_input_files(str(manual))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    files = page.get_by_role("list", name="Team files")
+    expect(files.get_by_role("status").filter(has_text="Ready")).to_be_visible()
+    page.screenshot(path=OUT / "team.png")
+    page.goto(base + "/")
+    page.get_by_label("Model").select_option("moonshot-v1-8k")
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("@plant-operations At what pressure does the Zephyr relief valve open?")
+    stub.script = Script(
+        tokens=re.findall(r"\S+|\s+", "The Zephyr relief valve opens at **42 bar** [1]."),
+        delay=0.01,
+    )
+    box.press("Enter")
+    answer = page.locator('article[data-role="assistant"]')
+    expect(answer).to_have_attribute("data-state", "done")
+    page.screenshot(path=OUT / "sources.png")
+
+
 def main() -> None:
     stub = KimiStub().start_in_thread()
     stub.script = Script(tokens=re.findall(r"\S+|\s+", ANSWER), delay=0.01)
@@ -120,6 +158,7 @@ def main() -> None:
         chat_url = page.url
         shoot_files(page, f"http://{server.url}", stub)
         shoot_moderation(page, f"http://{server.url}", chat_url)
+        shoot_teams(page, f"http://{server.url}", stub)
         login = browser.new_page(viewport={"width": 1280, "height": 800})
         login.goto(f"http://{server.url}/accounts/login/")
         login.screenshot(path=OUT / "login.png")

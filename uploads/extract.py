@@ -1,6 +1,7 @@
 """File → text: what an upload is (checked by content, not by name), and its text with page,
 sheet and slide markers. Pure functions over local files, run off the event loop."""
 
+import codecs
 import html
 import os
 import re
@@ -149,10 +150,22 @@ def check(name: str, f: BinaryIO, size: int) -> Checked:
     if extension in LEGACY_OFFICE:
         raise ExtractError("legacy")
     if extension in TEXT or os.path.basename(name).lower() in TEXT_NAMES:
-        if head.startswith(BINARY_MAGIC) or from_bytes(head).best() is None:
+        if head.startswith(BINARY_MAGIC) or not _looks_like_text(head):
             raise ExtractError("mismatch", kind=_("text"))
         return Checked(Kind.TEXT, "text/html" if extension in HTML else "text/plain")
     raise ExtractError("type")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    # UTF-8 first: the head may end inside a character, which charset-normalizer takes for
+    # binary (a long Chinese file was refused). NULs say UTF-16, or binary: it decides those.
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        if b"\x00" not in head:
+            return True
+    except UnicodeDecodeError:
+        pass
+    return from_bytes(head).best() is not None
 
 
 _OFFICE_TYPES = {

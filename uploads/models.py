@@ -126,3 +126,23 @@ class UploadedFile(models.Model):
 
     def context_tokens(self) -> int:
         return IMAGE_TOKENS if self.is_image else self.tokens
+
+
+class Passage(models.Model):
+    """A piece of a file's text, with where it came from: what retrieval searches and sends
+    when the whole file does not fit. Indexed for full-text search by the database (see
+    uploads/retrieval.py and the migration that made this table)."""
+
+    file = models.ForeignKey(UploadedFile, models.CASCADE, related_name="passages")
+    ordinal = models.PositiveIntegerField()  # its place in the file
+    locator = models.CharField(max_length=200, blank=True)  # "Page 3", "Sheet: Q3", "Slide 2"
+    page = models.PositiveIntegerField(null=True, blank=True)  # page or slide, to link to
+    text = models.TextField()
+    terms = models.TextField()  # retrieval.terms(text), space-separated: what is indexed
+
+    class Meta:
+        ordering = ["file_id", "ordinal"]
+        indexes = [models.Index(fields=["file", "ordinal"])]
+
+    def __str__(self) -> str:
+        return f"{self.file.name} {self.locator or self.ordinal}"

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kimichat import kimi
-from uploads import extract
+from uploads import extract, retrieval
 from uploads.extract import ExtractError
 from uploads.models import UploadedFile
 
@@ -107,6 +107,8 @@ def file_read(*, file_id: int) -> None:
         log.exception("Reading file %s failed", file_id)
         fields = {"status": UploadedFile.Status.FAILED, "error_code": "corrupt", "error": ""}
     else:
+        # Indexed before it is said to be ready: a question may come at once.
+        retrieval.passages_build(file=file, text=extracted.text)
         fields = {
             "status": UploadedFile.Status.READY,
             "text": extracted.text,
@@ -137,6 +139,7 @@ async def file_read_with_kimi(*, file_id: int) -> None:
             text = content
         text = extract.tidy(text)
         if text:
+            await database_sync_to_async(retrieval.passages_build)(file=file, text=text)
             fields = {
                 "status": UploadedFile.Status.READY,
                 "error_code": "",

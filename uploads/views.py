@@ -120,6 +120,21 @@ def file_download(request: HttpRequest, file_id: int) -> FileResponse:
 
 
 @login_required
+@require_GET
+def file_view(request: HttpRequest, file_id: int) -> FileResponse:
+    """A source of an answer, opened in the browser: PDFs (at the page, from the link's
+    #page=) and images inline; anything else, which could hold script, is downloaded."""
+    file = _get_file_for_user(request, file_id)
+    inline = file.kind in (UploadedFile.Kind.PDF, UploadedFile.Kind.IMAGE)
+    return FileResponse(
+        file.file.open("rb"),
+        as_attachment=not inline,
+        filename=file.name,
+        content_type=file.content_type,
+    )
+
+
+@login_required
 @require_POST
 def file_delete(request: HttpRequest, file_id: int) -> HttpResponse:
     file = _get_file_for_user(request, file_id)

@@ -1,5 +1,6 @@
 from django import template
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from conversations import markdown as md
 
@@ -10,3 +11,17 @@ register = template.Library()
 def markdown(text: str) -> SafeString:
     # Safe: markdown-it escapes raw HTML and nh3 strips anything outside the allow-list.
     return mark_safe(md.render(text))
+
+
+@register.filter
+def source_label(source: dict) -> str:
+    """ "report.pdf, page 3": a source of an answer, in the page's language."""
+    locator, name = source.get("locator", ""), source.get("name", "")
+    kind, __, rest = locator.partition(" ")
+    if kind == "Page":
+        return _("%(name)s, page %(page)s") % {"name": name, "page": rest}
+    if kind == "Slide":
+        return _("%(name)s, slide %(slide)s") % {"name": name, "slide": rest}
+    if locator.startswith("Sheet: "):
+        return _("%(name)s, sheet %(sheet)s") % {"name": name, "sheet": locator[7:]}
+    return name
