@@ -91,6 +91,8 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
                 await self.stop()
             elif action == "sync" and isinstance(content.get("streaming"), dict):
                 await self.sync(content["streaming"])
+            elif action == "statuses":
+                await self.send_statuses(_ids(content))
 
     async def take_message(self, content: dict) -> None:
         text = str(content.get("message", "")).strip()

@@ -46,6 +46,9 @@ def team(request: HttpRequest, team_id: int) -> HttpResponse:
         "files": [(f, f.may_delete(request.user, membership)) for f in files],
         "conversations": team.conversations.visible().select_related("owner"),
         "roles": Membership.Role.choices,
+        # The last owner cannot leave: not offered.
+        "can_leave": membership.role != Membership.Role.OWNER
+        or team.memberships.filter(role=Membership.Role.OWNER).count() > 1,
         "form": MemberForm(),
         "max_bytes": settings.UPLOAD_MAX_BYTES,
     }

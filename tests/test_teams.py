@@ -114,6 +114,7 @@ def test_members_cannot_manage_but_can_leave(team, alice, bob, carol):
 def test_a_team_keeps_an_owner(team, alice):
     owner = team.memberships.get(user=alice)
     client = logged_in(alice)
+    assert "Leave team" not in client.get(f"/teams/{team.pk}/").content.decode()
     page = client.post(
         f"/teams/{team.pk}/members/{owner.pk}/role/", {"role": "member"}, follow=True
     )

@@ -382,3 +382,14 @@ async def test_refusals_come_in_the_pages_language(alice):
         "PowerPoint (.pptx)、文本、Markdown、CSV、JSON、HTML、源代码或图片"
         "（PNG、JPEG、WebP、GIF）。"
     ]
+
+
+async def test_a_page_that_missed_a_files_news_asks_and_is_told(alice, conversation):
+    """Read while the page's socket was not connected: the page asks on (re)connect."""
+    file = await uploaded(alice, "early.txt", b"Read before anyone listened.")
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"action": "statuses", "files": [file.pk, "x", 10**9]})
+    frame = await chat.receive_from(5)
+    assert f'hx-swap-oob="outerHTML:.file-status-{file.pk}"' in frame
+    assert "Ready" in frame
+    assert await chat.receive_nothing(0.2)

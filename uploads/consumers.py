@@ -17,6 +17,12 @@ class FileStatusMixin:
         if file is not None:
             await self.send_status(file)
 
+    async def send_statuses(self, file_ids: list[int]) -> None:
+        """The page asks after files it still shows as being read: those read since."""
+        files = UploadedFile.objects.for_user(self.user).filter(pk__in=file_ids)
+        async for file in files.exclude(status=UploadedFile.Status.PROCESSING):
+            await self.send_status(file)
+
     async def send_status(self, file: UploadedFile) -> None:
         with translation.override(self.language):
             html = render_to_string("uploads/_file_status.html", {"file": file, "oob": True})

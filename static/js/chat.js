@@ -130,6 +130,24 @@
   csrf = csrf ? JSON.parse(csrf)["X-CSRFToken"] : "";
   var uploading = 0;
   var sendWhenUploaded = false;
+
+  // A file read while the socket was not connected (the page was loading, the network
+  // dropped) had its news sent to no one: ask for the status of every file still shown as
+  // being read, on each (re)connect and whenever a chip arrives.
+  var socket = null;
+  function askStatuses() {
+    var ids = [];
+    document.querySelectorAll(".file-status.processing").forEach(function (element) {
+      var match = element.className.match(/file-status-(\d+)/);
+      if (match && ids.indexOf(match[1]) < 0) { ids.push(match[1]); }
+    });
+    if (socket && ids.length) { socket.send(JSON.stringify({ action: "statuses", files: ids })); }
+  }
+  document.body.addEventListener("htmx:wsOpen", function (event) {
+    socket = event.detail.socketWrapper;
+    askStatuses();
+  });
+  document.body.addEventListener("htmx:wsClose", function () { socket = null; });
   var early = {};  // file id -> a status that came before its chip
 
   document.body.addEventListener("htmx:oobErrorNoTarget", function (event) {
@@ -206,6 +224,7 @@
         }
         chip.replaceWith(saved);
         htmx.process(saved);
+        askStatuses();
       } else {
         fail(answer && answer.errors && answer.errors.length ? answer.errors.join(" ")
           : composer.dataset.lost.replace("{name}", file.name));
