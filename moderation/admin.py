@@ -78,20 +78,20 @@ class ReportAdmin(admin.ModelAdmin):
             '<a href="{}#msg-{}">{}</a>', url, obj.message_id, _("Open in the transcript")
         )
 
-    def get_list_display(self, request: HttpRequest):
+    def _shown(self, request: HttpRequest, names: list[str]) -> list[str]:
+        # The link into the transcript, only for those who may read transcripts.
         if can_read_transcripts(request.user):
-            return self.list_display
-        return [name for name in self.list_display if name != "where"]
+            return names
+        return [name for name in names if name != "where"]
+
+    def get_list_display(self, request: HttpRequest):
+        return self._shown(request, self.list_display)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
-        if can_read_transcripts(request.user):
-            return self.readonly_fields
-        return [name for name in self.readonly_fields if name != "where"]
+        return self._shown(request, self.readonly_fields)
 
     def get_fields(self, request: HttpRequest, obj=None):
-        if can_read_transcripts(request.user):
-            return self.fields
-        return [name for name in self.fields if name != "where"]
+        return self._shown(request, self.fields)
 
     def save_model(self, request: HttpRequest, obj: Report, form, change: bool) -> None:
         """Resolving (or reopening) here is the same action as in the list, logged."""

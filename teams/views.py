@@ -133,8 +133,8 @@ def conversation_shared(request: HttpRequest, conversation_id: int) -> HttpRespo
     conversation = _shared(request, conversation_id)
     if conversation.owner_id == request.user.pk:
         return redirect(conversation)
-    messages_shown, has_older = conversation.thread().page(size=500)
-    ctx = {"conversation": conversation, "messages": messages_shown, "has_older": has_older}
+    messages_shown, _ = conversation.thread().page(size=500)
+    ctx = {"conversation": conversation, "messages": messages_shown}
     return render(request, "teams/shared.html", ctx)
 
 

@@ -11,6 +11,7 @@ import re
 
 from django.utils.translation import gettext as _
 
+from teams.models import Team
 from uploads import extract
 from uploads.models import UploadedFile
 
@@ -60,8 +61,6 @@ def _names(readable) -> list[tuple[str, list[int]]]:
 
 def _teams(user) -> list[tuple[str, list[int]]]:
     """Each of the user's teams' references, with the documents of its library."""
-    from teams.models import Team
-
     documents = (
         UploadedFile.objects.filter(team__memberships__user=user)
         .exclude(kind=UploadedFile.Kind.IMAGE)

@@ -110,13 +110,7 @@ def _flash(request: HttpRequest, saved: list, errors: list[str]) -> None:
 @login_required
 @require_GET
 def file_download(request: HttpRequest, file_id: int) -> FileResponse:
-    file = _get_file_for_user(request, file_id)
-    return FileResponse(
-        file.file.open("rb"),
-        as_attachment=True,
-        filename=file.name,
-        content_type=file.content_type,
-    )
+    return _serve(_get_file_for_user(request, file_id), attachment=True)
 
 
 @login_required
@@ -126,9 +120,13 @@ def file_view(request: HttpRequest, file_id: int) -> FileResponse:
     #page=) and images inline; anything else, which could hold script, is downloaded."""
     file = _get_file_for_user(request, file_id)
     inline = file.kind in (UploadedFile.Kind.PDF, UploadedFile.Kind.IMAGE)
+    return _serve(file, attachment=not inline)
+
+
+def _serve(file: UploadedFile, *, attachment: bool) -> FileResponse:
     return FileResponse(
         file.file.open("rb"),
-        as_attachment=not inline,
+        as_attachment=attachment,
         filename=file.name,
         content_type=file.content_type,
     )
