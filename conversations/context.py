@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from conversations.models import Conversation, Message, Thread
-from kimichat import kimi
+from kimichat import catalogue
 from uploads import retrieval
-from uploads.models import IMAGE_TOKENS, UploadedFile
+from uploads.models import UploadedFile
 
 REPLY_PRIMING = 3  # tokens Kimi adds to start the answer
 # With documents too long to send whole: the share of the room left (after the system prompt
@@ -98,7 +98,7 @@ def fit(
         system = [{"role": "system", "content": conversation.system_prompt}]
     tiers = _tiers(conversation.model)
     model, window = tiers[-1]
-    budget = window - kimi.answer_reserve(model, conversation.max_tokens)
+    budget = window - catalogue.answer_reserve(model, conversation.max_tokens)
     base = sum(_cost(m) for m in system) + _cost(turns[-1]) + REPLY_PRIMING
     papers = [{"role": "system", "content": _document(f)} for f in documents]
     sources: list[dict] = []
@@ -142,9 +142,9 @@ def fit(
         total -= older[start]
         start += 1
     for model, window in tiers:
-        if total + kimi.answer_reserve(model, conversation.max_tokens) <= window:
+        if total + catalogue.answer_reserve(model, conversation.max_tokens) <= window:
             break
-    sees = kimi.accepts_images(model)
+    sees = catalogue.accepts_images(model)
     messages = system + [_message(turn, sees) for turn in turns[start:]]
     return Request(model=model, messages=messages, trimmed=start, sources=sources)
 
@@ -154,7 +154,8 @@ def _document(file: UploadedFile) -> str:
 
 
 def _cost(message: dict) -> int:
-    return kimi.estimate_tokens(message["content"]) + IMAGE_TOKENS * len(message.get("images", ()))
+    images = len(message.get("images", ()))
+    return catalogue.estimate_tokens(message["content"]) + catalogue.IMAGE_TOKENS * images
 
 
 def _message(turn: dict, sees_images: bool) -> dict:
@@ -177,6 +178,6 @@ def _data_url(file: UploadedFile) -> str:
 
 
 def _tiers(model: str) -> list[tuple[str, int]]:
-    if model == kimi.AUTO_MODEL:
-        return kimi.AUTO_TIERS
-    return [(model, kimi.context_window(model))]
+    if model == catalogue.AUTO_MODEL:
+        return catalogue.AUTO_TIERS
+    return [(model, catalogue.context_window(model))]

@@ -1,28 +1,30 @@
-"""One completion's life, owned by the server rather than by a socket.
+"""One answer streamed from Kimi, owned by the server rather than by a socket.
 
-A generation streams from Kimi in its own asyncio task, publishes what it receives to the
-conversation's channel-layer group (every socket watching that conversation, in any tab), saves
-the text about once a second and at the end, and keeps going when the tab that asked closes.
-"""
+A generation streams in its own asyncio task, publishes what it receives to every page of the
+conversation (kimichat/live.py), saves the text about once a second and at the end, and keeps
+going when the tab that asked closes. Stop and resend requests reach it from any socket in any
+process. Opening the stream (with retries) is kimichat/kimi.py's; what comes before and after
+the answer is services'."""
 
 import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
+from openai import AsyncStream
+from openai.types.chat import ChatCompletionChunk
 
-from conversations import context, services
-from conversations.models import Conversation, Message
-from kimichat import kimi
-from moderation.models import Usage
+from conversations import services
+from conversations.models import Message
+from conversations.services import Answering, Refused
+from kimichat import catalogue, kimi, live
 from uploads.models import UploadedFile
-from uploads.services import files_group
 
 log = logging.getLogger(__name__)
 
@@ -36,49 +38,25 @@ FILES_RECHECK = 5.0
 _running: dict[int, "Generation"] = {}
 
 
-def group_name(conversation_id: int) -> str:
-    """Every socket showing the conversation, in any process."""
-    return f"conversation-{conversation_id}"
-
-
-def control_group(conversation_id: int) -> str:
-    """The generation running for the conversation, in whichever process runs it."""
-    return f"conversation-{conversation_id}-control"
-
-
-async def request_stop(conversation_id: int) -> None:
-    await get_channel_layer().group_send(control_group(conversation_id), {"type": "stop"})
-
-
-async def request_resend(conversation_id: int, *, message_id: int, start: int, reply_to: str):
-    """Ask the generation, wherever it runs, for its text from `start` on, sent to one socket."""
-    event = {"type": "resend", "message_id": message_id, "start": start, "reply_to": reply_to}
-    await get_channel_layer().group_send(control_group(conversation_id), event)
-
-
-async def publish(conversation_id: int, event: dict) -> None:
-    await get_channel_layer().group_send(group_name(conversation_id), event)
-
-
 @dataclass(eq=False)
 class Generation:
     conversation_id: int
     answer: Message
-    messages: list[dict]
-    params: dict
+    messages: list[dict]  # the request; built once `waiting` files are read
+    params: dict[str, Any]
+    user_id: int  # whose answer: the files waited for and the tokens spent are theirs
+    waiting: list[UploadedFile] = field(default_factory=list)
+    task: asyncio.Task | None = None
     published: list[str] = field(default_factory=list)  # text already sent to the sockets
     published_len: int = 0
     pending: list[str] = field(default_factory=list)  # text received, not yet sent
-    title_wanted: bool = False  # the first answer of a new chat: name the chat after it
-    waiting: list[UploadedFile] = field(default_factory=list)  # being read; the request after
-    user_id: int | None = None  # whose files those are
-    _files_changed: asyncio.Event = field(default_factory=asyncio.Event)
     stop_requested: bool = False
-    task: asyncio.Task | None = None
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # Stop can reach it now
-    _closing: bool = False
     reached_upstream: bool = False  # Kimi took the request: its tokens count as spent
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _files_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: bool = False
+    _status_shown: bool = False  # a status line is on the page (retrying, waiting for files)
 
     @property
     def text(self) -> str:
@@ -92,51 +70,36 @@ class Generation:
         if self.task:
             self.task.cancel()
 
-    async def run(self) -> None:
-        answer = self.answer
-        fields: dict = {}
+    async def run(self) -> Message:
+        """Stream the answer to its end (or Stop, or an error), and save it: the answer as
+        saved."""
+        fields: dict[str, Any] = {}
         pump = asyncio.create_task(self._pump())
         listener = asyncio.create_task(self._listen())
-        stream = None
+        stream: AsyncStream[ChatCompletionChunk] | None = None
         try:
             if self.waiting:
                 await self._wait_for_files()
-            stream = await self._open()
+            stream = await kimi.stream_open(
+                model=self.answer.model,
+                messages=self.messages,
+                params=self.params,
+                on_retry=self._retrying,
+            )
             self.reached_upstream = True
-            loop = asyncio.get_running_loop()
-            next_save = loop.time() + SAVE_INTERVAL
-            saving: asyncio.Task | None = None
-            async for chunk in stream:
-                if chunk.choices:
-                    choice = chunk.choices[0]
-                    if choice.delta.content:
-                        self.pending.append(choice.delta.content)
-                        self._wake.set()
-                    if choice.finish_reason:
-                        fields["finish_reason"] = choice.finish_reason
-                usage = kimi.chunk_usage(chunk)
-                if usage:
-                    fields["prompt_tokens"] = usage.prompt_tokens
-                    fields["completion_tokens"] = usage.completion_tokens
-                if loop.time() >= next_save and (saving is None or saving.done()):
-                    # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
-                    next_save = loop.time() + SAVE_INTERVAL
-                    saving = asyncio.create_task(self._save(content=self.text))
-            if fields.get("finish_reason"):
-                fields["state"] = Message.State.DONE
-            else:
-                fields.update(state=Message.State.ERROR, error_code="cut_off")
+            await self._status("")
+            await self._stream(stream, fields)
         except asyncio.CancelledError:
             # Stop keeps the partial answer; any other cancel is the process shutting down.
             fields["state"] = (
                 Message.State.STOPPED if self.stop_requested else Message.State.INTERRUPTED
             )
-        except (services.Refused, context.TooLong) as e:
+        except Refused as e:
             # A file it refers to could not be read, or the files are too long for the model.
             fields.update(state=Message.State.ERROR, error_code="refused", error=str(e))
         except Exception as e:
             if not isinstance(e, openai.APIError | kimi.NoKeyConfigured):
-                log.exception("Generation for message %s failed", answer.pk)
+                log.exception("Generation for message %s failed", self.answer.pk)
             code, detail = kimi.error_code(e)
             fields.update(state=Message.State.ERROR, error_code=code, error=detail)
         finally:
@@ -146,8 +109,32 @@ class Generation:
                 await stream.close()
             await self._finish(pump, fields)
             await asyncio.gather(listener, return_exceptions=True)
-        if fields["state"] == Message.State.DONE and self.title_wanted:
-            await self._title()
+        return self.answer
+
+    async def _stream(self, stream: AsyncStream[ChatCompletionChunk], fields: dict) -> None:
+        loop = asyncio.get_running_loop()
+        next_save = loop.time() + SAVE_INTERVAL
+        saving: asyncio.Task | None = None
+        async for chunk in stream:
+            if chunk.choices:
+                choice = chunk.choices[0]
+                if choice.delta.content:
+                    self.pending.append(choice.delta.content)
+                    self._wake.set()
+                if choice.finish_reason:
+                    fields["finish_reason"] = choice.finish_reason
+            usage = kimi.chunk_usage(chunk)
+            if usage:
+                fields["prompt_tokens"] = usage.prompt_tokens
+                fields["completion_tokens"] = usage.completion_tokens
+            if loop.time() >= next_save and (saving is None or saving.done()):
+                # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
+                next_save = loop.time() + SAVE_INTERVAL
+                saving = asyncio.create_task(self._save(content=self.text))
+        if fields.get("finish_reason"):
+            fields["state"] = Message.State.DONE
+        else:
+            fields.update(state=Message.State.ERROR, error_code="cut_off")
 
     async def _wait_for_files(self) -> None:
         """Wait (visibly) until every file the question refers to is read, then build the
@@ -167,98 +154,49 @@ class Generation:
         self.answer.sources = request.sources
         await self._status("")
 
-    async def _open(self):
-        """Start the stream, retrying what Kimi says is worth retrying (busy, 5xx)."""
-        attempt = 0
-        while True:
-            try:
-                stream = await kimi.client().chat.completions.create(
-                    model=self.answer.model,
-                    messages=self.messages,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    **self.params,
-                )
-            except (openai.APIStatusError, openai.APIConnectionError) as e:
-                delay = kimi.retry_delay(e, attempt)
-                if delay is None:
-                    raise
-                attempt += 1
-                log.info("Kimi failed (%s); retry %s in %.1f s", type(e).__name__, attempt, delay)
-                await self._status(
-                    _("Kimi is busy. Trying again in %(seconds)s s (attempt %(n)s of %(of)s)…")
-                    % {
-                        "seconds": f"{delay:.0f}",
-                        "n": attempt + 1,
-                        "of": settings.KIMI_MAX_RETRIES + 1,
-                    }
-                )
-                await asyncio.sleep(delay)
-                continue
-            if attempt:
-                await self._status("")
-            return stream
+    async def _retrying(self, delay: float, attempt: int) -> None:
+        await self._status(
+            _("Kimi is busy. Trying again in %(seconds)s s (attempt %(n)s of %(of)s)…")
+            % {"seconds": f"{delay:.0f}", "n": attempt + 1, "of": settings.KIMI_MAX_RETRIES + 1}
+        )
 
     async def _status(self, text: str) -> None:
+        if not text and not self._status_shown:
+            return
+        self._status_shown = bool(text)
         html = render_to_string(
             "conversations/_status_frame.html", {"message": self.answer, "status": text}
         )
-        await publish(self.conversation_id, {"type": "chat.html", "html": html})
+        await live.publish_html(self.conversation_id, html)
 
     async def _listen(self) -> None:
-        """Take Stop and resend requests from any socket, in any process, through the
-        channel layer."""
-        layer = get_channel_layer()
-        channel = await layer.new_channel()
-        groups = [control_group(self.conversation_id)]
+        """Take Stop and resend requests from any socket, in any process; hear when a file
+        waited for is read."""
+        groups = [live.control_group(self.conversation_id)]
         if self.waiting:
-            groups.append(files_group(self.user_id))
-        for group in groups:
-            await layer.group_add(group, channel)
-        self.listening.set()
-        try:
+            groups.append(live.files_group(self.user_id))
+        async with live.Listener(groups) as listener:
+            self.listening.set()
             while True:
-                event = await layer.receive(channel)
-                if event.get("type") == "file.changed":
+                event = await listener.receive()
+                if event["type"] == live.FILE_CHANGED:
                     self._files_changed.set()
-                elif event.get("type") == "stop":
+                elif event["type"] == live.STOP:
                     self.stop()
                     return
-                if event.get("type") == "resend" and event.get("message_id") == self.answer.pk:
+                elif event["type"] == live.RESEND and event["message_id"] == self.answer.pk:
                     start = event["start"]
-                    reply = {"type": "chat.tokens", "message_id": self.answer.pk, "start": start}
-                    text = self.published_text()[start:]
-                    await layer.send(event["reply_to"], {**reply, "text": text, "resend": True})
-        finally:
-            for group in groups:
-                await asyncio.shield(layer.group_discard(group, channel))
+                    await live.send_tokens(
+                        event["reply_to"],
+                        message_id=self.answer.pk,
+                        start=start,
+                        text=self.published_text()[start:],
+                    )
 
-    async def _title(self) -> None:
-        """Name a new conversation after its first answer; the first line stays on failure."""
-        question = self.messages[-1]["content"]
-        if isinstance(question, list):  # with images: its text part
-            question = " ".join(p.get("text", "") for p in question if p.get("type") == "text")
-        try:
-            title = await kimi.title(model=self.answer.model, question=question, answer=self.text)
-        except (openai.APIError, kimi.NoKeyConfigured) as e:
-            log.info("No title for conversation %s: %s", self.conversation_id, e)
-            return
-        if not title:
-            return
-        saved = await database_sync_to_async(services.conversation_autotitle)(
-            conversation_id=self.conversation_id, title=title
-        )
-        if saved:
-            html = render_to_string(
-                "conversations/_title_frame.html",
-                {"conversation_id": self.conversation_id, "title": Conversation.title_from(title)},
-            )
-            await publish(self.conversation_id, {"type": "chat.html", "html": html})
-
-    async def _save(self, **fields) -> None:
+    async def _save(self, **fields: Any) -> None:
         await database_sync_to_async(services.answer_save)(answer_id=self.answer.pk, **fields)
 
-    async def _finish(self, pump: asyncio.Task, fields: dict) -> None:
+    async def _finish(self, pump: asyncio.Task, fields: dict[str, Any]) -> None:
         self._closing = True
         self._wake.set()
         await pump
@@ -269,25 +207,25 @@ class Generation:
         try:
             # Markdown rendering is CPU work: done beside the save, off the event loop, so
             # other streams' tokens keep flowing. Runs after any save still in flight.
-            html = await database_sync_to_async(_save_and_render)(
+            html = await database_sync_to_async(_finish_and_render)(
                 answer, fields, self._usage(fields)
             )
-            await publish(self.conversation_id, {"type": "chat.html", "html": html})
+            await live.publish_html(self.conversation_id, html)
         finally:
             if _running.get(self.conversation_id) is self:
                 del _running[self.conversation_id]
 
-    def _usage(self, fields: dict) -> dict | None:
+    def _usage(self, fields: dict[str, Any]) -> dict[str, Any] | None:
         """The tokens this answer spent: Kimi's count, or an estimate where the stream was
         stopped or broke before Kimi counted (it bills what it generated)."""
-        if not self.reached_upstream or self.user_id is None:
+        if not self.reached_upstream:
             return None
         prompt = fields.get("prompt_tokens")
         if prompt is None:
-            prompt = sum(kimi.estimate_tokens(str(m["content"])) for m in self.messages)
+            prompt = sum(catalogue.estimate_tokens(str(m["content"])) for m in self.messages)
         completion = fields.get("completion_tokens")
         if completion is None:
-            completion = kimi.estimate_tokens(self.text)
+            completion = catalogue.estimate_tokens(self.text)
         return {
             "user_id": self.user_id,
             "model": self.answer.model,
@@ -307,42 +245,47 @@ class Generation:
                 start = self.published_len
                 self.published.append(text)
                 self.published_len += len(text)
-                event = {"type": "chat.tokens", "message_id": self.answer.pk}
-                await publish(self.conversation_id, {**event, "start": start, "text": text})
+                await live.publish_tokens(
+                    self.conversation_id, message_id=self.answer.pk, start=start, text=text
+                )
             if not self._closing:
                 await asyncio.sleep(FRAME_INTERVAL)
 
 
-def _save_and_render(answer: Message, fields: dict, usage: dict | None) -> str:
-    services.answer_save(answer_id=answer.pk, content=answer.content, **fields)
-    if usage:
-        Usage.objects.record(**usage)
+def _finish_and_render(answer: Message, fields: dict[str, Any], usage: dict | None) -> str:
+    services.answer_finish(answer=answer, fields=fields, usage=usage)
     answer.versions = answer.sibling_versions()
     return render_to_string("conversations/_message_frame.html", {"message": answer})
 
 
-def generation_start(
-    *,
-    conversation_id: int,
-    answer: Message,
-    messages: list[dict],
-    params: dict,
-    title_wanted: bool = False,
-    waiting: list[UploadedFile] = (),
-    user_id: int | None = None,
-) -> Generation:
+def generation_start(*, answering: Answering, user_id: int) -> Generation:
+    """Write the answer in a task of its own; a new chat is named after its first answer."""
+    request = answering.request
     generation = Generation(
-        conversation_id,
-        answer,
-        messages,
-        params,
-        title_wanted=title_wanted,
-        waiting=list(waiting),
+        conversation_id=answering.conversation.pk,
+        answer=answering.answer,
+        messages=request.messages if request else [],
+        params=answering.params,
         user_id=user_id,
+        waiting=answering.waiting,
     )
-    _running[conversation_id] = generation
-    generation.task = asyncio.create_task(generation.run())
+    _running[generation.conversation_id] = generation
+    generation.task = asyncio.create_task(_answer_then_title(generation, answering))
     return generation
+
+
+async def _answer_then_title(generation: Generation, answering: Answering) -> None:
+    answer = await generation.run()
+    if answer.state == Message.State.DONE and answering.title_wanted:
+        question = generation.messages[-1]["content"]
+        if isinstance(question, list):  # with images: its text part
+            question = " ".join(p.get("text", "") for p in question if p.get("type") == "text")
+        await services.conversation_title(
+            conversation_id=generation.conversation_id,
+            model=answer.model,
+            question=question,
+            answer=answer.content,
+        )
 
 
 def running(conversation_id: int) -> Generation | None:

@@ -92,8 +92,15 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
 
+    # The chat page's socket (conversations/routing.py); a new chat's until its first message.
+    NEW_WS_URL = "/ws/conversations/new/"
+
     def get_absolute_url(self) -> str:
         return reverse("chat", args=[self.pk])
+
+    @property
+    def ws_url(self) -> str:
+        return f"/ws/conversations/{self.pk}/" if self.pk else self.NEW_WS_URL
 
     @property
     def is_hidden(self) -> bool:
@@ -155,8 +162,13 @@ class Thread:
         messages = list(
             Message.objects.filter(id__in=shown).order_by("id").prefetch_related("files")
         )
+        stale = stale_before()
         for message in messages:
             message.versions = self.versions(message)
+            if message.is_streaming and message.updated_at < stale:
+                # Left streaming by a process that died: shown as interrupted. Reading never
+                # writes; `manage.py repair` and the page's socket save it so.
+                message.state = Message.State.INTERRUPTED
         return messages, len(ids) > size
 
     def versions(self, message: "Message") -> "Versions | None":

@@ -1,19 +1,37 @@
-"""Writes that orchestrate several rows: keyword-only `<entity>_<action>` functions."""
+"""The answer pipeline and the writes that orchestrate several rows: keyword-only
+`<entity>_<action>` functions.
 
+A message, a regenerated answer and an edited question each go the same way: resolve the files
+referred to, check the user may have an answer now, build the request within the model's window,
+then save the question (if new) and an empty streaming answer. Any refusal is one `Refused`,
+with the sentence for the page. Streaming the answer is generation.py's."""
+
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import openai
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import Usage
 from conversations import context
+from conversations.forms import MAX_MESSAGE_CHARS, first_error, settings_form_for_message
 from conversations.models import Conversation, Message, live_answers
-from kimichat import kimi
-from moderation.models import Usage
+from kimichat import catalogue, kimi, live
+from teams.models import Team
+from uploads import references
 from uploads.models import UploadedFile
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,11 +42,257 @@ class Exchange:
     created: bool  # False when the send was a replay of one already taken
 
 
+@dataclass
+class Answering:
+    """An answer to write: saved, streaming, with what to send Kimi."""
+
+    exchange: Exchange
+    request: context.Request | None  # None while files it refers to are being read
+    waiting: list[UploadedFile]  # those files
+    params: dict[str, Any]  # sampling parameters from the conversation's settings
+    title_wanted: bool  # the first answer of a chat not named by its owner
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.exchange.conversation
+
+    @property
+    def answer(self) -> Message:
+        return self.exchange.answer
+
+
 class Refused(Exception):
     """A message that may not be answered now; the text says why."""
 
 
-def generation_check(*, user, conversation: Conversation | None) -> None:
+def answer_request(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation | None,
+    text: str,
+    client_id: str = "",
+    options: Mapping[str, Any] | None = None,
+    attached: list[int] | None = None,
+) -> Answering | None:
+    """A new message at the end of the thread shown (starting a conversation when there is
+    none), with its answer to write. None for nothing to do: an empty message, or a replayed
+    send (the first one is already being answered). `options`: the conversation's settings
+    as sent with the message; `attached`: files attached in the composer."""
+    text = _question(text)
+    if not text:
+        return None
+    conversation = _fresh(conversation)
+    if conversation is not None and exchange_replayed(
+        conversation=conversation, client_id=client_id
+    ):
+        return None
+    form = settings_form_for_message(options or {}, conversation or Conversation(owner=user))
+    if not form.is_valid():
+        raise Refused(first_error(form))
+    thread = conversation.thread() if conversation else None
+    leaf = thread.ids[-1] if thread and thread.ids else None
+    files = _resolve(user=user, text=text, attached=attached or [])
+    request, waiting = _prepare(
+        user=user,
+        conversation=conversation,
+        files=files,
+        model=form.instance.model,
+        build={"conversation": form.instance, "thread": thread, "until": leaf, "question": text},
+    )
+    exchange = exchange_create(
+        user=user,
+        conversation=conversation,
+        settings_values={name: form.cleaned_data[name] for name in form.Meta.fields},
+        text=text,
+        client_id=client_id,
+        parent_id=leaf,
+        model=request.model if request else form.instance.model,
+        context_trimmed=request.trimmed if request else 0,
+        files=files,
+        sources=request.sources if request else [],
+    )
+    if not exchange.created:
+        return None
+    return _answering(exchange, request, waiting)
+
+
+def answer_regenerate(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    message_id: int,
+    options: Mapping[str, Any] | None = None,
+) -> Answering | None:
+    """A new version of an answer (Regenerate, Retry); the old ones stay. None where it no
+    longer applies (the message is gone, or an answer is being written: a double click)."""
+    conversation, answer = _changing(conversation, message_id, Message.Role.ASSISTANT)
+    if answer is None or answer.parent is None:
+        return None
+    question = answer.parent
+    _settings_save(conversation, options)
+    files = list(question.files.all())
+    request, waiting = _prepare(
+        user=user,
+        conversation=conversation,
+        files=files,
+        model=conversation.model,
+        build={"conversation": conversation, "thread": conversation.thread(), "until": question.pk},
+    )
+    exchange = answer_create(
+        conversation=conversation,
+        question=question,
+        model=request.model if request else conversation.model,
+        context_trimmed=request.trimmed if request else 0,
+        sources=request.sources if request else [],
+    )
+    return _answering(exchange, request, waiting)
+
+
+def question_edit(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    message_id: int,
+    text: str,
+    client_id: str = "",
+    options: Mapping[str, Any] | None = None,
+) -> Answering | None:
+    """The question, edited, as a new version of it (the old one stays), with its answer.
+    None where it no longer applies, or for an empty text or a replayed send."""
+    text = _question(text)
+    if not text:
+        return None
+    conversation, question = _changing(conversation, message_id, Message.Role.USER)
+    if question is None or exchange_replayed(conversation=conversation, client_id=client_id):
+        return None
+    _settings_save(conversation, options)
+    # The edited question keeps the files attached to it, plus any it now names.
+    attached = list(question.files.values_list("id", flat=True))
+    files = _resolve(user=user, text=text, attached=attached)
+    request, waiting = _prepare(
+        user=user,
+        conversation=conversation,
+        files=files,
+        model=conversation.model,
+        build={
+            "conversation": conversation,
+            "thread": conversation.thread(),
+            "until": question.parent_id,
+            "question": text,
+        },
+    )
+    exchange = exchange_create(
+        user=user,
+        conversation=conversation,
+        settings_values={},
+        text=text,
+        client_id=client_id,
+        parent_id=question.parent_id,
+        model=request.model if request else conversation.model,
+        context_trimmed=request.trimmed if request else 0,
+        files=files,
+        sources=request.sources if request else [],
+    )
+    if not exchange.created:
+        return None
+    return _answering(exchange, request, waiting)
+
+
+def version_show(*, conversation: Conversation, message_id: int) -> Conversation | None:
+    """Show another version of a message (and the thread that follows from it). None where
+    it no longer applies; else the conversation, with its new thread."""
+    conversation, message = _changing(conversation, message_id, None)
+    if message is None:
+        return None
+    version_select(conversation=conversation, message=message)
+    return conversation
+
+
+def _question(text: str) -> str:
+    text = text.strip()
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise Refused(_("The message is too long (at most 100,000 characters)."))
+    return text
+
+
+def _fresh(conversation: Conversation | None) -> Conversation | None:
+    # Another tab may have moved the thread on (or changed settings) since the page loaded.
+    if conversation is None:
+        return None
+    return Conversation.objects.get(pk=conversation.pk)
+
+
+def _changing(
+    conversation: Conversation, message_id: int, role: str | None
+) -> tuple[Conversation, Message | None]:
+    """The conversation as it is now, and its message to change (of `role`): none while an
+    answer is being written there (its buttons are hidden meanwhile)."""
+    conversation = Conversation.objects.get(pk=conversation.pk)
+    messages = conversation.messages.filter(pk=message_id)
+    if role is not None:
+        messages = messages.filter(role=role)
+    message = messages.select_related("parent").first()
+    if message is None or conversation.messages.live().exists():
+        return conversation, None
+    return conversation, message
+
+
+def _settings_save(conversation: Conversation, options: Mapping[str, Any] | None) -> None:
+    form = settings_form_for_message(options or {}, conversation)
+    if not form.is_valid():
+        raise Refused(first_error(form))
+    form.save()
+
+
+def _resolve(*, user: AbstractBaseUser, text: str, attached: list[int]) -> list[UploadedFile]:
+    try:
+        return references.resolve(user=user, text=text, attached=attached)
+    except references.NotFound as e:
+        raise Refused(str(e)) from e
+
+
+def _prepare(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation | None,
+    files: list[UploadedFile],
+    model: str,
+    build: dict[str, Any],
+) -> tuple[context.Request | None, list[UploadedFile]]:
+    """The one step every answer takes before it is saved: the files must be readable by
+    `model`, the user may have an answer now, and the request must fit. With files still
+    being read, no request yet (it is built when they are), and those files."""
+    files_check(files=files, model=model)
+    generation_check(user=user, conversation=conversation)
+    waiting = [f for f in files if f.is_processing]
+    if "question" in build:
+        build["files"] = files
+    try:
+        request = context.build(**build)
+    except context.TooLong as e:
+        raise Refused(str(e)) from e
+    return (None if waiting else request), waiting
+
+
+def _answering(
+    exchange: Exchange, request: context.Request | None, waiting: list[UploadedFile]
+) -> Answering:
+    conversation, question = exchange.conversation, exchange.question
+    return Answering(
+        exchange=exchange,
+        request=request,
+        waiting=waiting,
+        params=kimi.sampling_params(conversation),
+        title_wanted=(
+            settings.KIMI_AUTO_TITLE
+            and question is not None
+            and question.parent_id is None
+            and not conversation.title_is_custom
+        ),
+    )
+
+
+def generation_check(*, user: AbstractBaseUser, conversation: Conversation | None) -> None:
     """Refuse a new answer while one is being written here, in a conversation a moderator
     removed, or past the user's limits (suspension, daily tokens, rate, concurrency)."""
     if conversation is not None and conversation.is_hidden:
@@ -85,8 +349,8 @@ def files_check(*, files: list[UploadedFile], model: str) -> None:
                 _("“%(name)s” could not be read: %(reason)s")
                 % {"name": file.name, "reason": file.error_text}
             )
-        if file.is_image and not kimi.accepts_images(model):
-            vision = [m for m in settings.KIMI_MODELS if kimi.accepts_images(m)]
+        if file.is_image and not catalogue.accepts_images(model):
+            vision = [m for m in settings.KIMI_MODELS if catalogue.accepts_images(m)]
             raise Refused(
                 _(
                     "“%(name)s” is an image, and %(model)s cannot see images. Pick a model "
@@ -96,19 +360,22 @@ def files_check(*, files: list[UploadedFile], model: str) -> None:
             )
 
 
-def request_when_ready(*, answer: Message) -> "context.Request | None":
+def request_when_ready(*, answer: Message) -> context.Request | None:
     """The request for an answer whose question refers to files still being read: None while
     any is; then the files are checked and the request built (the answer keeps the model
-    picked for it). Raises Refused or context.TooLong."""
+    picked for it). Raises Refused."""
     question = answer.parent
     files = list(question.files.all())
     if any(f.is_processing for f in files):
         return None
     conversation = Conversation.objects.get(pk=answer.conversation_id)
     files_check(files=files, model=conversation.model)
-    request = context.build(
-        conversation=conversation, thread=conversation.thread(), until=question.pk
-    )
+    try:
+        request = context.build(
+            conversation=conversation, thread=conversation.thread(), until=question.pk
+        )
+    except context.TooLong as e:
+        raise Refused(str(e)) from e
     answer_save(
         answer_id=answer.pk,
         model=request.model,
@@ -120,7 +387,7 @@ def request_when_ready(*, answer: Message) -> "context.Request | None":
 
 def exchange_create(
     *,
-    user,
+    user: AbstractBaseUser,
     conversation: Conversation | None,
     settings_values: dict,
     text: str,
@@ -132,9 +399,8 @@ def exchange_create(
     sources: list[dict] = (),
 ) -> Exchange:
     """Save the user's message (after `parent_id`, referring to `files`) and an empty
-    streaming answer, creating
-    the conversation if new. A few inserts in one transaction: kept small, as it runs before
-    the upstream call."""
+    streaming answer, creating the conversation if new. A few inserts in one transaction:
+    kept small, as it runs before the upstream call."""
     if conversation is not None:
         replay = exchange_replayed(conversation=conversation, client_id=client_id)
         if replay:
@@ -238,3 +504,81 @@ def conversation_autotitle(*, conversation_id: int, title: str) -> bool:
         title=title
     )
     return bool(updated)
+
+
+def answer_finish(*, answer: Message, fields: dict[str, Any], usage: dict[str, Any] | None) -> None:
+    """The final save of an answer (its text in `answer.content`), and the tokens it spent
+    into the user's ledger."""
+    answer_save(answer_id=answer.pk, content=answer.content, **fields)
+    if usage:
+        Usage.objects.record(**usage)
+
+
+async def conversation_title(
+    *, conversation_id: int, model: str, question: str, answer: str
+) -> None:
+    """Name a new conversation after its first answer (asked of Kimi), and tell its pages;
+    the first line stays on failure, and a name its owner gave meanwhile wins."""
+    try:
+        title = await kimi.title(model=model, question=question, answer=answer)
+    except (openai.APIError, kimi.NoKeyConfigured) as e:
+        log.info("No title for conversation %s: %s", conversation_id, e)
+        return
+    if not title:
+        return
+    saved = await database_sync_to_async(conversation_autotitle)(
+        conversation_id=conversation_id, title=title
+    )
+    if saved:
+        html = render_to_string(
+            "conversations/_title_frame.html",
+            {"conversation_id": conversation_id, "title": Conversation.title_from(title)},
+        )
+        await live.publish_html(conversation_id, html)
+
+
+def conversation_share(*, conversation: Conversation, team: Team | None) -> None:
+    """Let a team's members read the conversation (None: stop sharing it)."""
+    conversation.team = team
+    conversation.save(update_fields=["team"])
+
+
+def conversation_copy(*, conversation: Conversation, user: AbstractBaseUser) -> Conversation:
+    """The thread shown of a shared conversation, as a new conversation of `user`'s to
+    continue. Files referred to come along; those `user` may not read are left out of what
+    is sent to Kimi, as ever."""
+    thread = conversation.thread()
+    originals = Message.objects.filter(id__in=thread.ids).order_by("id").prefetch_related("files")
+    with transaction.atomic():
+        copy = Conversation.objects.create(
+            owner=user,
+            title=conversation.title,
+            title_is_custom=conversation.title_is_custom,
+            model=conversation.model,
+            system_prompt=conversation.system_prompt,
+            temperature=conversation.temperature,
+            top_p=conversation.top_p,
+            max_tokens=conversation.max_tokens,
+            stop=conversation.stop,
+        )
+        parent = None
+        for original in originals:
+            parent = Message.objects.create(
+                conversation=copy,
+                parent=parent,
+                role=original.role,
+                content=original.content,
+                # An answer still being written there is, here, as far as it had come.
+                state=Message.State.INTERRUPTED if original.is_streaming else original.state,
+                model=original.model,
+                finish_reason=original.finish_reason,
+                prompt_tokens=original.prompt_tokens,
+                completion_tokens=original.completion_tokens,
+                error_code=original.error_code,
+                error=original.error,
+                sources=original.sources,
+            )
+            parent.files.set(original.files.all())
+        copy.leaf = parent
+        copy.save(update_fields=["leaf"])
+    return copy

@@ -11,6 +11,9 @@ urlpatterns = [
     path(
         "c/<int:conversation_id>/export.md", views.conversation_export, name="conversation-export"
     ),
+    path("c/<int:conversation_id>/share/", views.conversation_share, name="conversation-share"),
+    path("shared/<int:conversation_id>/", views.conversation_shared, name="conversation-shared"),
+    path("shared/<int:conversation_id>/copy/", views.conversation_copy, name="conversation-copy"),
     path("search/", views.search, name="search"),
     path(
         "c/<int:conversation_id>/settings/",

@@ -1,4 +1,3 @@
-from asgiref.sync import async_to_sync
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -7,9 +6,10 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
-from conversations import generation, services
+from conversations import services
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
+from kimichat import live
 from teams.models import Team
 
 
@@ -35,7 +35,7 @@ def chat_new(request: HttpRequest) -> HttpResponse:
     ctx = {
         "conversations": _sidebar(request),
         "form": ConversationSettingsForm(),
-        "ws_url": "/ws/conversations/new/",
+        "ws_url": Conversation.NEW_WS_URL,
     }
     return render(request, "conversations/chat.html", ctx)
 
@@ -47,8 +47,6 @@ def chat(request: HttpRequest, conversation_id: int) -> HttpResponse:
     if conversation.is_hidden:
         ctx = {"conversation": conversation, "conversations": _sidebar(request), "removed": True}
         return render(request, "conversations/chat.html", ctx)
-    # Answers left streaming by a process that died are shown, and kept, as interrupted.
-    conversation.messages.mark_interrupted()
     messages, has_older = conversation.thread().page()
     ctx = {
         "conversation": conversation,
@@ -56,7 +54,7 @@ def chat(request: HttpRequest, conversation_id: int) -> HttpResponse:
         "messages": messages,
         "has_older": has_older,
         "form": ConversationSettingsForm(instance=conversation),
-        "ws_url": f"/ws/conversations/{conversation.pk}/",
+        "ws_url": conversation.ws_url,
         "teams": Team.objects.for_user(request.user),
     }
     return render(request, "conversations/chat.html", ctx)
@@ -107,7 +105,7 @@ def conversation_delete(request: HttpRequest, conversation_id: int) -> HttpRespo
     conversation = _get_conversation_for_user(request, conversation_id, removed_too=True)
     if request.method == "POST":
         # An answer still being written for it is stopped first, in whichever process.
-        async_to_sync(generation.request_stop)(conversation.pk)
+        live.stop_answers([conversation.pk])
         conversation.delete()
         return redirect("chat-new")
     ctx = {"conversation": conversation, "count": conversation.messages.count()}
@@ -142,5 +140,45 @@ def search(request: HttpRequest) -> HttpResponse:
     ctx = {"conversations": conversations, "query": query}
     if request.htmx:
         return render(request, "conversations/chat.html#conversation-list", ctx)
-    ctx.update(form=ConversationSettingsForm(), ws_url="/ws/conversations/new/")
+    ctx.update(form=ConversationSettingsForm(), ws_url=Conversation.NEW_WS_URL)
     return render(request, "conversations/chat.html", ctx)
+
+
+@login_required
+@require_POST
+def conversation_share(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Share one's conversation with one of one's teams, or stop sharing it (no team)."""
+    conversations = Conversation.objects.for_user(request.user).visible()
+    conversation = get_object_or_404(conversations, pk=conversation_id)
+    team = None
+    if request.POST.get("team"):
+        teams = Team.objects.for_user(request.user)
+        team = get_object_or_404(teams, pk=request.POST["team"])
+    services.conversation_share(conversation=conversation, team=team)
+    return redirect(conversation)
+
+
+def _shared(request: HttpRequest, conversation_id: int) -> Conversation:
+    conversations = Conversation.objects.shared_with(request.user).select_related("owner", "team")
+    return get_object_or_404(conversations, pk=conversation_id)
+
+
+@login_required
+@require_GET
+def conversation_shared(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """A conversation shared with one of the user's teams, to read (its owner gets the chat)."""
+    conversation = _shared(request, conversation_id)
+    if conversation.owner_id == request.user.pk:
+        return redirect(conversation)
+    messages_shown, _ = conversation.thread().page(size=500)
+    ctx = {"conversation": conversation, "messages": messages_shown}
+    return render(request, "conversations/shared.html", ctx)
+
+
+@login_required
+@require_POST
+def conversation_copy(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Continue a shared conversation in a copy of one's own."""
+    conversation = _shared(request, conversation_id)
+    copy = services.conversation_copy(conversation=conversation, user=request.user)
+    return redirect(copy)

@@ -1,16 +1,23 @@
-"""The one place that talks to the Kimi API: client factory, model catalogue, error mapping."""
+"""The one place that talks to the Kimi API: the client, opening a stream (with retries),
+titles, and what Kimi's errors mean. What is known of each model is in catalogue.py."""
 
 import asyncio
-import math
+import logging
 import random
 import re
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import openai
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from openai import AsyncStream
+from openai.types.chat import ChatCompletionChunk
+
+log = logging.getLogger(__name__)
 
 # One client per event loop: the HTTP connection pool belongs to the loop that opened it.
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
@@ -37,7 +44,7 @@ def client() -> openai.AsyncOpenAI:
             timeout=openai.Timeout(
                 settings.KIMI_STREAM_TIMEOUT, connect=settings.KIMI_CONNECT_TIMEOUT
             ),
-            # Retries are ours (generation.py): a 429 for an empty balance must not be retried.
+            # Retries are ours (stream_open): a 429 for an empty balance must not be retried.
             max_retries=0,
             # aiohttp costs noticeably less CPU per streamed chunk than httpx's transport.
             http_client=openai.DefaultAioHttpClient(),
@@ -49,6 +56,36 @@ async def aclose() -> None:
     """Close this event loop's clients (their connection pools die with the loop)."""
     for c in _clients.pop(asyncio.get_running_loop(), {}).values():
         await c.close()
+
+
+async def stream_open(
+    *,
+    model: str,
+    messages: list[dict],
+    params: dict[str, Any],
+    on_retry: Callable[[float, int], Awaitable[None]] | None = None,
+) -> AsyncStream[ChatCompletionChunk]:
+    """Start a streamed completion, retrying what Kimi says is worth retrying (busy, 5xx):
+    `on_retry(seconds, attempt)` is told before each wait. Raises what cannot be retried."""
+    attempt = 0
+    while True:
+        try:
+            return await client().chat.completions.create(
+                model=model,
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+                **params,
+            )
+        except (openai.APIStatusError, openai.APIConnectionError) as e:
+            delay = retry_delay(e, attempt)
+            if delay is None:
+                raise
+            attempt += 1
+            log.info("Kimi failed (%s); retry %s in %.1f s", type(e).__name__, attempt, delay)
+            if on_retry is not None:
+                await on_retry(delay, attempt)
+            await asyncio.sleep(delay)
 
 
 def sampling_params(conversation) -> dict:
@@ -203,60 +240,6 @@ def retry_delay(exc: BaseException, attempt: int) -> float | None:
         return None  # a timeout already waited long enough
     backoff = settings.KIMI_RETRY_BACKOFF * 2**attempt
     return min(backoff * random.uniform(0.8, 1.2), MAX_RETRY_WAIT)
-
-
-# Context windows in tokens (kimi-api.md). moonshot-v1-auto routes to 8k/32k/128k by size.
-CONTEXT_WINDOWS = {
-    "moonshot-v1-8k": 8192,
-    "moonshot-v1-32k": 32768,
-    "moonshot-v1-128k": 131072,
-    "moonshot-v1-auto": 131072,
-    "kimi-k2-0711-preview": 131072,
-    "kimi-latest": 131072,
-    "kimi-k3": 1048576,
-}
-AUTO_MODEL = "moonshot-v1-auto"
-AUTO_TIERS = [("moonshot-v1-8k", 8192), ("moonshot-v1-32k", 32768), ("moonshot-v1-128k", 131072)]
-
-
-def context_window(model: str) -> int:
-    if model in settings.KIMI_CONTEXT_WINDOWS:
-        return settings.KIMI_CONTEXT_WINDOWS[model]
-    if model in CONTEXT_WINDOWS:
-        return CONTEXT_WINDOWS[model]
-    for suffix, window in (("-8k", 8192), ("-32k", 32768), ("-128k", 131072)):
-        if suffix + "-" in model + "-":
-            return window
-    if model.startswith(("kimi-k2", "kimi-k3")):
-        return 262144
-    return 131072
-
-
-# Models that take images in a message (kimi-api.md §1, §6).
-VISION_PREFIXES = ("kimi-k2.5", "kimi-k2.6", "kimi-k3", "kimi-latest", "kimi-thinking-preview")
-
-
-def accepts_images(model: str) -> bool:
-    return "vision" in model or model.startswith(VISION_PREFIXES)
-
-
-def answer_reserve(model: str, max_tokens: int | None) -> int:
-    """Tokens kept free for the answer: its max tokens, else a quarter of the window (≤ 4k)."""
-    return max_tokens or min(4096, context_window(model) // 4)
-
-
-CJK = re.compile(
-    "[\u2e80-\u2fff\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]"
-)
-MESSAGE_OVERHEAD = 8  # role markers and separators, per message
-
-
-def estimate_tokens(text: str) -> int:
-    """A conservative local estimate (kimi-api.md §7): a token is ~1.5 CJK characters or
-    ~3 other characters. Kimi's tokenizer is not published; erring high keeps requests in."""
-    cjk = len(CJK.findall(text))
-    return math.ceil(cjk / 1.5 + (len(text) - cjk) / 3) + MESSAGE_OVERHEAD
 
 
 TITLE_PROMPT = (

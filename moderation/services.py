@@ -3,20 +3,13 @@
 Each moderation action is recorded in the moderation log, and reaches running parts of the
 app (open pages, answers being written, in any process) through the channel layer."""
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from conversations import generation
 from conversations.models import Conversation, Message
+from kimichat import live
 from moderation.models import ModerationAction, Report
-
-
-def user_group(user_id: int) -> str:
-    """Every socket of one user, in any process."""
-    return f"user-{user_id}"
 
 
 def action_log(*, actor, kind: str, target, reason: str = "") -> ModerationAction:
@@ -28,12 +21,6 @@ def action_log(*, actor, kind: str, target, reason: str = "") -> ModerationActio
         target=str(target)[:300],
         reason=reason,
     )
-
-
-def _stop_answers(conversation_ids) -> None:
-    """Stop the answers being written in these conversations, wherever they run."""
-    for conversation_id in set(conversation_ids):
-        async_to_sync(generation.request_stop)(conversation_id)
 
 
 def _change(rows: list, changes: dict, *, actor, kind: str, reason: str) -> int:
@@ -52,11 +39,8 @@ def conversations_hide(*, actor, conversations: QuerySet, reason: str = "") -> i
     hidden = list(conversations.filter(hidden_at=None))
     Kind = ModerationAction.Kind
     _change(hidden, {"hidden_at": timezone.now()}, actor=actor, kind=Kind.HIDE, reason=reason)
-    _stop_answers(c.pk for c in hidden)
-    layer = get_channel_layer()
-    for conversation in hidden:
-        event = {"type": "conversation.hidden"}
-        async_to_sync(layer.group_send)(generation.group_name(conversation.pk), event)
+    live.stop_answers(c.pk for c in hidden)
+    live.conversations_hidden(c.pk for c in hidden)
     return len(hidden)
 
 
@@ -68,7 +52,7 @@ def conversations_unhide(*, actor, conversations: QuerySet, reason: str = "") ->
 
 def conversations_delete(*, actor, conversations: QuerySet, reason: str = "") -> int:
     doomed = list(conversations)
-    _stop_answers(c.pk for c in doomed)
+    live.stop_answers(c.pk for c in doomed)
     with transaction.atomic():
         for conversation in doomed:
             action_log(
@@ -84,11 +68,9 @@ def users_suspend(*, actor, users: QuerySet, reason: str = "") -> int:
     suspended = list(users.filter(is_active=True))
     Kind = ModerationAction.Kind
     _change(suspended, {"is_active": False}, actor=actor, kind=Kind.SUSPEND, reason=reason)
-    layer = get_channel_layer()
-    for user in suspended:
-        async_to_sync(layer.group_send)(user_group(user.pk), {"type": "account.suspended"})
-    live = Message.objects.live().filter(conversation__owner__in=suspended)
-    _stop_answers(live.values_list("conversation_id", flat=True))
+    live.users_suspended(user.pk for user in suspended)
+    answering = Message.objects.live().filter(conversation__owner__in=suspended)
+    live.stop_answers(answering.values_list("conversation_id", flat=True))
     return len(suspended)
 
 

@@ -6,7 +6,6 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from conversations.models import Conversation, Message
 from teams.models import Membership, Team
 
 
@@ -67,50 +66,3 @@ def member_remove(*, actor: Membership, membership: Membership) -> None:
     if _last_owner(membership):
         raise TeamError(_("A team needs an owner: make someone else owner first."))
     membership.delete()
-
-
-def conversation_share(*, conversation: Conversation, team: Team | None) -> None:
-    """Let a team's members read the conversation (None: stop sharing it)."""
-    conversation.team = team
-    conversation.save(update_fields=["team"])
-
-
-def conversation_copy(*, conversation: Conversation, user) -> Conversation:
-    """The thread shown of a shared conversation, as a new conversation of `user`'s to
-    continue. Files referred to come along; those `user` may not read are left out of what
-    is sent to Kimi, as ever."""
-    thread = conversation.thread()
-    originals = Message.objects.filter(id__in=thread.ids).order_by("id").prefetch_related("files")
-    with transaction.atomic():
-        copy = Conversation.objects.create(
-            owner=user,
-            title=conversation.title,
-            title_is_custom=conversation.title_is_custom,
-            model=conversation.model,
-            system_prompt=conversation.system_prompt,
-            temperature=conversation.temperature,
-            top_p=conversation.top_p,
-            max_tokens=conversation.max_tokens,
-            stop=conversation.stop,
-        )
-        parent = None
-        for original in originals:
-            parent = Message.objects.create(
-                conversation=copy,
-                parent=parent,
-                role=original.role,
-                content=original.content,
-                # An answer still being written there is, here, as far as it had come.
-                state=Message.State.INTERRUPTED if original.is_streaming else original.state,
-                model=original.model,
-                finish_reason=original.finish_reason,
-                prompt_tokens=original.prompt_tokens,
-                completion_tokens=original.completion_tokens,
-                error_code=original.error_code,
-                error=original.error,
-                sources=original.sources,
-            )
-            parent.files.set(original.files.all())
-        copy.leaf = parent
-        copy.save(update_fields=["leaf"])
-    return copy

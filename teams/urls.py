@@ -16,7 +16,4 @@ urlpatterns = [
         views.member_remove,
         name="member-remove",
     ),
-    path("c/<int:conversation_id>/share/", views.conversation_share, name="conversation-share"),
-    path("shared/<int:conversation_id>/", views.conversation_shared, name="conversation-shared"),
-    path("shared/<int:conversation_id>/copy/", views.conversation_copy, name="conversation-copy"),
 ]

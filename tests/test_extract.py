@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests import documents
-from uploads.extract import ExtractError, check, extract
+from uploads.errors import ExtractError
+from uploads.extract import check, extract
 
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "pdf"
+# Real-world PDFs with their licence and sources (tests/data/README.md).
+TESTDATA = Path(__file__).resolve().parent / "data" / "pdf"
 
 
 def read(tmp_path, name: str, data: bytes):

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from conversations import generation
 from conversations.models import Conversation, Message
-from moderation.models import ModerationAction, Report, TokenQuota, Usage
+from accounts.models import TokenQuota, Usage
+from moderation.models import ModerationAction, Report
 from tests.conftest import add_thread, connect
 from tests.test_chat_socket import frames_until_final, open_chat, streamed_text
 
@@ -460,13 +461,13 @@ def test_usage_and_quotas_in_the_admin(moderator, alice):
         completion_tokens=300,
     )
     client = logged_in(moderator)
-    page = client.get("/admin/moderation/usage/").content.decode()
+    page = client.get("/admin/accounts/usage/").content.decode()
     assert "alice" in page and "1500" in page.replace(",", "")
     assert re.search(r"3 answers, 1,?200 prompt \+ 300 completion = 1,?500 tokens", page)
     page = client.get(USERS).content.decode()
     assert "1500" in page.replace(",", "")
 
-    client.post("/admin/moderation/tokenquota/add/", {"user": alice.pk, "daily_tokens": 5000})
+    client.post("/admin/accounts/tokenquota/add/", {"user": alice.pk, "daily_tokens": 5000})
     assert TokenQuota.objects.get(user=alice).daily_tokens == 5000
     logged = ModerationAction.objects.get()
     assert (logged.kind, logged.target, logged.reason) == ("quota", "alice", "5,000 tokens a day")

@@ -10,7 +10,7 @@ from django.test import Client
 
 from conversations import context
 from conversations.models import Conversation, Message
-from kimichat import kimi as kimi_client
+from kimichat import catalogue
 from teams import services as teams
 from teams.models import Membership
 from tests import documents
@@ -112,8 +112,8 @@ async def test_a_fact_on_one_page_of_a_300_page_pdf_is_found_and_the_request_fit
     assert (
         "“manual.pdf”, Page 217:\nThe Zephyr relief valve opens at exactly 42 bar." in passages[0]
     )
-    size = sum(kimi_client.estimate_tokens(str(m["content"])) for m in sent["messages"])
-    assert size + kimi_client.answer_reserve("moonshot-v1-8k", None) <= 8192
+    size = sum(catalogue.estimate_tokens(str(m["content"])) for m in sent["messages"])
+    assert size + catalogue.answer_reserve("moonshot-v1-8k", None) <= 8192
     answer = await Message.objects.aget(role="assistant")
     assert {"file": manual.pk, "name": "manual.pdf", "locator": "Page 217", "page": 217} in (
         answer.sources

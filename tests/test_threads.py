@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from conversations import generation
 from conversations.models import Conversation, Message
+from kimichat import live
 from tests.conftest import add_thread
 from tests.test_chat_socket import FINAL, frames_until_final, open_chat, streamed_text
 
@@ -138,7 +139,7 @@ async def test_stop_reaches_a_generation_through_the_channel_layer(kimi, alice, 
     running = generation.running(conversation.pk)
     while not running.listening.is_set():
         await asyncio.wait_for(running.listening.wait(), 5)
-    await generation.request_stop(conversation.pk)
+    await live.request_stop(conversation.pk)
     frames = await frames_until_final(chat)
     await chat.disconnect(timeout=10)
     assert 'data-state="stopped"' in frames[-1]

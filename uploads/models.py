@@ -7,9 +7,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from kimichat import kimi
-
-IMAGE_TOKENS = 1024  # what Kimi's help centre gives for one image (kimi-api.md §6)
+from kimichat import catalogue, kimi
+from teams.models import Membership
+from uploads import errors
 
 
 def storage_name(instance: "UploadedFile", filename: str) -> str:
@@ -30,6 +30,21 @@ class UploadedFileQuerySet(models.QuerySet):
 
     def for_team(self, team) -> "UploadedFileQuerySet":
         return self.filter(team=team)
+
+    def deletable_by(self, user) -> "UploadedFileQuerySet":
+        """The files `user` may delete: their own by their owner; a team's by who uploaded
+        them, while a member, and by the team's owners and admins."""
+        if not user.is_authenticated:
+            return self.none()
+        managers = [Membership.Role.OWNER, Membership.Role.ADMIN]  # who `Membership.manages`
+        # One filter() call: both conditions on memberships are about the user's membership.
+        return self.filter(
+            Q(owner=user, team=None)
+            | (
+                Q(team__memberships__user=user)
+                & (Q(owner=user) | Q(team__memberships__role__in=managers))
+            )
+        )
 
 
 class UploadedFile(models.Model):
@@ -60,7 +75,7 @@ class UploadedFile(models.Model):
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.PROCESSING
     )
-    # Why reading failed, as one of extract.ERRORS' codes, plus details where they help.
+    # Why reading failed, as one of errors.ERRORS' codes, plus details where they help.
     error_code = models.CharField(max_length=32, blank=True)
     error = models.TextField(blank=True)
     # Page, sheet and slide markers ("[Page 3]") keep where each passage came from.
@@ -109,23 +124,14 @@ class UploadedFile(models.Model):
 
     @property
     def error_text(self) -> str:
-        from uploads.extract import error_text
-
-        return error_text(self.error_code, self.error)
+        return errors.error_text(self.error_code, self.error)
 
     @property
     def ocr_possible(self) -> bool:
         return self.error_code == "no_text" and kimi.is_configured()
 
-    def may_delete(self, user, membership=None) -> bool:
-        """Own files by their owner; team files by who uploaded them, or the team's owners
-        and admins (`membership`: the user's in the file's team)."""
-        if self.team_id is None or self.owner_id == user.pk:
-            return self.owner_id == user.pk
-        return membership is not None and membership.team_id == self.team_id and membership.manages
-
     def context_tokens(self) -> int:
-        return IMAGE_TOKENS if self.is_image else self.tokens
+        return catalogue.IMAGE_TOKENS if self.is_image else self.tokens
 
 
 class Passage(models.Model):

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from kimichat import kimi
+from kimichat import catalogue
 from uploads.models import Passage, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese
 SEARCHED = 200  # passages considered for one question: far more than a window takes
 MARKER = re.compile(r"^\[(Page (\d+)|Sheet: (.+)|Slide (\d+))\]$", re.M)
 WORD = re.compile(r"[^\W_]+")
-RUNS = re.compile(f"{kimi.CJK.pattern}+|(?:(?!{kimi.CJK.pattern}).)+")
+RUNS = re.compile(f"{catalogue.CJK.pattern}+|(?:(?!{catalogue.CJK.pattern}).)+")
 # Terms too common to say anything about a passage.
 STOP = frozenset(
     "a an and are as at be by for from how in is it of on or that the this to was what when "
@@ -34,7 +34,7 @@ def terms(text: str) -> list[str]:
     found = []
     for word in WORD.findall(text.lower()):
         for run in RUNS.findall(word):
-            if not kimi.CJK.match(run):
+            if not catalogue.CJK.match(run):
                 found.append(run)
             elif len(run) == 1:
                 found.append(run)
@@ -185,12 +185,12 @@ def select(*, files: list[UploadedFile], query: str, tokens: int) -> Selection |
         "the most relevant to the question, each with its source; answer from them, and say "
         "which sources you used."
     )
-    room = tokens - kimi.estimate_tokens(header)
+    room = tokens - catalogue.estimate_tokens(header)
     chosen: list[Passage] = []
     for passage in candidates:
         if room < 100:
             break
-        cost = kimi.estimate_tokens(passage.text) + 10
+        cost = catalogue.estimate_tokens(passage.text) + 10
         if cost <= room:
             chosen.append(passage)
             room -= cost

@@ -10,28 +10,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import openai
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import UploadedFile as Upload
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from kimichat import kimi
+from kimichat import catalogue, kimi, live
 from uploads import extract, retrieval
-from uploads.extract import ExtractError
+from uploads.errors import ExtractError
 from uploads.models import UploadedFile
 
 log = logging.getLogger(__name__)
 
 # Errors that say nothing about the file itself: uploading the same bytes again retries.
 RETRYABLE = {"interrupted", "timeout", "ocr"}
-
-
-def files_group(user_id: int) -> str:
-    """Every page of a user's that shows files (chat pages, the Files page), and every answer
-    waiting for one of them to be read."""
-    return f"files-{user_id}"
 
 
 @dataclass
@@ -113,7 +105,7 @@ def file_read(*, file_id: int) -> None:
             "status": UploadedFile.Status.READY,
             "text": extracted.text,
             "pages": extracted.pages,
-            "tokens": kimi.estimate_tokens(extracted.text) if extracted.text else 0,
+            "tokens": catalogue.estimate_tokens(extracted.text) if extracted.text else 0,
         }
     file_update(file=file, **fields)
 
@@ -144,7 +136,7 @@ async def file_read_with_kimi(*, file_id: int) -> None:
                 "status": UploadedFile.Status.READY,
                 "error_code": "",
                 "text": text,
-                "tokens": kimi.estimate_tokens(text),
+                "tokens": catalogue.estimate_tokens(text),
             }
         else:
             fields["error_code"] = "no_text"
@@ -166,12 +158,10 @@ def file_update(*, file: UploadedFile, **fields) -> None:
 
 def file_changed(*, file: UploadedFile) -> None:
     """Tell every page showing the file: its owner's, or every team member's."""
-    event = {"type": "file.changed", "file_id": file.pk}
     readers = [file.owner_id]
     if file.team_id is not None:
-        readers = file.team.memberships.values_list("user_id", flat=True)
-    for user_id in readers:
-        async_to_sync(get_channel_layer().group_send)(files_group(user_id), event)
+        readers = list(file.team.memberships.values_list("user_id", flat=True))
+    live.file_changed(file.pk, readers=readers)
 
 
 def file_delete(*, file: UploadedFile) -> None:

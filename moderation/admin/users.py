@@ -9,9 +9,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts.models import Usage
 from moderation import services
 from moderation.forms import ModerationActionForm, action_reason
-from moderation.models import Usage
 
 User = get_user_model()
 admin.site.unregister(User)

@@ -8,10 +8,11 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from conversations.admin import can_read_transcripts
+from accounts.models import TokenQuota, Usage
 from moderation import services
 from moderation.forms import ModerationActionForm, action_reason
-from moderation.models import ModerationAction, Report, TokenQuota, Usage
+from moderation.models import ModerationAction, Report
+from moderation.transcripts import can_read_transcripts
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -15,11 +15,7 @@ from conversations.models import Conversation, Message
 from moderation import services
 from moderation.forms import ModerationActionForm, action_reason
 from moderation.models import Report
-
-
-def can_read_transcripts(user) -> bool:
-    """Moderators (and superusers) may, unless transcripts are off for everyone."""
-    return settings.MODERATION_TRANSCRIPTS and user.has_perm("conversations.read_transcript")
+from moderation.transcripts import can_read_transcripts
 
 
 def _count(queryset, field: str) -> Subquery:

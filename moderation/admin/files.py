@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from conversations.admin import can_read_transcripts
+from moderation.transcripts import can_read_transcripts
 from uploads.models import UploadedFile
 
 

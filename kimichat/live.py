@@ -1,0 +1,190 @@
+"""The real-time protocol, in one place: the channel-layer groups, the events sent through them
+and their builders, the websocket close codes, and the functions that publish.
+
+Every socket and every answer being written, in any process, meets through these groups (the
+in-memory layer in one process, Redis across several). Apps publish through here and never
+import a consumer."""
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any, Literal, NotRequired, TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.http import HttpRequest
+from django.utils import translation
+
+# Close codes a page understands (4000 + the HTTP status they stand for).
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_SUSPENDED = 4403
+CLOSE_NOT_FOUND = 4404
+
+# Event types. Channels calls the consumer's method of the same name, dots as underscores.
+TOKENS = "chat.tokens"  # text of an answer, from a position on
+HTML = "chat.html"  # a frame of HTML (out-of-band swaps) for every page of a conversation
+HIDDEN = "conversation.hidden"  # a moderator removed the conversation
+SUSPENDED = "account.suspended"  # a moderator suspended the user
+FILE_CHANGED = "file.changed"  # a file's status changed
+STOP = "stop"  # to an answer being written: stop
+RESEND = "resend"  # to an answer being written: send one socket the text from `start` on
+
+
+class TokensEvent(TypedDict):
+    type: Literal["chat.tokens"]
+    message_id: int
+    start: int
+    text: str
+    resend: NotRequired[bool]
+
+
+class HtmlEvent(TypedDict):
+    type: Literal["chat.html"]
+    html: str
+
+
+class ResendEvent(TypedDict):
+    type: Literal["resend"]
+    message_id: int
+    start: int
+    reply_to: str
+
+
+class FileEvent(TypedDict):
+    type: Literal["file.changed"]
+    file_id: int
+
+
+def conversation_group(conversation_id: int) -> str:
+    """Every socket showing the conversation, in any process."""
+    return f"conversation-{conversation_id}"
+
+
+def control_group(conversation_id: int) -> str:
+    """The answer being written for the conversation, in whichever process writes it."""
+    return f"conversation-{conversation_id}-control"
+
+
+def user_group(user_id: int) -> str:
+    """Every socket of one user, in any process."""
+    return f"user-{user_id}"
+
+
+def files_group(user_id: int) -> str:
+    """Every page of a user's that shows files (chat pages, the Files page), and every answer
+    waiting for one of them to be read."""
+    return f"files-{user_id}"
+
+
+def tokens_event(*, message_id: int, start: int, text: str, resend: bool = False) -> TokensEvent:
+    event = TokensEvent(type=TOKENS, message_id=message_id, start=start, text=text)
+    if resend:
+        event["resend"] = True
+    return event
+
+
+def html_event(html: str) -> HtmlEvent:
+    return HtmlEvent(type=HTML, html=html)
+
+
+def _layer() -> BaseChannelLayer:
+    layer = get_channel_layer()
+    assert layer is not None, "CHANNEL_LAYERS is always configured (kimichat/settings.py)"
+    return layer
+
+
+def scope_language(scope: dict) -> str:
+    """The page's language, chosen as Django chooses it for a request (cookie, then
+    Accept-Language), so frames speak the language of the page they land in."""
+    request = HttpRequest()
+    request.COOKIES = scope.get("cookies", {})
+    headers = dict(scope.get("headers", []))
+    request.META["HTTP_ACCEPT_LANGUAGE"] = headers.get(b"accept-language", b"").decode("latin-1")
+    return translation.get_language_from_request(request)
+
+
+# Publishing, from the event loop.
+
+
+async def publish_html(conversation_id: int, html: str) -> None:
+    await _layer().group_send(conversation_group(conversation_id), html_event(html))
+
+
+async def publish_tokens(conversation_id: int, *, message_id: int, start: int, text: str) -> None:
+    event = tokens_event(message_id=message_id, start=start, text=text)
+    await _layer().group_send(conversation_group(conversation_id), event)
+
+
+async def send_tokens(channel: str, *, message_id: int, start: int, text: str) -> None:
+    """The text of an answer from `start` on, to one socket that asked for it."""
+    event = tokens_event(message_id=message_id, start=start, text=text, resend=True)
+    await _layer().send(channel, event)
+
+
+async def request_stop(conversation_id: int) -> None:
+    """Stop the answer being written for the conversation, wherever it runs."""
+    await _layer().group_send(control_group(conversation_id), {"type": STOP})
+
+
+async def request_resend(conversation_id: int, *, message_id: int, start: int, reply_to: str):
+    """Ask the answer being written, wherever it runs, for its text from `start` on, sent to
+    one socket."""
+    event = ResendEvent(type=RESEND, message_id=message_id, start=start, reply_to=reply_to)
+    await _layer().group_send(control_group(conversation_id), event)
+
+
+# Publishing, from synchronous code (views, admin actions, file readers).
+
+
+def stop_answers(conversation_ids: Iterable[int]) -> None:
+    """Stop the answers being written in these conversations, wherever they run."""
+    for conversation_id in set(conversation_ids):
+        async_to_sync(request_stop)(conversation_id)
+
+
+def conversations_hidden(conversation_ids: Iterable[int]) -> None:
+    """Pages showing these conversations say they were removed, and close."""
+    for conversation_id in conversation_ids:
+        group = conversation_group(conversation_id)
+        async_to_sync(_layer().group_send)(group, {"type": HIDDEN})
+
+
+def users_suspended(user_ids: Iterable[int]) -> None:
+    """Every socket of these users closes."""
+    for user_id in user_ids:
+        async_to_sync(_layer().group_send)(user_group(user_id), {"type": SUSPENDED})
+
+
+def file_changed(file_id: int, *, readers: Iterable[int]) -> None:
+    """Every page of the readers showing the file, and every answer waiting for it."""
+    event = FileEvent(type=FILE_CHANGED, file_id=file_id)
+    for user_id in readers:
+        async_to_sync(_layer().group_send)(files_group(user_id), event)
+
+
+class Listener:
+    """A channel of its own in some groups, for a task that is no socket (an answer being
+    written hears Stop, resend requests and files being read)::
+
+        async with Listener([control_group(id)]) as listener:
+            event = await listener.receive()
+    """
+
+    def __init__(self, groups: list[str]) -> None:
+        self.groups = groups
+        self.channel = ""
+
+    async def __aenter__(self) -> "Listener":
+        layer = _layer()
+        self.channel = await layer.new_channel()
+        for group in self.groups:
+            await layer.group_add(group, self.channel)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        layer = _layer()
+        for group in self.groups:
+            # Left even when the task is being cancelled: a stale member costs every send.
+            await asyncio.shield(layer.group_discard(group, self.channel))
+
+    async def receive(self) -> dict[str, Any]:
+        return await _layer().receive(self.channel)
