@@ -44,6 +44,9 @@ class Membership(models.Model):
         ADMIN = "admin", _("Admin")
         MEMBER = "member", _("Member")
 
+    # Owners and admins add and remove members, change roles, and delete the team's files.
+    MANAGERS = (Role.OWNER, Role.ADMIN)
+
     team = models.ForeignKey(Team, models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
     role = models.CharField(_("role"), max_length=8, choices=Role.choices, default=Role.MEMBER)
@@ -62,8 +65,14 @@ class Membership(models.Model):
 
     @property
     def manages(self) -> bool:
-        """Owners and admins add and remove members and change roles."""
-        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+        return self.role in self.MANAGERS
+
+    def is_last_owner(self) -> bool:
+        """A team needs an owner: its last one may neither leave nor step down."""
+        if self.role != self.Role.OWNER:
+            return False
+        owners = Membership.objects.filter(team=self.team_id, role=self.Role.OWNER)
+        return not owners.exclude(pk=self.pk).exists()
 
     def may_change(self, other: "Membership", role: str | None = None) -> bool:
         """Whether this member may change `other` (to `role`, or remove them): owners may do

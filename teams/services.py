@@ -45,15 +45,10 @@ def member_add(*, actor: Membership, username: str) -> Membership:
         ) from None
 
 
-def _last_owner(membership: Membership) -> bool:
-    owners = Membership.objects.filter(team=membership.team_id, role=Membership.Role.OWNER)
-    return membership.role == Membership.Role.OWNER and owners.count() == 1
-
-
 def member_change(*, actor: Membership, membership: Membership, role: str) -> None:
     if role not in Membership.Role.values or not actor.may_change(membership, role):
         raise TeamError(_("You cannot give that role."))
-    if role != Membership.Role.OWNER and _last_owner(membership):
+    if role != Membership.Role.OWNER and membership.is_last_owner():
         raise TeamError(_("A team needs an owner: make someone else owner first."))
     membership.role = role
     membership.save(update_fields=["role"])
@@ -63,6 +58,6 @@ def member_remove(*, actor: Membership, membership: Membership) -> None:
     """Remove a member (owners and admins), or leave (anyone)."""
     if not actor.may_change(membership):
         raise TeamError(_("You cannot remove that member."))
-    if _last_owner(membership):
+    if membership.is_last_owner():
         raise TeamError(_("A team needs an owner: make someone else owner first."))
     membership.delete()

@@ -5,10 +5,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from conversations.models import Conversation
 from teams import services
 from teams.forms import MemberForm, RoleForm, TeamForm
-from teams.models import Membership, Team
+from teams.models import Membership
 from teams.services import TeamError
 from uploads.models import UploadedFile
 
@@ -36,6 +35,7 @@ def team(request: HttpRequest, team_id: int) -> HttpResponse:
     membership = _membership(request, team_id)
     team = membership.team
     files = UploadedFile.objects.for_team(team).select_related("owner").defer("text")
+    deletable = set(files.deletable_by(request.user).values_list("pk", flat=True))
     ctx = {
         "team": team,
         "membership": membership,
@@ -43,12 +43,11 @@ def team(request: HttpRequest, team_id: int) -> HttpResponse:
             (m, membership.manages and m.pk != membership.pk and membership.may_change(m))
             for m in team.memberships.select_related("user")
         ],
-        "files": [(f, f.may_delete(request.user, membership)) for f in files],
+        "files": [(f, f.pk in deletable) for f in files],
         "conversations": team.conversations.visible().select_related("owner"),
         "roles": Membership.Role.choices,
         # The last owner cannot leave: not offered.
-        "can_leave": membership.role != Membership.Role.OWNER
-        or team.memberships.filter(role=Membership.Role.OWNER).count() > 1,
+        "can_leave": not membership.is_last_owner(),
         "form": MemberForm(),
         "max_bytes": settings.UPLOAD_MAX_BYTES,
     }
@@ -105,43 +104,3 @@ def member_remove(request: HttpRequest, team_id: int, membership_id: int) -> Htt
     if leaving:
         return redirect("teams")
     return redirect(actor.team)
-
-
-@login_required
-@require_POST
-def conversation_share(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    """Share one's conversation with one of one's teams, or stop sharing it (no team)."""
-    conversations = Conversation.objects.for_user(request.user).visible()
-    conversation = get_object_or_404(conversations, pk=conversation_id)
-    team = None
-    if request.POST.get("team"):
-        teams = Team.objects.for_user(request.user)
-        team = get_object_or_404(teams, pk=request.POST["team"])
-    services.conversation_share(conversation=conversation, team=team)
-    return redirect(conversation)
-
-
-def _shared(request: HttpRequest, conversation_id: int) -> Conversation:
-    conversations = Conversation.objects.shared_with(request.user).select_related("owner", "team")
-    return get_object_or_404(conversations, pk=conversation_id)
-
-
-@login_required
-@require_GET
-def conversation_shared(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    """A conversation shared with one of the user's teams, to read (its owner gets the chat)."""
-    conversation = _shared(request, conversation_id)
-    if conversation.owner_id == request.user.pk:
-        return redirect(conversation)
-    messages_shown, _ = conversation.thread().page(size=500)
-    ctx = {"conversation": conversation, "messages": messages_shown}
-    return render(request, "teams/shared.html", ctx)
-
-
-@login_required
-@require_POST
-def conversation_copy(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    """Continue a shared conversation in a copy of one's own."""
-    conversation = _shared(request, conversation_id)
-    copy = services.conversation_copy(conversation=conversation, user=request.user)
-    return redirect(copy)

@@ -12,9 +12,9 @@ from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import TokenQuota, Usage
 from conversations import generation
 from conversations.models import Conversation, Message
-from accounts.models import TokenQuota, Usage
 from moderation.models import ModerationAction, Report
 from tests.conftest import add_thread, connect
 from tests.test_chat_socket import frames_until_final, open_chat, streamed_text

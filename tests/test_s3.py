@@ -11,7 +11,7 @@ from moto.server import ThreadedMotoServer
 
 from tests import documents
 from tests.test_settings import ROOT
-from tests.test_uploads import REPORT, logged_in, upload
+from tests.test_uploads import REPORT, chips, logged_in, upload
 from uploads import background
 from uploads.models import UploadedFile
 from uploads.services import bucket_create_missing
@@ -49,7 +49,7 @@ def bucket(settings, s3_endpoint):
             },
         },
     }
-    assert bucket_create_missing() is True  # what `make run` does on a fresh store
+    assert bucket_create_missing() is True  # what `manage.py repair` does on a fresh store
     assert bucket_create_missing() is False
     client = boto3.client(
         "s3",
@@ -67,7 +67,8 @@ async def test_uploads_are_stored_read_downloaded_and_deleted_in_the_bucket(alic
     report = documents.docx_bytes()
     response = await upload(client, "report.docx", report)
     await background.idle()
-    file = await UploadedFile.objects.aget(pk=response.json()["files"][0]["id"])
+    [(pk, _name)] = chips(response)
+    file = await UploadedFile.objects.aget(pk=pk)
 
     [stored] = s3.list_objects_v2(Bucket=name)["Contents"]
     assert stored["Key"] == file.file.name and stored["Key"].startswith(f"uploads/{alice.pk}/")

@@ -114,9 +114,7 @@ def test_a_hidden_conversation_cannot_be_continued(alice, chat):
 
 def test_a_file_still_being_read_is_waited_for(alice, chat):
     report = _file(alice, "report.txt", b"Q3 numbers", read=False)
-    answering = services.answer_request(
-        user=alice, conversation=chat, text="Sum up @report.txt"
-    )
+    answering = services.answer_request(user=alice, conversation=chat, text="Sum up @report.txt")
     assert answering is not None
     assert (answering.request, answering.waiting) == (None, [report])
     assert services.request_when_ready(answer=answering.answer) is None

@@ -10,6 +10,7 @@ from conversations.models import Conversation, Message
 from teams import services as teams
 from teams.models import Membership, Team
 from tests.conftest import add_thread
+from tests.test_uploads import suggested
 from uploads import background, references, services
 from uploads.models import UploadedFile
 
@@ -111,6 +112,11 @@ def test_members_cannot_manage_but_can_leave(team, alice, bob, carol):
     assert client.get(f"/teams/{team.pk}/").status_code == 404
 
 
+def test_an_owner_may_leave_once_there_is_another(team, alice, bob):
+    team.memberships.filter(user=bob).update(role="owner")
+    assert "Leave team" in logged_in(alice).get(f"/teams/{team.pk}/").content.decode()
+
+
 def test_a_team_keeps_an_owner(team, alice):
     owner = team.memberships.get(user=alice)
     client = logged_in(alice)
@@ -173,7 +179,7 @@ def test_who_may_read_team_files(who, reads, team, manual, bob, carol):
     assert (download.status_code == 200) is reads
     team_page = client.get(f"/teams/{team.pk}/")
     assert (team_page.status_code == 200) is reads
-    suggestions = client.get("/files/suggest/", {"q": "manual"}).json()["files"]
+    suggestions = suggested(client.get("/files/suggest/", {"q": "manual"}))
     assert bool(suggestions) is reads
     for text in ("About @manual.txt please", f"About @file-{manual.pk} please"):
         if reads:
@@ -192,12 +198,11 @@ def test_a_removed_member_loses_even_the_files_they_uploaded(team, bob):
 
 def test_team_files_are_suggested_marked_and_the_team_too(team, bob, manual):
     own = services.file_create(owner=bob, upload=SimpleUploadedFile("mine.txt", b"own")).file
-    found = logged_in(bob).get("/files/suggest/").json()["files"]
-    by_reference = {f["reference"]: f for f in found}
-    assert by_reference["@research-lab"]["name"] == "Research Lab"
-    assert by_reference["@research-lab"]["detail"] == "Team library · 1 file"
-    assert by_reference["@manual.txt"]["detail"].startswith("Team Research Lab · Text")
-    assert by_reference[own.reference]["detail"].startswith("Text")
+    found = suggested(logged_in(bob).get("/files/suggest/"))
+    by_reference = {reference: (name, detail) for reference, name, detail in found}
+    assert by_reference["@research-lab"] == ("Research Lab", "Team library · 1 file")
+    assert by_reference["@manual.txt"][1].startswith("Team Research Lab · Text")
+    assert by_reference[own.reference][1].startswith("Text")
 
 
 def test_an_own_file_wins_over_a_team_file_of_the_same_name(team, bob, manual):
@@ -215,14 +220,44 @@ def test_at_team_refers_to_every_document_of_its_library(team, alice, bob, manua
         references.resolve(user=User.objects.create_user("dan"), text=f"@file-{manual.pk}")
 
 
-def test_team_files_are_deleted_by_their_uploader_or_the_teams_managers(team, alice, bob):
+def test_team_files_are_deleted_by_their_uploader_or_the_teams_managers(team, alice, bob, carol):
     by_alice = team_file(team, alice, "a.txt", "A")
     by_bob = team_file(team, bob, "b.txt", "B")
+    # Not in the team: as if it did not exist. In it but not one's to delete: forbidden.
+    assert logged_in(carol).post(f"/files/{by_alice.pk}/delete/").status_code == 404
     client = logged_in(bob)
     assert client.post(f"/files/{by_alice.pk}/delete/").status_code == 403
     assert client.post(f"/files/{by_bob.pk}/delete/").status_code == 302
     assert logged_in(alice).post(f"/files/{by_alice.pk}/delete/").status_code == 302
     assert not UploadedFile.objects.exists()
+
+
+def deletes_offered(user: User, team: Team) -> set[str]:
+    page = logged_in(user).get(f"/teams/{team.pk}/").content.decode()
+    return {name for name in ("a.txt", "b.txt") if f'aria-label="Delete {name}"' in page}
+
+
+def test_delete_is_offered_to_the_uploader_and_the_teams_owners_and_admins(team, alice, bob):
+    team_file(team, alice, "a.txt", "A")
+    team_file(team, bob, "b.txt", "B")
+    assert deletes_offered(alice, team) == {"a.txt", "b.txt"}  # the owner
+    assert deletes_offered(bob, team) == {"b.txt"}  # a member: what they uploaded
+    team.memberships.filter(user=bob).update(role="admin")
+    assert deletes_offered(bob, team) == {"a.txt", "b.txt"}
+
+
+def test_an_uploader_out_of_the_team_may_delete_nothing_of_it(team, alice, bob, carol):
+    mine = team_file(team, bob, "b.txt", "B")
+    own = services.file_create(owner=bob, upload=SimpleUploadedFile("own.txt", b"own")).file
+    assert set(UploadedFile.objects.deletable_by(bob)) == {mine, own}
+    team.memberships.filter(user=bob).delete()
+    assert list(UploadedFile.objects.deletable_by(bob)) == [own]
+    assert logged_in(bob).post(f"/files/{mine.pk}/delete/").status_code == 404
+    # Owning one team gives nothing over another's files.
+    other = teams.team_create(user=carol, name="Other")
+    theirs = team_file(other, carol, "c.txt", "C")
+    assert list(UploadedFile.objects.deletable_by(alice)) == [mine]
+    assert list(UploadedFile.objects.deletable_by(carol)) == [theirs]
 
 
 # Shared conversations

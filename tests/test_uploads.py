@@ -1,6 +1,7 @@
 """Uploading, reading and referring to files, through the real views and the chat socket, with
 the Kimi stub over HTTP."""
 
+import html
 import json
 import re
 
@@ -31,18 +32,30 @@ async def logged_in(user) -> AsyncClient:
 
 
 async def upload(client: AsyncClient, name: str, data: bytes, *more: tuple[str, bytes]):
+    """Files attached in the composer (an htmx request)."""
     files = [SimpleUploadedFile(name, data), *(SimpleUploadedFile(n, d) for n, d in more)]
-    return await client.post(
-        "/files/upload/", {"file": files}, headers={"accept": "application/json"}
-    )
+    return await client.post("/files/upload/", {"file": files}, headers={"hx-request": "true"})
+
+
+def chips(response) -> list[tuple[int, str]]:
+    """(id, name) of each file whose chip the composer got back."""
+    found = re.findall(r'data-file-id="(\d+)" data-reference="@([^"]*)"', response.content.decode())
+    return [(int(pk), html.unescape(name)) for pk, name in found]
+
+
+def refusals(response) -> list[str]:
+    """Why each refused file was refused, as its chip says."""
+    found = re.findall(r'class="file-chip failed" title="([^"]*)"', response.content.decode())
+    return [html.unescape(text) for text in found]
 
 
 async def uploaded(user, name: str, data: bytes) -> UploadedFile:
     """A file uploaded through the view, once its text has been read."""
     response = await upload(await logged_in(user), name, data)
-    assert response.status_code == 200, response.json()
+    assert response.status_code == 200, response.content
     await background.idle()
-    return await UploadedFile.objects.aget(pk=response.json()["files"][0]["id"])
+    [(pk, _name)] = chips(response)
+    return await UploadedFile.objects.aget(pk=pk)
 
 
 @pytest.fixture
@@ -58,15 +71,17 @@ async def test_an_upload_is_read_in_the_background_and_its_status_shown_live(ali
     chat = await open_chat(alice, conversation)
     response = await upload(await logged_in(alice), "report.docx", documents.docx_bytes())
     assert response.status_code == 200
-    chip = response.json()["files"][0]
-    assert chip["name"] == "report.docx"
-    assert 'name="files"' in chip["html"] and "report.docx" in chip["html"]
+    [(pk, name)] = chips(response)
+    assert name == "report.docx"
+    # The chip goes with the next message, and says it is being read.
+    assert f'<input type="hidden" name="files" value="{pk}">' in response.content.decode()
+    assert "Reading…" in response.content.decode()
 
     # The page hears when the text is read.
     status = await chat.receive_from(10)
-    assert f'hx-swap-oob="outerHTML:.file-status-{chip["id"]}"' in status
+    assert f'hx-swap-oob="outerHTML:.file-status-{pk}"' in status
     assert "Ready" in status
-    file = await UploadedFile.objects.aget(pk=chip["id"])
+    file = await UploadedFile.objects.aget(pk=pk)
     assert file.status == "ready" and REPORT in file.text and file.tokens > 0
     await chat.disconnect(timeout=10)
 
@@ -74,7 +89,7 @@ async def test_an_upload_is_read_in_the_background_and_its_status_shown_live(ali
 async def test_the_same_bytes_uploaded_again_give_the_same_file(alice):
     first = await uploaded(alice, "notes.txt", b"the same notes")
     again = await upload(await logged_in(alice), "copy.txt", b"the same notes")
-    assert again.json()["files"][0]["id"] == first.pk
+    assert [pk for pk, _name in chips(again)] == [first.pk]
     assert await UploadedFile.objects.acount() == 1
 
 
@@ -82,9 +97,15 @@ async def test_several_files_at_once_each_get_their_answer(alice):
     response = await upload(
         await logged_in(alice), "a.txt", b"first file", ("tool.exe", b"MZ"), ("b.md", b"# B")
     )
-    body = response.json()
-    assert [f["name"] for f in body["files"]] == ["a.txt", "b.md"]
-    assert len(body["errors"]) == 1 and body["errors"][0].startswith("“tool.exe” was not uploaded")
+    assert response.status_code == 400
+    assert [name for _pk, name in chips(response)] == ["a.txt", "b.md"]
+    [error] = refusals(response)
+    assert error.startswith("“tool.exe” was not uploaded")
+    # Said above the composer too, after what is already said there.
+    said = re.search(
+        r'<span hx-swap-oob="beforeend:#composer-error">([^<]*)</span>', response.content.decode()
+    )
+    assert html.unescape(said[1]).strip() == error
     await background.idle()
 
 
@@ -104,7 +125,7 @@ async def test_a_refused_upload_names_the_file_and_the_reason_and_keeps_nothing(
     settings.UPLOAD_MAX_UNPACKED_BYTES = 1024 * 1024
     response = await upload(await logged_in(alice), name, data)
     assert response.status_code == 400
-    [error] = response.json()["errors"]
+    [error] = refusals(response)
     assert error.startswith(f"“{name}” was not uploaded:") and reason in error
     assert await UploadedFile.objects.acount() == 0
 
@@ -113,10 +134,10 @@ async def test_an_encrypted_pdf_and_an_oversized_file_are_refused(alice, setting
     client = await logged_in(alice)
     secret = (documents_dir() / "libreoffice-writer-password.pdf").read_bytes()
     response = await upload(client, "secret.pdf", secret)
-    assert "protected by a password" in response.json()["errors"][0]
+    assert "protected by a password" in refusals(response)[0]
     settings.UPLOAD_MAX_BYTES = 1000
     response = await upload(client, "big.txt", b"x" * 1001)
-    assert "larger than 1000" in response.json()["errors"][0]
+    assert "larger than 1000" in refusals(response)[0]
 
 
 def documents_dir():
@@ -278,9 +299,17 @@ async def test_suggestions_list_only_the_users_own_files(alice, bob):
     await uploaded(alice, "alpha report.txt", b"a")
     await uploaded(bob, "alpha secret.txt", b"b")
     response = await (await logged_in(alice)).get("/files/suggest/", {"q": "alpha"})
-    names = [f["name"] for f in response.json()["files"]]
-    assert names == ["alpha report.txt"]
-    assert response.json()["files"][0]["reference"] == "@alpha report.txt"
+    assert suggested(response) == [("@alpha report.txt", "alpha report.txt", "Text · 1\xa0byte")]
+
+
+def suggested(response) -> list[tuple[str, str, str]]:
+    """The `@` suggestions as the listbox shows them: (reference, name, detail)."""
+    found = re.findall(
+        r'<li id="[\w-]+" role="option" aria-selected="false" data-reference="([^"]*)">'
+        r'<span class="name">([^<]*)</span><span class="detail">([^<]*)</span></li>',
+        response.content.decode(),
+    )
+    return [tuple(html.unescape(part) for part in option) for option in found]
 
 
 async def test_the_files_page_lists_downloads_and_deletes(alice, bob):
@@ -318,7 +347,8 @@ async def test_the_files_socket_shows_status_changes(alice):
     assert (await files_socket.connect(10))[0]
     response = await upload(await logged_in(alice), "deck.pptx", documents.pptx_bytes())
     frame = await files_socket.receive_from(10)
-    assert f"file-status-{response.json()['files'][0]['id']}" in frame and "2 slides" in frame
+    [(pk, _name)] = chips(response)
+    assert f"file-status-{pk}" in frame and "2 slides" in frame
     await files_socket.disconnect(timeout=10)
     anonymous = await connect(None, "/ws/files/")
     assert not (await anonymous.connect(10))[0]
@@ -348,7 +378,8 @@ def test_with_the_database_backend_a_worker_reads_the_file(alice, settings):
     async def upload_and_queue():
         response = await upload(await logged_in(alice), "queued.txt", b"Read by a worker.")
         await background.idle()
-        return response.json()["files"][0]["id"]
+        [(pk, _name)] = chips(response)
+        return pk
 
     file = UploadedFile.objects.get(pk=async_to_sync(upload_and_queue)())
     assert file.status == "processing" and DBTaskResult.objects.count() == 1
@@ -375,9 +406,9 @@ async def test_refusals_come_in_the_pages_language(alice):
     response = await client.post(
         "/files/upload/",
         {"file": SimpleUploadedFile("tool.exe", b"MZ")},
-        headers={"accept": "application/json", "accept-language": "zh-hans"},
+        headers={"hx-request": "true", "accept-language": "zh-hans"},
     )
-    assert response.json()["errors"] == [
+    assert refusals(response) == [
         "“tool.exe”未上传：不支持此类文件。请上传 PDF、Word (.docx)、Excel (.xlsx)、"
         "PowerPoint (.pptx)、文本、Markdown、CSV、JSON、HTML、源代码或图片"
         "（PNG、JPEG、WebP、GIF）。"

@@ -36,13 +36,12 @@ class UploadedFileQuerySet(models.QuerySet):
         them, while a member, and by the team's owners and admins."""
         if not user.is_authenticated:
             return self.none()
-        managers = [Membership.Role.OWNER, Membership.Role.ADMIN]  # who `Membership.manages`
         # One filter() call: both conditions on memberships are about the user's membership.
         return self.filter(
             Q(owner=user, team=None)
             | (
                 Q(team__memberships__user=user)
-                & (Q(owner=user) | Q(team__memberships__role__in=managers))
+                & (Q(owner=user) | Q(team__memberships__role__in=Membership.MANAGERS))
             )
         )
 

@@ -3,12 +3,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import filesizeformat
-from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from kimichat import kimi
@@ -41,33 +38,26 @@ def files(request: HttpRequest) -> HttpResponse:
 async def file_upload(request: HttpRequest) -> HttpResponse:
     """Take one or several files ("file" fields): each is checked and stored, and its text is
     read in the background; the page hears when it is ready. With a "team" field the files
-    go to that team's library (its members only). From the composer (which asks for JSON) the
-    answer is each file's chip or why it was refused; from the Files page's or a team page's
-    form, a redirect back to it."""
+    go to that team's library (its members only). From the composer (an htmx request) the
+    answer is each file's chip, or a refused chip and why, shown above the composer; from the
+    Files page's or a team page's form, a redirect back to it."""
     user = await request.auser()
     team = None
     if request.POST.get("team"):
         team = await Team.objects.for_user(user).filter(pk=_int(request.POST["team"])).afirst()
         if team is None:
             return HttpResponse(status=404)
-    saved, errors = await sync_to_async(_save_uploads, thread_sensitive=False)(request, user, team)
+    saved, refused = await sync_to_async(_save_uploads, thread_sensitive=False)(request, user, team)
     for item in saved:
         if item.read_needed:
             background.start(tasks.read_file, item.file.pk)
-    if "application/json" not in request.headers.get("Accept", ""):
-        await sync_to_async(_flash)(request, saved, errors)
+    if not request.htmx:
+        await sync_to_async(_flash)(request, saved, refused)
         return redirect(team or "files")
-    chips = [
-        {
-            "id": item.file.pk,
-            "name": item.file.name,
-            "html": render_to_string(
-                "uploads/_file_chip.html", {"file": item.file, "removable": True}, request
-            ),
-        }
-        for item in saved
-    ]
-    return JsonResponse({"files": chips, "errors": errors}, status=400 if errors else 200)
+    ctx = {"files": [item.file for item in saved], "refused": refused}
+    return await sync_to_async(render)(
+        request, "uploads/_uploaded.html", ctx, status=400 if refused else 200
+    )
 
 
 def _int(value: str) -> int | None:
@@ -79,25 +69,26 @@ def _int(value: str) -> int | None:
 
 def _save_uploads(
     request: HttpRequest, user, team: Team | None
-) -> tuple[list[services.Saved], list[str]]:
-    saved, errors = [], []
+) -> tuple[list[services.Saved], list[tuple[str, str]]]:
+    """The files saved, and (name, why) for each one refused ("" for no file at all)."""
+    saved, refused = [], []
     uploads = request.FILES.getlist("file")
     if not uploads:
-        errors.append(_("Choose a file to upload."))
+        refused.append(("", _("Choose a file to upload.")))
     for upload in uploads:
         try:
             saved.append(services.file_create(owner=user, upload=upload, team=team))
         except ExtractError as e:
-            errors.append(refusal(upload.name, e.detail))
-    return saved, errors
+            refused.append((upload.name, refusal(upload.name, e.detail)))
+    return saved, refused
 
 
 def refusal(name: str, reason: str) -> str:
     return _("“%(name)s” was not uploaded: %(reason)s") % {"name": name, "reason": reason}
 
 
-def _flash(request: HttpRequest, saved: list, errors: list[str]) -> None:
-    for error in errors:
+def _flash(request: HttpRequest, saved: list, refused: list[tuple[str, str]]) -> None:
+    for _name, error in refused:
         messages.error(request, error)
     if saved:
         messages.success(
@@ -135,10 +126,9 @@ def _serve(file: UploadedFile, *, attachment: bool) -> FileResponse:
 @login_required
 @require_POST
 def file_delete(request: HttpRequest, file_id: int) -> HttpResponse:
-    file = _get_file_for_user(request, file_id)
-    membership = request.user.memberships.filter(team=file.team_id).first()
-    if not file.may_delete(request.user, membership):
-        return HttpResponse(status=403)
+    file = _get_file_for_user(request, file_id)  # unreadable: a 404
+    if not UploadedFile.objects.deletable_by(request.user).filter(pk=file.pk).exists():
+        return HttpResponse(status=403)  # a team file, readable but not theirs to delete
     services.file_delete(file=file)
     if request.htmx:
         return HttpResponse("")
@@ -148,46 +138,22 @@ def file_delete(request: HttpRequest, file_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def file_suggest(request: HttpRequest) -> JsonResponse:
-    """The composer's `@` suggestions: the user's teams (a whole library) and files, own and
-    teams', whose names contain what was typed; team files say whose they are."""
+def file_suggest(request: HttpRequest) -> HttpResponse:
+    """The composer's `@` suggestions, as listbox options: the user's teams (a whole library)
+    and files, own and teams', whose names contain what was typed."""
     query = request.GET.get("q", "").strip()
     teams = Team.objects.for_user(request.user).annotate(count=Count("files"))
     found = (
         UploadedFile.objects.for_user(request.user)
         .select_related("team")
-        .only("id", "name", "kind", "status", "size", "pages", "team__name")
+        .only("id", "name", "kind", "size", "team__name")
     )
     if query:
         teams = teams.filter(Q(name__icontains=query) | Q(slug__icontains=query))
         found = found.filter(name__icontains=query)
-    suggestions = [
-        {
-            "id": None,
-            "name": team.name,
-            "reference": team.reference,
-            "detail": ngettext(
-                "Team library · %(count)s file", "Team library · %(count)s files", team.count
-            )
-            % {"count": team.count},
-            "status": "ready",
-        }
-        for team in teams[:SUGGESTIONS]
-    ]
-    for f in found[: SUGGESTIONS - len(suggestions)]:
-        detail = f"{f.get_kind_display()} · {filesizeformat(f.size)}"
-        if f.team_id is not None:
-            detail = _("Team %(team)s") % {"team": f.team.name} + f" · {detail}"
-        suggestions.append(
-            {
-                "id": f.pk,
-                "name": f.name,
-                "reference": f.reference,
-                "detail": detail,
-                "status": f.status,
-            }
-        )
-    return JsonResponse({"files": suggestions})
+    teams = list(teams[:SUGGESTIONS])
+    ctx = {"teams": teams, "files": found[: SUGGESTIONS - len(teams)]}
+    return render(request, "uploads/_suggestions.html", ctx)
 
 
 @login_required

@@ -115,7 +115,9 @@
   messages.scrollTop = messages.scrollHeight;
 })();
 
-// Files: attach (picker, drop, paste) with a progress bar per file, and `@` suggestions.
+// Files: attach (picker, drop, paste) with a progress bar per file, and `@` suggestions. The
+// requests are htmx's (templates/uploads/_upload_chip.html, the listbox's hx-get); this gives
+// them what htmx cannot take by itself: a dropped or pasted file, the `@word` before the caret.
 (function () {
   "use strict";
 
@@ -125,9 +127,8 @@
   var attachments = document.getElementById("attachments");
   var status = document.getElementById("composer-status");
   var picker = document.getElementById("attach");
+  var chipTemplate = document.getElementById("upload-chip");
   var suggestions = document.getElementById("file-suggestions");
-  var csrf = document.body.getAttribute("hx-headers");
-  csrf = csrf ? JSON.parse(csrf)["X-CSRFToken"] : "";
   var uploading = 0;
   var sendWhenUploaded = false;
 
@@ -164,85 +165,79 @@
     error.textContent = error.textContent ? error.textContent + " " + text : text;
   }
 
-  function fromHTML(html) {
-    var template = document.createElement("template");
-    template.innerHTML = html.trim();
-    return template.content.firstElementChild;
+  // Refused here (too large) or never answered (the connection was lost): the chip says so
+  // as a refused chip from the server does.
+  function fail(chip, text) {
+    chip.removeAttribute("hx-post");  // never (again) posted
+    chip.classList.remove("uploading");
+    chip.classList.add("failed");
+    chip.querySelector("progress").remove();
+    chip.querySelector(".remove-file").hidden = false;
+    chip.title = text;
+    showError(text);
+  }
+
+  function uploaded() {
+    uploading -= 1;
+    if (!uploading && sendWhenUploaded) {
+      sendWhenUploaded = false;
+      status.textContent = "";
+      composer.requestSubmit();
+    }
   }
 
   function upload(file) {
-    var chip = document.createElement("span");
-    chip.className = "file-chip uploading";
-    var name = document.createElement("span");
-    name.className = "file-name";
-    name.textContent = file.name;
-    var bar = document.createElement("progress");
-    bar.max = 100;
-    bar.value = 0;
+    var chip = chipTemplate.content.firstElementChild.cloneNode(true);
+    var bar = chip.querySelector("progress");
+    chip.querySelector(".file-name").textContent = file.name;
     bar.setAttribute("aria-label", file.name);
-    chip.append(name, bar);
     attachments.append(chip);
-    function fail(text) {
-      chip.classList.remove("uploading");
-      chip.classList.add("failed");
-      bar.remove();
-      var remove = document.createElement("button");
-      remove.type = "button";
-      remove.className = "remove-file";
-      remove.textContent = "×";
-      remove.setAttribute("aria-label", "×");
-      chip.append(remove);
-      chip.title = text;
-      showError(text);
-    }
     if (file.size > Number(composer.dataset.maxBytes)) {
-      fail(composer.dataset.tooLarge.replace("{name}", file.name));
+      fail(chip, composer.dataset.tooLarge.replace("{name}", file.name));
       return;
     }
     uploading += 1;
-    var data = new FormData();
-    data.append("file", file, file.name);
-    var xhr = new XMLHttpRequest();
-    xhr.open("POST", composer.dataset.uploadUrl);
-    xhr.setRequestHeader("X-CSRFToken", csrf);
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.addEventListener("progress", function (event) {
-      if (event.lengthComputable) { bar.value = Math.round(100 * event.loaded / event.total); }
+    chip.addEventListener("htmx:configRequest", function (event) {
+      event.detail.parameters.file = file;
     });
-    xhr.addEventListener("load", function () {
-      var answer = null;
-      try { answer = JSON.parse(xhr.responseText); } catch (e) { answer = null; }
-      if (answer && answer.files && answer.files.length) {
-        var id = answer.files[0].id;
-        var saved = fromHTML(answer.files[0].html);
-        var twin = attachments.querySelector('[data-file-id="' + id + '"]');
-        if (twin) { chip.remove(); return; }
-        if (early[id]) {
-          // Read before this answer arrived: its status came first and found no chip.
-          saved.querySelector(".file-status").replaceWith(early[id]);
-          delete early[id];
-        }
-        chip.replaceWith(saved);
-        htmx.process(saved);
-        askStatuses();
-      } else {
-        fail(answer && answer.errors && answer.errors.length ? answer.errors.join(" ")
-          : composer.dataset.lost.replace("{name}", file.name));
+    chip.addEventListener("htmx:xhr:progress", function (event) {
+      // Upload, then download: the bar only moves forward.
+      if (event.detail.lengthComputable) {
+        bar.value = Math.max(bar.value, Math.round(100 * event.detail.loaded / event.detail.total));
       }
     });
-    xhr.addEventListener("error", function () {
-      fail(composer.dataset.lost.replace("{name}", file.name));
-    });
-    xhr.addEventListener("loadend", function () {
-      uploading -= 1;
-      if (!uploading && sendWhenUploaded) {
-        sendWhenUploaded = false;
-        status.textContent = "";
-        composer.requestSubmit();
+    chip.addEventListener("htmx:beforeSwap", function (event) {
+      // A refusal (400) is an answer: its chip and its reason are shown.
+      if (event.detail.xhr.status === 400) {
+        event.detail.shouldSwap = true;
+        event.detail.isError = false;
       }
     });
-    xhr.send(data);
+    chip.addEventListener("htmx:afterRequest", function () {
+      // Answered, the chip was swapped for the answer; still here, there was none.
+      if (chip.isConnected) { fail(chip, composer.dataset.lost.replace("{name}", file.name)); }
+      uploaded();
+    });
+    htmx.process(chip);  // hx-trigger="load": it posts now
   }
+
+  // A file's chip arrived: once only (the same bytes attached twice are one file), with any
+  // status that came before it.
+  attachments.addEventListener("htmx:load", function (event) {
+    var saved = event.target;
+    var id = saved.dataset && saved.dataset.fileId;
+    if (!id) { return; }
+    if (attachments.querySelectorAll('[data-file-id="' + id + '"]').length > 1) {
+      saved.remove();
+      return;
+    }
+    if (early[id]) {
+      saved.querySelector(".file-status").replaceWith(early[id]);
+      htmx.process(early[id]);
+      delete early[id];
+    }
+    askStatuses();
+  });
 
   function uploadAll(files) {
     document.getElementById("composer-error").textContent = "";
@@ -295,10 +290,9 @@
   // The server has the message once it shows it: the attachments went with it.
   composer.addEventListener("kimichat:sent", function () { attachments.replaceChildren(); });
 
-  // `@` suggestions: the files whose names contain what follows the `@` before the caret.
-  var found = [];
+  // `@` suggestions: the listbox asks (hx-get) for the teams and files whose names contain
+  // what follows the `@` before the caret; the server answers with the options.
   var active = -1;
-  var asked = 0;
 
   function mention() {
     var before = textarea.value.slice(0, textarea.selectionStart);
@@ -306,26 +300,29 @@
     return match ? { start: before.length - match[2].length - 1, query: match[2] } : null;
   }
 
+  function options() { return suggestions.children; }
+
   function close() {
+    htmx.trigger(suggestions, "htmx:abort");  // an answer on its way is not shown
     suggestions.hidden = true;
     suggestions.replaceChildren();
-    found = [];
     active = -1;
     textarea.removeAttribute("aria-activedescendant");
   }
 
   function highlight(index) {
     active = index;
-    Array.from(suggestions.children).forEach(function (option, i) {
+    Array.from(options()).forEach(function (option, i) {
       option.setAttribute("aria-selected", i === index ? "true" : "false");
     });
-    if (index >= 0) { textarea.setAttribute("aria-activedescendant", suggestions.children[index].id); }
+    if (index >= 0) { textarea.setAttribute("aria-activedescendant", options()[index].id); }
   }
 
   function pick(index) {
     var at = mention();
-    if (!at || !found[index]) { close(); return; }
-    var reference = found[index].reference + " ";
+    var option = options()[index];
+    if (!at || !option) { close(); return; }
+    var reference = option.dataset.reference + " ";
     var value = textarea.value;
     textarea.value = value.slice(0, at.start) + reference + value.slice(textarea.selectionStart);
     var caret = at.start + reference.length;
@@ -337,41 +334,31 @@
   textarea.addEventListener("input", function () {
     var at = mention();
     if (!at) { close(); return; }
-    var ask = ++asked;
-    fetch(composer.dataset.suggestUrl + "?q=" + encodeURIComponent(at.query), {
-      headers: { Accept: "application/json" }, credentials: "same-origin"
-    }).then(function (response) { return response.json(); }).then(function (answer) {
-      if (ask !== asked) { return; }
-      found = answer.files;
-      suggestions.replaceChildren();
-      found.forEach(function (file, i) {
-        var option = document.createElement("li");
-        option.id = "file-suggestion-" + i;
-        option.setAttribute("role", "option");
-        var name = document.createElement("span");
-        name.className = "name";
-        name.textContent = file.name;
-        var detail = document.createElement("span");
-        detail.className = "detail";
-        detail.textContent = file.detail;
-        option.append(name, detail);
-        option.addEventListener("mousedown", function (event) {
-          event.preventDefault();
-          pick(i);
-        });
-        suggestions.append(option);
-      });
-      suggestions.hidden = !found.length;
-      highlight(found.length ? 0 : -1);
-    });
+    htmx.trigger(suggestions, "kimichat:mention", { query: at.query });
+  });
+  suggestions.addEventListener("htmx:configRequest", function (event) {
+    event.detail.parameters.q = event.detail.triggeringEvent.detail.query;
+  });
+  suggestions.addEventListener("htmx:afterSwap", function () {
+    if (!mention()) { close(); return; }  // the `@word` is gone meanwhile
+    suggestions.hidden = !options().length;
+    highlight(options().length ? 0 : -1);
+  });
+
+  suggestions.addEventListener("mousedown", function (event) {
+    var option = event.target.closest("[role=option]");
+    if (!option) { return; }
+    event.preventDefault();
+    pick(Array.prototype.indexOf.call(options(), option));
   });
 
   textarea.addEventListener("keydown", function (event) {
     if (suggestions.hidden) { return; }
+    var count = options().length;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
       var step = event.key === "ArrowDown" ? 1 : -1;
-      highlight((active + step + found.length) % found.length);
+      highlight((active + step + count) % count);
     } else if ((event.key === "Enter" || event.key === "Tab") && active >= 0) {
       event.preventDefault();
       event.stopPropagation(); // not a send

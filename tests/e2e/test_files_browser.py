@@ -23,7 +23,14 @@ def test_attach_refer_with_at_and_get_an_answer_about_the_file(page: Page, kimi,
     box.fill("What does ")
     box.press_sequentially("@repo")
     suggestions = page.get_by_role("listbox", name="File suggestions")
-    expect(suggestions.get_by_role("option")).to_contain_text(["report-q3.docx"])
+    option = suggestions.get_by_role("option")
+    expect(option).to_contain_text(["report-q3.docx"])
+    expect(option).to_have_attribute("aria-selected", "true")
+    expect(box).to_have_attribute("aria-activedescendant", option.get_attribute("id"))
+    box.press("Escape")
+    expect(suggestions).to_be_hidden()
+    box.press_sequentially("r")
+    expect(option).to_contain_text(["report-q3.docx"])
     box.press("Enter")
     expect(box).to_have_value("What does @report-q3.docx ")
     box.press_sequentially("say about revenue?")
@@ -46,6 +53,9 @@ def test_attach_refer_with_at_and_get_an_answer_about_the_file(page: Page, kimi,
     files = page.get_by_role("list", name="Files")
     expect(files).to_contain_text("report-q3.docx")
     expect(files.get_by_role("status").first).to_contain_text("Ready")
+    page.once("dialog", lambda dialog: dialog.accept())
+    files.get_by_role("button", name="Delete report-q3.docx").click()
+    expect(files).not_to_contain_text("report-q3.docx")
 
 
 def test_a_refused_file_says_why_and_the_message_stays(page: Page, kimi, tmp_path):
