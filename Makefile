@@ -17,6 +17,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
 
 run: $(VENV)/.runtime
 	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py repair
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m kimichat.serve
 

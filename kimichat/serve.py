@@ -1,4 +1,7 @@
-"""`python -m kimichat.serve`: Daphne on HOST:PORT (what `make run` starts)."""
+"""`python -m kimichat.serve`: Daphne on HOST:PORT (what `make run` starts).
+
+It only serves: `manage.py migrate` and `manage.py repair` run before it (`make run` does both).
+"""
 
 import os
 import sys
@@ -15,23 +18,6 @@ def main() -> None:
     from daphne.cli import CommandLineInterface
     from django.conf import settings
 
-    from conversations.models import Message
-    from uploads.models import UploadedFile
-    from uploads.services import bucket_create_missing
-
-    # Answers that were streaming when the last process died can never finish now. Without
-    # Redis this is the only process there is, so every one of them is orphaned; with Redis,
-    # another process may still be writing some, and only the stale ones are.
-    repaired = Message.objects.mark_interrupted(everything=not settings.REDIS_URL)
-    if repaired:
-        print(f"Marked {repaired} unfinished answer(s) as interrupted.")
-    if not settings.REDIS_URL and settings.TASKS_BACKEND == "immediate":
-        # Files were being read by this process when it stopped: the user uploads again.
-        UploadedFile.objects.filter(status=UploadedFile.Status.PROCESSING).update(
-            status=UploadedFile.Status.FAILED, error_code="interrupted"
-        )
-    if bucket_create_missing():
-        print(f"Created the bucket {settings.S3_BUCKET}.")
     if not settings.MOONSHOT_API_KEY:
         print("Warning: MOONSHOT_API_KEY is not set; answers will fail until it is configured.")
     print(f"KimiChat on http://{settings.HOST}:{settings.PORT}/")

@@ -1,5 +1,8 @@
 """KimiChat settings: everything comes from the environment (or `.env`), see `.env.example`."""
 
+import os
+import re
+import sys
 from pathlib import Path
 
 import environ
@@ -37,20 +40,41 @@ def _strict_bool(name: str, default: bool = False) -> bool:
     return value in {"true", "1", "yes", "on"}
 
 
-DEBUG = _read("DEBUG", _strict_bool, False)
+def _development_key(path: Path) -> str:
+    """A key generated once into `path` and kept there, so that sessions outlive a restart."""
+    if path.exists():
+        return path.read_text().strip()
+    from django.core.management.utils import get_random_secret_key
+
+    # Written whole under a name of this process's own, then linked into place: two processes
+    # starting at once (a test run and its subprocesses) agree on one key, and none reads
+    # a half-written file.
+    draft = path.with_name(f"{path.name}.{os.getpid()}")
+    draft.touch(mode=0o600)
+    draft.write_text(get_random_secret_key())
+    try:
+        os.link(draft, path)
+        print(f"SECRET_KEY is not set: generated one for development into {path}.", file=sys.stderr)
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
+
+
+# Development unless told otherwise, so that a fresh clone runs (`make run`) and tests without
+# setup. A deployment says DEBUG=false, and must then give SECRET_KEY: a key generated beside
+# the code would differ on every machine and vanish with a new checkout.
+DEBUG = _read("DEBUG", _strict_bool, True)
 SECRET_KEY = _read("SECRET_KEY", env.str, "")
 if not SECRET_KEY:
     if not DEBUG:
-        # A fresh `make run` must work without setup: keep a generated key beside the database.
-        key_file = BASE_DIR / ".secret_key"
-        if not key_file.exists():
-            from django.core.management.utils import get_random_secret_key
-
-            key_file.write_text(get_random_secret_key())
-            key_file.chmod(0o600)
-        SECRET_KEY = key_file.read_text().strip()
-    else:
-        SECRET_KEY = "insecure-development-key"
+        raise ImproperlyConfigured(
+            "Bad value for SECRET_KEY: it must be set when DEBUG is false (generate one with "
+            "`python -c 'from django.core.management.utils import get_random_secret_key as k; "
+            "print(k())'`)"
+        )
+    SECRET_KEY = _development_key(BASE_DIR / ".secret_key")
 
 ALLOWED_HOSTS = _read("ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", env.list, [])
@@ -233,6 +257,34 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
+
+
+def _proxy_ssl_header(name: str, default: None) -> tuple[str, str] | None:
+    # The header, as the proxy sends it (X-Forwarded-Proto), becomes Django's META key.
+    header = env.str(name, default="").strip()
+    if not header:
+        return default
+    if not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        raise ValueError("a header name such as X-Forwarded-Proto")
+    return "HTTP_" + header.upper().replace("-", "_"), "https"
+
+
+# HTTPS, for running behind a proxy that terminates TLS. All off by default: `make run` serves
+# plain HTTP on loopback, where secure cookies would never be sent back. With them on (and
+# DEBUG=false, SECRET_KEY), `manage.py check --deploy` passes.
+# SECURE_PROXY_SSL_HEADER names the header the proxy sets to "https" on requests that came in
+# over TLS; only set it when the proxy always sets (or strips) that header.
+SECURE_PROXY_SSL_HEADER = _read("SECURE_PROXY_SSL_HEADER", _proxy_ssl_header, None)
+SECURE_SSL_REDIRECT = _read("SECURE_SSL_REDIRECT", _strict_bool, False)
+SECURE_HSTS_SECONDS = _read("SECURE_HSTS_SECONDS", env.int, 0)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured(
+        f"Bad value for SECURE_HSTS_SECONDS: {SECURE_HSTS_SECONDS!r} (0 for none, or more)"
+    )
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _read("SECURE_HSTS_INCLUDE_SUBDOMAINS", _strict_bool, False)
+SECURE_HSTS_PRELOAD = _read("SECURE_HSTS_PRELOAD", _strict_bool, False)
+SESSION_COOKIE_SECURE = _read("SESSION_COOKIE_SECURE", _strict_bool, False)
+CSRF_COOKIE_SECURE = _read("CSRF_COOKIE_SECURE", _strict_bool, False)
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],

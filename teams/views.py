@@ -9,7 +9,6 @@ from teams import services
 from teams.forms import MemberForm, RoleForm, TeamForm
 from teams.models import Membership
 from teams.services import TeamError
-from uploads.models import UploadedFile
 
 
 def _membership(request: HttpRequest, team_id: int) -> Membership:
@@ -34,7 +33,9 @@ def teams(request: HttpRequest) -> HttpResponse:
 def team(request: HttpRequest, team_id: int) -> HttpResponse:
     membership = _membership(request, team_id)
     team = membership.team
-    files = UploadedFile.objects.for_team(team).select_related("owner").defer("text")
+    # The library and the conversations shared here, through the team's relations: those
+    # apps build on teams, not teams on them.
+    files = team.files.select_related("owner").defer("text")
     deletable = set(files.deletable_by(request.user).values_list("pk", flat=True))
     ctx = {
         "team": team,

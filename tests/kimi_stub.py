@@ -82,6 +82,9 @@ class KimiStub:
     # Waiting on events instead of sleeping.
 
     def _notify(self) -> None:
+        # Every change a test may wait on (a request, a chunk, a client leaving, a file
+        # uploaded or deleted) calls this; a change that did not would leave `wait_for`
+        # sleeping to its timeout. Without waiters it costs well under a microsecond.
         with self._changed:
             self._changed.notify_all()
 
@@ -187,6 +190,7 @@ class KimiStub:
                 "bytes": len(body),
                 "deleted": False,
             }
+            self._notify()
             meta = {"id": file_id, "object": "file", "bytes": len(body), "created_at": 0}
             meta.update(filename=self.files[file_id]["filename"], purpose="file-extract")
             await self._json(writer, 200, {**meta, "status": "ok"})
@@ -300,6 +304,7 @@ class KimiStub:
                 if request.first_chunk_at is None:
                     request.first_chunk_at = now
                 request.last_chunk_at = now
+                self._notify()
             if client_left.done():
                 request.closed_early = True
                 return False

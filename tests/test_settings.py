@@ -6,13 +6,30 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.management.utils import get_random_secret_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start(**env: str) -> subprocess.CompletedProcess:
+# A deployment behind a proxy that terminates TLS, as README and .env.example describe it.
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": get_random_secret_key(),
+    "ALLOWED_HOSTS": "chat.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
+    "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
+    "SECURE_SSL_REDIRECT": "true",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+    "SESSION_COOKIE_SECURE": "true",
+    "CSRF_COOKIE_SECURE": "true",
+}
+
+
+def start(*command: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", *(command or ["check"])],
         cwd=ROOT,
         env={**os.environ, "SECRET_KEY": "x", **env},
         capture_output=True,
@@ -32,6 +49,13 @@ def start(**env: str) -> subprocess.CompletedProcess:
         ("UPLOAD_MAX_BYTES", "0"),
         ("USER_DAILY_TOKENS", "-5"),
         ("MODERATION_TRANSCRIPTS", "maybe"),
+        ("SECURE_SSL_REDIRECT", "sometimes"),
+        ("SECURE_HSTS_SECONDS", "-1"),
+        ("SECURE_HSTS_SECONDS", "a year"),
+        ("SECURE_HSTS_PRELOAD", "please"),
+        ("SESSION_COOKIE_SECURE", "https"),
+        ("CSRF_COOKIE_SECURE", "y"),
+        ("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto: https"),
     ],
 )
 def test_a_bad_value_fails_at_start_naming_the_variable(name, value):
@@ -43,3 +67,26 @@ def test_a_bad_value_fails_at_start_naming_the_variable(name, value):
 def test_good_values_start():
     result = start(PORT="8080", KIMI_MODELS="moonshot-v1-8k", KIMI_DEFAULT_MODEL="moonshot-v1-8k")
     assert result.returncode == 0, result.stderr
+
+
+def test_without_debug_a_missing_secret_key_stops_the_start_naming_it():
+    # Empty rather than absent, so that a SECRET_KEY in a developer's .env cannot fill it in.
+    result = start(DEBUG="false", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "Bad value for SECRET_KEY" in result.stderr
+
+
+def test_production_settings_pass_the_deployment_checks():
+    result = start("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNINGS" not in result.stderr
+
+
+def test_the_deployment_checks_ask_for_the_https_settings_left_out():
+    https = ("SECURE_", "SESSION_COOKIE_", "CSRF_COOKIE_")
+    plain = {name: value for name, value in PRODUCTION.items() if not name.startswith(https)}
+    result = start("check", "--deploy", "--fail-level", "WARNING", **plain)
+    assert result.returncode != 0
+    for code in ("W004", "W008", "W012", "W016"):
+        assert f"security.{code}" in result.stderr

@@ -28,9 +28,6 @@ class UploadedFileQuerySet(models.QuerySet):
         # the one who uploaded them, once out of the team).
         return self.filter(Q(owner=user, team=None) | Q(team__memberships__user=user))
 
-    def for_team(self, team) -> "UploadedFileQuerySet":
-        return self.filter(team=team)
-
     def deletable_by(self, user) -> "UploadedFileQuerySet":
         """The files `user` may delete: their own by their owner; a team's by who uploaded
         them, while a member, and by the team's owners and admins."""

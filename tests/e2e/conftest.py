@@ -37,7 +37,8 @@ def _free_port() -> int:
 
 
 def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
-    """The environment of a server process, with its database migrated and alice in it."""
+    """The environment of a server process, with its database migrated and repaired (as
+    `make run` does before it serves) and alice in it."""
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
@@ -58,6 +59,7 @@ def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
     manage = [sys.executable, "manage.py"]
     for command in (
         ["migrate", "-v0"],
+        ["repair"],
         ["collectstatic", "--noinput", "-v0"],
         ["createsuperuser", "--noinput"],
     ):
