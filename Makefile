@@ -30,6 +30,7 @@ chromium:
 
 test: $(VENV)/.dev chromium
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) manage.py makemigrations --check --dry-run -v0
 	$(PY) -m pytest
 
@@ -48,6 +49,7 @@ bench: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(VENV)/.dev
 	$(PY) -m ruff check --fix .

@@ -64,7 +64,9 @@ async def upload_and_wait(server, pdf: bytes) -> float:
     async with aiohttp.ClientSession(headers={"Cookie": cookie}) as session:
         async with session.get(f"http://{server.url}/files/") as page:
             html = await page.text()
-            token = re.search(r'"X-CSRFToken": "([^"]+)"', html).group(1)
+            found = re.search(r'"X-CSRFToken": "([^"]+)"', html)
+            assert found, "the Files page carries its CSRF token"
+            token = found.group(1)
             csrf_cookie = page.cookies["csrftoken"].value
         url = f"ws://{server.url}/ws/files/"
         ws_headers = {"Origin": f"http://{server.url}", "Cookie": cookie}

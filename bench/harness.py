@@ -27,11 +27,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for_line(process: subprocess.Popen, marker: str) -> None:
-    for line in process.stdout:
+def _wait_for_line(process: subprocess.Popen[str], marker: str) -> None:
+    output = process.stdout
+    assert output is not None, "start the process with stdout=subprocess.PIPE"
+    for line in output:
         if marker in line:
             # Keep reading, or a full pipe would block the process.
-            threading.Thread(target=process.stdout.read, daemon=True).start()
+            threading.Thread(target=output.read, daemon=True).start()
             return
     raise RuntimeError(f"process exited before printing {marker!r}")
 
@@ -177,7 +179,7 @@ async def run_stream(
             frame = msg.data
             pieces = TOKEN_TEXT.findall(frame)
             if pieces:
-                if stream.first_token_at is None:
+                if stream.last_token_at is None:
                     stream.first_token_at = now
                 else:
                     stream.max_gap = max(stream.max_gap, now - stream.last_token_at)

@@ -4,6 +4,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import environ
 from csp.constants import NONE, SELF
@@ -76,7 +77,16 @@ if not SECRET_KEY:
         )
     SECRET_KEY = _development_key(BASE_DIR / ".secret_key")
 
-ALLOWED_HOSTS = _read("ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "[::1]"])
+LOOPBACK = ["127.0.0.1", "localhost", "[::1]"]
+ALLOWED_HOSTS = _read("ALLOWED_HOSTS", env.list, LOOPBACK)
+if DEBUG and not set(ALLOWED_HOSTS) <= set(LOOPBACK):
+    # Development mode shows tracebacks and settings to whoever reaches an error: never to
+    # anyone but this machine, whatever a deployment forgot to say.
+    raise ImproperlyConfigured(
+        "Bad value for DEBUG: it is true (the default, for development on this machine), and "
+        f"ALLOWED_HOSTS lets others in ({', '.join(ALLOWED_HOSTS)}). Set DEBUG=false, with "
+        "SECRET_KEY, to serve other hosts."
+    )
 CSRF_TRUSTED_ORIGINS = _read("CSRF_TRUSTED_ORIGINS", env.list, [])
 
 INSTALLED_APPS = [
@@ -192,7 +202,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 

@@ -76,6 +76,15 @@ def test_without_debug_a_missing_secret_key_stops_the_start_naming_it():
     assert "Bad value for SECRET_KEY" in result.stderr
 
 
+def test_development_mode_is_for_this_machine_alone():
+    # DEBUG is true unless told otherwise, so that a fresh clone runs; serving another host
+    # with it (tracebacks for anyone) stops the start.
+    result = start(ALLOWED_HOSTS="chat.example.com")
+    assert result.returncode != 0
+    assert "Bad value for DEBUG" in result.stderr and "DEBUG=false" in result.stderr
+    assert start(ALLOWED_HOSTS="localhost,127.0.0.1").returncode == 0
+
+
 def test_production_settings_pass_the_deployment_checks():
     result = start("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert result.returncode == 0, result.stderr

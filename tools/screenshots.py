@@ -11,7 +11,7 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.kimi_stub import KimiStub, Script
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "pdf"
+TESTDATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "pdf"
 ANSWER = """Here is a small Python function that counts words, with a test:
 
 ```python

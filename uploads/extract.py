@@ -7,7 +7,7 @@ import os
 import re
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -21,10 +21,12 @@ from uploads.errors import ExtractError
 from uploads.models import UploadedFile
 
 Kind = UploadedFile.Kind
+# Called between pages (sheets, slides): raises ExtractError("timeout") past the deadline.
+InTime = Callable[[], None]
 
 PDF = {".pdf"}
 OFFICE = {".docx": Kind.DOCX, ".xlsx": Kind.XLSX, ".pptx": Kind.PPTX}
-OFFICE_PART = {Kind.DOCX: "word/document.xml", Kind.XLSX: "xl/", Kind.PPTX: "ppt/"}
+OFFICE_PART: dict[str, str] = {Kind.DOCX: "word/document.xml", Kind.XLSX: "xl/", Kind.PPTX: "ppt/"}
 LEGACY_OFFICE = {".doc", ".xls", ".ppt", ".docm", ".xlsm", ".pptm"}
 IMAGES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
@@ -194,7 +196,7 @@ def extract(path: str, kind: str, *, timeout: float | None = None) -> Extracted:
         if time.monotonic() > deadline:
             raise ExtractError("timeout", seconds=f"{timeout:g}")
 
-    readers = {
+    readers: dict[str, Callable[[str, InTime], Extracted]] = {
         Kind.PDF: _pdf,
         Kind.DOCX: _docx,
         Kind.XLSX: _xlsx,
@@ -211,7 +213,7 @@ def extract(path: str, kind: str, *, timeout: float | None = None) -> Extracted:
         raise ExtractError("corrupt") from e
 
 
-def _pdf(path: str, in_time) -> Extracted:
+def _pdf(path: str, in_time: InTime) -> Extracted:
     import pypdfium2
 
     try:
@@ -243,7 +245,7 @@ def _pdf(path: str, in_time) -> Extracted:
     return Extracted("\n\n".join(parts), count)
 
 
-def _docx(path: str, in_time) -> Extracted:
+def _docx(path: str, in_time: InTime) -> Extracted:
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
@@ -276,14 +278,15 @@ def _table(cells: Iterator[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
-def _xlsx(path: str, in_time) -> Extracted:
+def _xlsx(path: str, in_time: InTime) -> Extracted:
     import openpyxl
 
     workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     parts = []
     try:
         for sheet in workbook.worksheets:
-            rows, more = [], 0
+            rows: list[str] = []
+            more = 0
             for row in sheet.iter_rows(values_only=True):
                 in_time()
                 values = ["" if v is None else str(v) for v in row[:SPREADSHEET_MAX_COLUMNS]]
@@ -302,7 +305,7 @@ def _xlsx(path: str, in_time) -> Extracted:
     return Extracted("\n\n".join(parts), count)
 
 
-def _pptx(path: str, in_time) -> Extracted:
+def _pptx(path: str, in_time: InTime) -> Extracted:
     import pptx
 
     presentation = pptx.Presentation(path)
@@ -329,7 +332,7 @@ def _shape_texts(shapes) -> Iterator[str]:
             yield shape.text_frame.text.strip()
 
 
-def _text(path: str, in_time) -> Extracted:
+def _text(path: str, in_time: InTime) -> Extracted:
     with open(path, "rb") as f:
         data = f.read()
     best = from_bytes(data).best()

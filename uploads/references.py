@@ -8,7 +8,9 @@ the composer come by id. A reference to a file that does not exist and one to a 
 author may not read get the same answer."""
 
 import re
+from collections.abc import Sequence
 
+from django.contrib.auth.models import User
 from django.utils.translation import gettext as _
 
 from teams.models import Team
@@ -30,7 +32,7 @@ class NotFound(Exception):
         )
 
 
-def resolve(*, user, text: str, attached: list[int] = ()) -> list[UploadedFile]:
+def resolve(*, user: User, text: str, attached: Sequence[int] = ()) -> list[UploadedFile]:
     """The files a message refers to, in the order it names them (attached ones last)."""
     readable = UploadedFile.objects.for_user(user)
     wanted: list[int] = []
@@ -59,7 +61,7 @@ def _names(readable) -> list[tuple[str, list[int]]]:
     return [(name, [file_id]) for name, file_id, _ in rows]
 
 
-def _teams(user) -> list[tuple[str, list[int]]]:
+def _teams(user: User) -> list[tuple[str, list[int]]]:
     """Each of the user's teams' references, with the documents of its library."""
     documents = (
         UploadedFile.objects.filter(team__memberships__user=user)
