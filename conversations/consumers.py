@@ -14,21 +14,19 @@ from conversations import generation, services
 from conversations.models import Conversation, Message, stale_before
 from conversations.services import Answering, Refused
 from kimichat import live
-from uploads.consumers import FileStatusMixin
+from uploads.consumers import FileStatusConsumer
 
 MAX_SYNC_MESSAGES = 10
 MAX_ATTACHED = 20
 
 
-class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
+class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
     conversation: Conversation | None = None
 
     async def connect(self) -> None:
-        self.user = self.scope["user"]
-        if not self.user.is_authenticated:
+        if not self.authenticated():
             await self.close(live.CLOSE_UNAUTHENTICATED)
             return
-        self.language = live.scope_language(self.scope)
         # How much of each streaming answer this socket's page already shows.
         self.offsets: dict[int, int] = {}
         # Answers whose missed text was asked of their generation and has not come yet.
@@ -41,23 +39,12 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
             if self.conversation is None or self.conversation.is_hidden:
                 await self.close(live.CLOSE_NOT_FOUND)
                 return
-        # The conversation's frames; files attached or referred to here show their status as
-        # it changes; a suspension closes the socket.
-        for group in self.groups_joined():
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.join([live.conversation_group(self.conversation.pk)])
+        # Files attached or referred to here show their status as it changes; a suspension
+        # closes the socket. (Leaving, the socket leaves its groups; an answer goes on: it
+        # belongs to the conversation, not the socket.)
+        await self.join([live.files_group(self.user.pk), live.user_group(self.user.pk)])
         await self.accept()
-
-    def groups_joined(self) -> list[str]:
-        groups = [live.files_group(self.user.pk), live.user_group(self.user.pk)]
-        if self.conversation is not None:
-            groups.append(live.conversation_group(self.conversation.pk))
-        return groups
-
-    async def disconnect(self, code: int) -> None:
-        # An answer goes on without us: it belongs to the conversation, not the socket.
-        if self.user.is_authenticated:
-            for group in self.groups_joined():
-                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):
@@ -85,8 +72,7 @@ class ChatConsumer(FileStatusMixin, AsyncJsonWebsocketConsumer):
             return
         if self.conversation is None:
             self.conversation = answering.conversation
-            group = live.conversation_group(self.conversation.pk)
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.join([live.conversation_group(self.conversation.pk)])
             await self.send(
                 text_data=render_to_string(
                     "conversations/_new_conversation_frame.html",

@@ -4,6 +4,7 @@ system message of its own (Moonshot's documented pattern), then the thread up to
 
 import base64
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
@@ -38,7 +39,7 @@ def build(
     thread: Thread | None,
     until: int | None,
     question: str | None = None,
-    files: list[UploadedFile] = (),
+    files: Sequence[UploadedFile] = (),
 ) -> Request:
     """The request for an answer to the thread up to `until` (saved messages), followed by
     `question` and its `files` when they are not saved yet. Files that are not readable (not
@@ -87,7 +88,7 @@ def _unique(files: list[UploadedFile]) -> list[UploadedFile]:
 
 
 def fit(
-    *, conversation: Conversation, turns: list[dict], documents: list[UploadedFile] = ()
+    *, conversation: Conversation, turns: list[dict], documents: Sequence[UploadedFile] = ()
 ) -> Request:
     """Keep the request and the answer's max tokens within the model's window: the oldest
     turns are left out first; the system prompt, the documents and the last turn (the

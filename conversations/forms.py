@@ -1,3 +1,6 @@
+from collections.abc import Mapping
+from typing import Any, cast
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -9,16 +12,16 @@ MAX_STOP_SEQUENCES = 5  # Kimi's limit, each at most 32 bytes
 MAX_MESSAGE_CHARS = 100_000
 
 
-class StopSequencesField(forms.CharField):
+class StopSequencesField(forms.Field):
     """One stop sequence per line."""
 
     widget = forms.Textarea(attrs={"rows": 2})
 
-    def prepare_value(self, value):
+    def prepare_value(self, value: Any) -> Any:
         return "\n".join(value) if isinstance(value, list) else value
 
-    def to_python(self, value) -> list[str]:
-        text = super().to_python(value) or ""
+    def to_python(self, value: Any) -> list[str]:
+        text = str(value or "").strip()
         sequences = [line for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
         if len(sequences) > MAX_STOP_SEQUENCES:
             raise ValidationError(_("Kimi accepts at most 5 stop sequences."))
@@ -60,13 +63,15 @@ class ConversationSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["model"].choices = [(m, m) for m in settings.KIMI_MODELS]
+        cast(forms.ChoiceField, self.fields["model"]).choices = [
+            (m, m) for m in settings.KIMI_MODELS
+        ]
         if not self.instance.pk and not self.instance.model:
             self.initial.setdefault("model", settings.KIMI_DEFAULT_MODEL)
 
 
 def settings_form_for_message(
-    content: dict, conversation: Conversation
+    content: Mapping[str, Any], conversation: Conversation
 ) -> ConversationSettingsForm:
     """Validate the settings sent with a message; fields left out keep their saved values."""
     data = {
@@ -81,8 +86,8 @@ def settings_form_for_message(
     return ConversationSettingsForm(data=data, instance=conversation)
 
 
-def first_error(form: forms.Form) -> str:
+def first_error(form: forms.BaseForm) -> str:
     for field, errors in form.errors.items():
         label = form.fields[field].label if field in form.fields else ""
-        return f"{label}: {errors[0]}" if label else errors[0]
+        return f"{label}: {errors[0]}" if label else str(errors[0])
     return ""

@@ -78,6 +78,7 @@ class Conversation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ConversationQuerySet.as_manager()
+    snippet: str  # in search results: where the first word was found (snippet_for)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -116,7 +117,7 @@ class Conversation(models.Model):
     def thread(self) -> "Thread":
         """The messages shown, following the chosen version of each: one query, ids only."""
         rows = self.messages.order_by("id").values_list("id", "parent_id")
-        parents = dict(rows)
+        parents: dict[int, int | None] = dict(rows)
         children: dict[int | None, list[int]] = {}
         for message_id, parent_id in parents.items():
             children.setdefault(parent_id, []).append(message_id)
@@ -285,6 +286,7 @@ class Message(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = MessageQuerySet.as_manager()
+    versions: "Versions | None"  # where it stands among its versions, set where it is shown
 
     class Meta:
         ordering = ["id"]

@@ -3,8 +3,10 @@ from django.urls import path
 from conversations.consumers import ChatConsumer
 from uploads.consumers import FilesConsumer
 
+# Channels routes ASGI applications with Django's path(), which django-stubs types for views
+# alone: hence the ignores.
 websocket_urlpatterns = [
-    path("ws/conversations/new/", ChatConsumer.as_asgi()),
-    path("ws/conversations/<int:conversation_id>/", ChatConsumer.as_asgi()),
-    path("ws/files/", FilesConsumer.as_asgi()),
+    path("ws/conversations/new/", ChatConsumer.as_asgi()),  # type: ignore[arg-type]
+    path("ws/conversations/<int:conversation_id>/", ChatConsumer.as_asgi()),  # type: ignore[arg-type]
+    path("ws/files/", FilesConsumer.as_asgi()),  # type: ignore[arg-type]
 ]

@@ -7,7 +7,7 @@ then save the question (if new) and an empty streaming answer. Any refusal is on
 with the sentence for the page. Streaming the answer is generation.py's."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import openai
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.template.loader import render_to_string
@@ -67,7 +67,7 @@ class Refused(Exception):
 
 def answer_request(
     *,
-    user: AbstractBaseUser,
+    user: User,
     conversation: Conversation | None,
     text: str,
     client_id: str = "",
@@ -118,7 +118,7 @@ def answer_request(
 
 def answer_regenerate(
     *,
-    user: AbstractBaseUser,
+    user: User,
     conversation: Conversation,
     message_id: int,
     options: Mapping[str, Any] | None = None,
@@ -150,7 +150,7 @@ def answer_regenerate(
 
 def question_edit(
     *,
-    user: AbstractBaseUser,
+    user: User,
     conversation: Conversation,
     message_id: int,
     text: str,
@@ -244,7 +244,7 @@ def _settings_save(conversation: Conversation, options: Mapping[str, Any] | None
     form.save()
 
 
-def _resolve(*, user: AbstractBaseUser, text: str, attached: list[int]) -> list[UploadedFile]:
+def _resolve(*, user: User, text: str, attached: list[int]) -> list[UploadedFile]:
     try:
         return references.resolve(user=user, text=text, attached=attached)
     except references.NotFound as e:
@@ -253,7 +253,7 @@ def _resolve(*, user: AbstractBaseUser, text: str, attached: list[int]) -> list[
 
 def _prepare(
     *,
-    user: AbstractBaseUser,
+    user: User,
     conversation: Conversation | None,
     files: list[UploadedFile],
     model: str,
@@ -292,7 +292,7 @@ def _answering(
     )
 
 
-def generation_check(*, user: AbstractBaseUser, conversation: Conversation | None) -> None:
+def generation_check(*, user: User, conversation: Conversation | None) -> None:
     """Refuse a new answer while one is being written here, in a conversation a moderator
     removed, or past the user's limits (suspension, daily tokens, rate, concurrency)."""
     if conversation is not None and conversation.is_hidden:
@@ -365,6 +365,7 @@ def request_when_ready(*, answer: Message) -> context.Request | None:
     any is; then the files are checked and the request built (the answer keeps the model
     picked for it). Raises Refused."""
     question = answer.parent
+    assert question is not None, "an answer follows its question"
     files = list(question.files.all())
     if any(f.is_processing for f in files):
         return None
@@ -387,7 +388,7 @@ def request_when_ready(*, answer: Message) -> context.Request | None:
 
 def exchange_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     conversation: Conversation | None,
     settings_values: dict,
     text: str,
@@ -395,8 +396,8 @@ def exchange_create(
     parent_id: int | None,
     model: str,
     context_trimmed: int = 0,
-    files: list[UploadedFile] = (),
-    sources: list[dict] = (),
+    files: Sequence[UploadedFile] = (),
+    sources: Sequence[dict] = (),
 ) -> Exchange:
     """Save the user's message (after `parent_id`, referring to `files`) and an empty
     streaming answer, creating the conversation if new. A few inserts in one transaction:
@@ -425,7 +426,9 @@ def exchange_create(
                 question.files.set(files)
             answer = _answer_create(conversation, question, model, context_trimmed, sources)
     except IntegrityError:
-        # A concurrent replay of the same send won the race.
+        # A concurrent replay of the same send won the race (in a conversation that exists).
+        if conversation is None:
+            raise
         replay = exchange_replayed(conversation=conversation, client_id=client_id)
         if replay is None:
             raise
@@ -439,7 +442,7 @@ def answer_create(
     question: Message,
     model: str,
     context_trimmed: int = 0,
-    sources: list[dict] = (),
+    sources: Sequence[dict] = (),
 ) -> Exchange:
     """A new version of the answer to `question` (Regenerate, Retry); the old ones stay."""
     with transaction.atomic():
@@ -452,7 +455,7 @@ def _answer_create(
     question: Message,
     model: str,
     context_trimmed: int,
-    sources: list[dict],
+    sources: Sequence[dict],
 ) -> Message:
     answer = Message.objects.create(
         conversation=conversation,
@@ -477,6 +480,8 @@ def exchange_replayed(*, conversation: Conversation, client_id: str) -> Exchange
     if question is None:
         return None
     answer = question.children.order_by("id").first()
+    if answer is None:  # saved together: cannot be, short of a hand-made row
+        return None
     return Exchange(conversation, question, answer, created=False)
 
 
@@ -543,7 +548,7 @@ def conversation_share(*, conversation: Conversation, team: Team | None) -> None
     conversation.save(update_fields=["team"])
 
 
-def conversation_copy(*, conversation: Conversation, user: AbstractBaseUser) -> Conversation:
+def conversation_copy(*, conversation: Conversation, user: User) -> Conversation:
     """The thread shown of a shared conversation, as a new conversation of `user`'s to
     continue. Files referred to come along; those `user` may not read are left out of what
     is sent to Kimi, as ever."""

@@ -1,5 +1,5 @@
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.http import content_disposition_header
@@ -10,11 +10,12 @@ from conversations import services
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
 from kimichat import live
+from kimichat.http import AuthenticatedRequest
 from teams.models import Team
 
 
 def _get_conversation_for_user(
-    request: HttpRequest, conversation_id: int, removed_too: bool = False
+    request: AuthenticatedRequest, conversation_id: int, removed_too: bool = False
 ) -> Conversation:
     """The one ownership check: anyone else's conversation is a 404, never a 403. One a
     moderator removed is a 404 too, except where its owner sees the notice or deletes it."""
@@ -24,14 +25,14 @@ def _get_conversation_for_user(
     return get_object_or_404(conversations, pk=conversation_id)
 
 
-def _sidebar(request: HttpRequest) -> list[Conversation]:
+def _sidebar(request: AuthenticatedRequest) -> list[Conversation]:
     conversations = Conversation.objects.for_user(request.user)
     return list(conversations.only("id", "title", "hidden_at")[:200])
 
 
 @login_required
 @require_GET
-def chat_new(request: HttpRequest) -> HttpResponse:
+def chat_new(request: AuthenticatedRequest) -> HttpResponse:
     ctx = {
         "conversations": _sidebar(request),
         "form": ConversationSettingsForm(),
@@ -42,7 +43,7 @@ def chat_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def chat(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def chat(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id, removed_too=True)
     if conversation.is_hidden:
         ctx = {"conversation": conversation, "conversations": _sidebar(request), "removed": True}
@@ -62,7 +63,7 @@ def chat(request: HttpRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def older_messages(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
     try:
         before = int(request.GET.get("before", ""))
@@ -75,7 +76,7 @@ def older_messages(request: HttpRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_settings(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
     form = ConversationSettingsForm(request.POST, instance=conversation)
     saved = form.is_valid()
@@ -87,7 +88,7 @@ def conversation_settings(request: HttpRequest, conversation_id: int) -> HttpRes
 
 @login_required
 @require_POST
-def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_rename(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
     title = " ".join(request.POST.get("title", "").split())[:200]
     if title:
@@ -100,7 +101,7 @@ def conversation_rename(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 
 @login_required
-def conversation_delete(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_delete(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     """A confirmation page (GET) and the deletion (POST)."""
     conversation = _get_conversation_for_user(request, conversation_id, removed_too=True)
     if request.method == "POST":
@@ -114,7 +115,7 @@ def conversation_delete(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 @login_required
 @require_GET
-def conversation_export(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_export(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     """The versions shown, as a Markdown file."""
     conversation = _get_conversation_for_user(request, conversation_id)
     thread = conversation.thread()
@@ -130,14 +131,14 @@ def conversation_export(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 @login_required
 @require_GET
-def search(request: HttpRequest) -> HttpResponse:
+def search(request: AuthenticatedRequest) -> HttpResponse:
     """Conversations whose title or messages contain the words typed, newest first."""
     query = " ".join(request.GET.get("q", "").split())[:200]
-    conversations = Conversation.objects.for_user(request.user).visible()
-    conversations = list(conversations.search(query)[:50])
+    mine = Conversation.objects.for_user(request.user).visible()
+    conversations = list(mine.search(query)[:50])
     for conversation in conversations:
         conversation.snippet = conversation.snippet_for(query)
-    ctx = {"conversations": conversations, "query": query}
+    ctx: dict[str, object] = {"conversations": conversations, "query": query}
     if request.htmx:
         return render(request, "conversations/chat.html#conversation-list", ctx)
     ctx.update(form=ConversationSettingsForm(), ws_url=Conversation.NEW_WS_URL)
@@ -146,7 +147,7 @@ def search(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_share(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_share(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     """Share one's conversation with one of one's teams, or stop sharing it (no team)."""
     conversations = Conversation.objects.for_user(request.user).visible()
     conversation = get_object_or_404(conversations, pk=conversation_id)
@@ -158,14 +159,14 @@ def conversation_share(request: HttpRequest, conversation_id: int) -> HttpRespon
     return redirect(conversation)
 
 
-def _shared(request: HttpRequest, conversation_id: int) -> Conversation:
+def _shared(request: AuthenticatedRequest, conversation_id: int) -> Conversation:
     conversations = Conversation.objects.shared_with(request.user).select_related("owner", "team")
     return get_object_or_404(conversations, pk=conversation_id)
 
 
 @login_required
 @require_GET
-def conversation_shared(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_shared(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     """A conversation shared with one of the user's teams, to read (its owner gets the chat)."""
     conversation = _shared(request, conversation_id)
     if conversation.owner_id == request.user.pk:
@@ -177,7 +178,7 @@ def conversation_shared(request: HttpRequest, conversation_id: int) -> HttpRespo
 
 @login_required
 @require_POST
-def conversation_copy(request: HttpRequest, conversation_id: int) -> HttpResponse:
+def conversation_copy(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     """Continue a shared conversation in a copy of one's own."""
     conversation = _shared(request, conversation_id)
     copy = services.conversation_copy(conversation=conversation, user=request.user)

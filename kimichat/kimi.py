@@ -70,9 +70,10 @@ async def stream_open(
     attempt = 0
     while True:
         try:
-            return await client().chat.completions.create(
+            # The conversation's sampling parameters go as they are: no overload takes **params.
+            return await client().chat.completions.create(  # type: ignore[call-overload]
                 model=model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 stream=True,
                 stream_options={"include_usage": True},
                 **params,
@@ -196,10 +197,11 @@ def error_code(exc: BaseException) -> tuple[str, str]:
 def _unreachable(exc: BaseException) -> bool:
     """The SDK's aiohttp transport reports a refused connection as a connect timeout; the
     cause tells them apart."""
-    while exc is not None:
-        if isinstance(exc, ConnectionError | aiohttp.ClientConnectorError):
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ConnectionError | aiohttp.ClientConnectorError):
             return True
-        exc = exc.__cause__ or exc.__context__
+        cause = cause.__cause__ or cause.__context__
     return False
 
 

@@ -6,8 +6,8 @@ in-memory layer in one process, Redis across several). Apps publish through here
 import a consumer."""
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any, Literal, NotRequired, TypedDict
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -20,13 +20,13 @@ CLOSE_SUSPENDED = 4403
 CLOSE_NOT_FOUND = 4404
 
 # Event types. Channels calls the consumer's method of the same name, dots as underscores.
-TOKENS = "chat.tokens"  # text of an answer, from a position on
-HTML = "chat.html"  # a frame of HTML (out-of-band swaps) for every page of a conversation
-HIDDEN = "conversation.hidden"  # a moderator removed the conversation
-SUSPENDED = "account.suspended"  # a moderator suspended the user
-FILE_CHANGED = "file.changed"  # a file's status changed
-STOP = "stop"  # to an answer being written: stop
-RESEND = "resend"  # to an answer being written: send one socket the text from `start` on
+TOKENS: Final = "chat.tokens"  # text of an answer, from a position on
+HTML: Final = "chat.html"  # a frame of HTML (out-of-band swaps) for every page of a conversation
+HIDDEN: Final = "conversation.hidden"  # a moderator removed the conversation
+SUSPENDED: Final = "account.suspended"  # a moderator suspended the user
+FILE_CHANGED: Final = "file.changed"  # a file's status changed
+STOP: Final = "stop"  # to an answer being written: stop
+RESEND: Final = "resend"  # to an answer being written: send one socket the text from `start` on
 
 
 class TokensEvent(TypedDict):
@@ -92,7 +92,11 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
-def scope_language(scope: dict) -> str:
+async def _group_send(group: str, event: Mapping[str, Any]) -> None:
+    await _layer().group_send(group, {**event})
+
+
+def scope_language(scope: Mapping[str, Any]) -> str:
     """The page's language, chosen as Django chooses it for a request (cookie, then
     Accept-Language), so frames speak the language of the page they land in."""
     request = HttpRequest()
@@ -106,30 +110,32 @@ def scope_language(scope: dict) -> str:
 
 
 async def publish_html(conversation_id: int, html: str) -> None:
-    await _layer().group_send(conversation_group(conversation_id), html_event(html))
+    await _group_send(conversation_group(conversation_id), html_event(html))
 
 
 async def publish_tokens(conversation_id: int, *, message_id: int, start: int, text: str) -> None:
     event = tokens_event(message_id=message_id, start=start, text=text)
-    await _layer().group_send(conversation_group(conversation_id), event)
+    await _group_send(conversation_group(conversation_id), event)
 
 
 async def send_tokens(channel: str, *, message_id: int, start: int, text: str) -> None:
     """The text of an answer from `start` on, to one socket that asked for it."""
     event = tokens_event(message_id=message_id, start=start, text=text, resend=True)
-    await _layer().send(channel, event)
+    await _layer().send(channel, {**event})
 
 
 async def request_stop(conversation_id: int) -> None:
     """Stop the answer being written for the conversation, wherever it runs."""
-    await _layer().group_send(control_group(conversation_id), {"type": STOP})
+    await _group_send(control_group(conversation_id), {"type": STOP})
 
 
-async def request_resend(conversation_id: int, *, message_id: int, start: int, reply_to: str):
+async def request_resend(
+    conversation_id: int, *, message_id: int, start: int, reply_to: str
+) -> None:
     """Ask the answer being written, wherever it runs, for its text from `start` on, sent to
     one socket."""
     event = ResendEvent(type=RESEND, message_id=message_id, start=start, reply_to=reply_to)
-    await _layer().group_send(control_group(conversation_id), event)
+    await _group_send(control_group(conversation_id), event)
 
 
 # Publishing, from synchronous code (views, admin actions, file readers).
@@ -145,20 +151,20 @@ def conversations_hidden(conversation_ids: Iterable[int]) -> None:
     """Pages showing these conversations say they were removed, and close."""
     for conversation_id in conversation_ids:
         group = conversation_group(conversation_id)
-        async_to_sync(_layer().group_send)(group, {"type": HIDDEN})
+        async_to_sync(_group_send)(group, {"type": HIDDEN})
 
 
 def users_suspended(user_ids: Iterable[int]) -> None:
     """Every socket of these users closes."""
     for user_id in user_ids:
-        async_to_sync(_layer().group_send)(user_group(user_id), {"type": SUSPENDED})
+        async_to_sync(_group_send)(user_group(user_id), {"type": SUSPENDED})
 
 
 def file_changed(file_id: int, *, readers: Iterable[int]) -> None:
     """Every page of the readers showing the file, and every answer waiting for it."""
     event = FileEvent(type=FILE_CHANGED, file_id=file_id)
     for user_id in readers:
-        async_to_sync(_layer().group_send)(files_group(user_id), event)
+        async_to_sync(_group_send)(files_group(user_id), event)
 
 
 class Listener:

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 from django.contrib.admin import helpers
 from django.utils.translation import gettext_lazy as _
@@ -24,7 +26,8 @@ class ReportForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Messages of conversations the user can read, and no other.
         readable = Conversation.objects.for_user(user).visible()
-        self.fields["message"].queryset = Message.objects.filter(conversation__in=readable)
+        messages = cast(forms.ModelChoiceField, self.fields["message"])
+        messages.queryset = Message.objects.filter(conversation__in=readable)
 
 
 class ModerationActionForm(helpers.ActionForm):

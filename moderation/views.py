@@ -1,18 +1,19 @@
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from kimichat.http import AuthenticatedRequest
 from moderation import services
 from moderation.forms import ReportForm
 
 
 @login_required
 @require_POST
-def message_report(request: HttpRequest) -> HttpResponse:
+def message_report(request: AuthenticatedRequest) -> HttpResponse:
     """A user reports a message they can read: it joins the moderators' queue. Answers the
     chat page's report dialog with its form (errors, or blank again) and, once taken, an
     event that closes the dialog and says so."""

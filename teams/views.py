@@ -1,24 +1,25 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from kimichat.http import AuthenticatedRequest
 from teams import services
 from teams.forms import MemberForm, RoleForm, TeamForm
 from teams.models import Membership
 from teams.services import TeamError
 
 
-def _membership(request: HttpRequest, team_id: int) -> Membership:
+def _membership(request: AuthenticatedRequest, team_id: int) -> Membership:
     """The one membership check: a team the user is not in is a 404, like a missing one."""
     memberships = Membership.objects.select_related("team")
     return get_object_or_404(memberships, team_id=team_id, user=request.user)
 
 
 @login_required
-def teams(request: HttpRequest) -> HttpResponse:
+def teams(request: AuthenticatedRequest) -> HttpResponse:
     """The user's teams, and "New team"."""
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -30,7 +31,7 @@ def teams(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def team(request: HttpRequest, team_id: int) -> HttpResponse:
+def team(request: AuthenticatedRequest, team_id: int) -> HttpResponse:
     membership = _membership(request, team_id)
     team = membership.team
     # The library and the conversations shared here, through the team's relations: those
@@ -55,7 +56,7 @@ def team(request: HttpRequest, team_id: int) -> HttpResponse:
     return render(request, "teams/team.html", ctx)
 
 
-def _act(request: HttpRequest, action, success: str = "") -> None:
+def _act(request: AuthenticatedRequest, action, success: str = "") -> None:
     try:
         action()
     except TeamError as e:
@@ -67,7 +68,7 @@ def _act(request: HttpRequest, action, success: str = "") -> None:
 
 @login_required
 @require_POST
-def member_add(request: HttpRequest, team_id: int) -> HttpResponse:
+def member_add(request: AuthenticatedRequest, team_id: int) -> HttpResponse:
     actor = _membership(request, team_id)
     form = MemberForm(request.POST)
     if form.is_valid():
@@ -78,7 +79,7 @@ def member_add(request: HttpRequest, team_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_role(request: HttpRequest, team_id: int, membership_id: int) -> HttpResponse:
+def member_role(request: AuthenticatedRequest, team_id: int, membership_id: int) -> HttpResponse:
     actor = _membership(request, team_id)
     membership = get_object_or_404(actor.team.memberships, pk=membership_id)
     form = RoleForm(request.POST)
@@ -93,7 +94,7 @@ def member_role(request: HttpRequest, team_id: int, membership_id: int) -> HttpR
 
 @login_required
 @require_POST
-def member_remove(request: HttpRequest, team_id: int, membership_id: int) -> HttpResponse:
+def member_remove(request: AuthenticatedRequest, team_id: int, membership_id: int) -> HttpResponse:
     actor = _membership(request, team_id)
     membership = get_object_or_404(actor.team.memberships, pk=membership_id)
     leaving = membership.pk == actor.pk

@@ -1,8 +1,10 @@
 """The Files page's socket, and what every socket that shows files does when one changes."""
 
 from datetime import timedelta
+from typing import cast
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -10,11 +12,30 @@ from kimichat import live
 from uploads.models import UploadedFile
 
 
-class FileStatusMixin:
-    """Shows a file's new status wherever the page shows that file."""
+class FileStatusConsumer(AsyncWebsocketConsumer):
+    """A page's socket that shows a file's new status wherever the page shows that file."""
 
-    user: object
+    user: User  # set once the socket is accepted: sockets are for logged-in users only
     language: str
+    joined: list[str] = []  # the groups this socket is in
+
+    def authenticated(self) -> bool:
+        """Take the logged-in user from the scope; False for anyone else."""
+        user = self.scope["user"]
+        if user is None or not user.is_authenticated:
+            return False
+        self.user = cast(User, user)  # Channels' lazy object, behind it a User
+        self.language = live.scope_language(self.scope)
+        return True
+
+    async def join(self, groups: list[str]) -> None:
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.joined = self.joined + groups
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def file_changed(self, event: live.FileEvent) -> None:
         file = await UploadedFile.objects.for_user(self.user).filter(pk=event["file_id"]).afirst()
@@ -30,20 +51,18 @@ class FileStatusMixin:
     async def send_status(self, file: UploadedFile) -> None:
         with translation.override(self.language):
             html = render_to_string("uploads/_file_status.html", {"file": file, "oob": True})
-        await self.send(text_data=html)  # type: ignore[attr-defined]
+        await self.send(text_data=html)
 
 
-class FilesConsumer(FileStatusMixin, AsyncWebsocketConsumer):
+class FilesConsumer(FileStatusConsumer):
     """The Files page's socket: status changes of the user's files, live."""
 
     async def connect(self) -> None:
-        self.user = self.scope["user"]
-        if not self.user.is_authenticated:
+        if not self.authenticated():
             await self.close(live.CLOSE_UNAUTHENTICATED)
             return
-        self.language = live.scope_language(self.scope)
-        for group in self.groups_joined():
-            await self.channel_layer.group_add(group, self.channel_name)
+        # File news, and a suspension (which closes the socket).
+        await self.join([live.files_group(self.user.pk), live.user_group(self.user.pk)])
         await self.accept()
         # A file read between the page's rendering and this connection: its news came
         # before anyone listened.
@@ -52,15 +71,6 @@ class FilesConsumer(FileStatusMixin, AsyncWebsocketConsumer):
         )
         async for file in recent.exclude(status=UploadedFile.Status.PROCESSING)[:20]:
             await self.send_status(file)
-
-    def groups_joined(self) -> list[str]:
-        # File news, and a suspension (which closes the socket).
-        return [live.files_group(self.user.pk), live.user_group(self.user.pk)]
-
-    async def disconnect(self, code: int) -> None:
-        if self.user.is_authenticated:
-            for group in self.groups_joined():
-                await self.channel_layer.group_discard(group, self.channel_name)
 
     async def account_suspended(self, event: dict) -> None:
         await self.close(live.CLOSE_SUSPENDED)

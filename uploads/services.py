@@ -8,14 +8,17 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
 
 import openai
 from channels.db import database_sync_to_async
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile as Upload
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from kimichat import catalogue, kimi, live
+from teams.models import Membership, Team
 from uploads import extract, retrieval
 from uploads.errors import ExtractError
 from uploads.models import UploadedFile
@@ -32,12 +35,13 @@ class Saved:
     read_needed: bool  # new (or retried) bytes whose text must be read
 
 
-def file_create(*, owner, upload: Upload, team=None) -> Saved:
+def file_create(*, owner: User, upload: Upload, team: Team | None = None) -> Saved:
     """Check and store an upload (in `team`'s library, or the owner's own); raises
     ExtractError for a file that must be refused. The same bytes uploaded again to the same
     library give the file already there."""
     name = clean_name(upload.name or "")
-    checked = extract.check(name, upload.file, upload.size)
+    size = upload.size or 0
+    checked = extract.check(name, cast(BinaryIO, upload.file), size)
     digest = hashlib.sha256()
     for chunk in upload.chunks():
         digest.update(chunk)
@@ -50,7 +54,7 @@ def file_create(*, owner, upload: Upload, team=None) -> Saved:
         owner=owner,
         team=team,
         name=name,
-        size=upload.size,
+        size=size,
         sha256=sha256,
         kind=checked.kind,
         content_type=checked.content_type,
@@ -89,6 +93,7 @@ def file_read(*, file_id: int) -> None:
     file = UploadedFile.objects.filter(pk=file_id).first()
     if file is None:
         return
+    fields: dict[str, Any]
     try:
         with local_copy(file) as path:
             extracted = extract.extract(path, file.kind)
@@ -118,9 +123,15 @@ async def file_read_with_kimi(*, file_id: int) -> None:
         return
     data = await database_sync_to_async(_read_stored)(file)
     client = kimi.client()
-    fields = {"status": UploadedFile.Status.FAILED, "error_code": "ocr", "error": ""}
+    fields: dict[str, Any] = {
+        "status": UploadedFile.Status.FAILED,
+        "error_code": "ocr",
+        "error": "",
+    }
     try:
-        uploaded = await client.files.create(file=(file.name, data), purpose="file-extract")
+        # Kimi's own purpose, which the SDK's types do not list.
+        purpose: Any = "file-extract"
+        uploaded = await client.files.create(file=(file.name, data), purpose=purpose)
         try:
             content = (await client.files.content(uploaded.id)).text
         finally:
@@ -160,7 +171,8 @@ def file_changed(*, file: UploadedFile) -> None:
     """Tell every page showing the file: its owner's, or every team member's."""
     readers = [file.owner_id]
     if file.team_id is not None:
-        readers = list(file.team.memberships.values_list("user_id", flat=True))
+        members = Membership.objects.filter(team_id=file.team_id)
+        readers = list(members.values_list("user_id", flat=True))
     live.file_changed(file.pk, readers=readers)
 
 
@@ -168,7 +180,8 @@ def file_delete(*, file: UploadedFile) -> None:
     stored = file.file.name
     file.delete()
     # After the row: a failure here leaves an orphan object, never a row without its file.
-    file.file.storage.delete(stored)
+    if stored:
+        file.file.storage.delete(stored)
 
 
 @contextlib.contextmanager
@@ -180,7 +193,7 @@ def local_copy(file: UploadedFile) -> Iterator[str]:
         return
     except NotImplementedError:
         pass
-    extension = os.path.splitext(file.file.name)[1]
+    extension = os.path.splitext(file.file.name or "")[1]
     with tempfile.NamedTemporaryFile(suffix=extension) as copy:
         with file.file.open("rb") as stored:
             while chunk := stored.read(1 << 20):

@@ -3,12 +3,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from kimichat import kimi
+from kimichat.http import AuthenticatedRequest
 from teams.models import Team
 from uploads import background, services, tasks
 from uploads.extract import ExtractError
@@ -17,14 +18,14 @@ from uploads.models import UploadedFile
 SUGGESTIONS = 8
 
 
-def _get_file_for_user(request: HttpRequest, file_id: int) -> UploadedFile:
+def _get_file_for_user(request: AuthenticatedRequest, file_id: int) -> UploadedFile:
     """The one permission check: a file the user may not read is a 404, like a missing one."""
     return get_object_or_404(UploadedFile.objects.for_user(request.user), pk=file_id)
 
 
 @login_required
 @require_GET
-def files(request: HttpRequest) -> HttpResponse:
+def files(request: AuthenticatedRequest) -> HttpResponse:
     # One's own library; team libraries are on the teams' pages.
     ctx = {
         "files": UploadedFile.objects.filter(owner=request.user, team=None).defer("text"),
@@ -35,7 +36,7 @@ def files(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-async def file_upload(request: HttpRequest) -> HttpResponse:
+async def file_upload(request: AuthenticatedRequest) -> HttpResponse:
     """Take one or several files ("file" fields): each is checked and stored, and its text is
     read in the background; the page hears when it is ready. With a "team" field the files
     go to that team's library (its members only). From the composer (an htmx request) the
@@ -68,7 +69,7 @@ def _int(value: str) -> int | None:
 
 
 def _save_uploads(
-    request: HttpRequest, user, team: Team | None
+    request: AuthenticatedRequest, user, team: Team | None
 ) -> tuple[list[services.Saved], list[tuple[str, str]]]:
     """The files saved, and (name, why) for each one refused ("" for no file at all)."""
     saved, refused = [], []
@@ -79,7 +80,8 @@ def _save_uploads(
         try:
             saved.append(services.file_create(owner=user, upload=upload, team=team))
         except ExtractError as e:
-            refused.append((upload.name, refusal(upload.name, e.detail)))
+            name = upload.name or ""
+            refused.append((name, refusal(name, e.detail)))
     return saved, refused
 
 
@@ -87,7 +89,7 @@ def refusal(name: str, reason: str) -> str:
     return _("“%(name)s” was not uploaded: %(reason)s") % {"name": name, "reason": reason}
 
 
-def _flash(request: HttpRequest, saved: list, refused: list[tuple[str, str]]) -> None:
+def _flash(request: AuthenticatedRequest, saved: list, refused: list[tuple[str, str]]) -> None:
     for _name, error in refused:
         messages.error(request, error)
     if saved:
@@ -100,13 +102,13 @@ def _flash(request: HttpRequest, saved: list, refused: list[tuple[str, str]]) ->
 
 @login_required
 @require_GET
-def file_download(request: HttpRequest, file_id: int) -> FileResponse:
+def file_download(request: AuthenticatedRequest, file_id: int) -> FileResponse:
     return _serve(_get_file_for_user(request, file_id), attachment=True)
 
 
 @login_required
 @require_GET
-def file_view(request: HttpRequest, file_id: int) -> FileResponse:
+def file_view(request: AuthenticatedRequest, file_id: int) -> FileResponse:
     """A source of an answer, opened in the browser: PDFs (at the page, from the link's
     #page=) and images inline; anything else, which could hold script, is downloaded."""
     file = _get_file_for_user(request, file_id)
@@ -125,7 +127,7 @@ def _serve(file: UploadedFile, *, attachment: bool) -> FileResponse:
 
 @login_required
 @require_POST
-def file_delete(request: HttpRequest, file_id: int) -> HttpResponse:
+def file_delete(request: AuthenticatedRequest, file_id: int) -> HttpResponse:
     file = _get_file_for_user(request, file_id)  # unreadable: a 404
     if not UploadedFile.objects.deletable_by(request.user).filter(pk=file.pk).exists():
         return HttpResponse(status=403)  # a team file, readable but not theirs to delete
@@ -138,7 +140,7 @@ def file_delete(request: HttpRequest, file_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def file_suggest(request: HttpRequest) -> HttpResponse:
+def file_suggest(request: AuthenticatedRequest) -> HttpResponse:
     """The composer's `@` suggestions, as listbox options: the user's teams (a whole library)
     and files, own and teams', whose names contain what was typed."""
     query = request.GET.get("q", "").strip()
@@ -151,14 +153,14 @@ def file_suggest(request: HttpRequest) -> HttpResponse:
     if query:
         teams = teams.filter(Q(name__icontains=query) | Q(slug__icontains=query))
         found = found.filter(name__icontains=query)
-    teams = list(teams[:SUGGESTIONS])
-    ctx = {"teams": teams, "files": found[: SUGGESTIONS - len(teams)]}
+    shown = list(teams[:SUGGESTIONS])
+    ctx = {"teams": shown, "files": found[: SUGGESTIONS - len(shown)]}
     return render(request, "uploads/_suggestions.html", ctx)
 
 
 @login_required
 @require_POST
-async def file_read_with_kimi(request: HttpRequest, file_id: int) -> HttpResponse:
+async def file_read_with_kimi(request: AuthenticatedRequest, file_id: int) -> HttpResponse:
     """Offered for a PDF without a text layer when a Kimi key is configured: Kimi's
     file-extract reads it (with OCR)."""
     user = await request.auser()

@@ -1,15 +1,29 @@
 """Conversations for moderators: found by owner, title or message text, read as a transcript,
 hidden, shown again or deleted, each action kept in the moderation log."""
 
+from typing import Any, TypedDict
+
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import CharField, Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.text import smart_split, unescape_string_literal
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django_stubs_ext import WithAnnotations
 
 from conversations.models import Conversation, Message
 from moderation import services
@@ -18,12 +32,20 @@ from moderation.models import Report
 from moderation.transcripts import can_read_transcripts
 
 
-def _count(queryset, field: str) -> Subquery:
+class Listed(TypedDict):
+    """What the list's query adds to each conversation."""
+
+    shown_title: str | None  # None for those who may not read titles
+    message_count: int
+    open_reports: int
+
+
+def _count(queryset: QuerySet, field: str) -> Coalesce:
     counted = queryset.values(field).annotate(n=Count("id")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def _open_reports() -> Q:
+def _open_reports() -> Exists:
     reports = Report.objects.filter(message__conversation=OuterRef("pk"), status="open")
     return Exists(reports)
 
@@ -108,11 +130,11 @@ class ConversationAdmin(admin.ModelAdmin):
                 in_messages = Message.objects.filter(
                     conversation=OuterRef("pk"), content__icontains=word
                 )
-                found |= Exists(in_messages)
+                found |= Q(Exists(in_messages))
             queryset = queryset.filter(found)
         return queryset, False
 
-    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj=None) -> list[Any]:
         fields = ["owner", "model", "created_at", "updated_at", "hidden_at", "open_reports"]
         if can_read_transcripts(request.user):
             return ["title", *fields, "system_prompt", "transcript"]
@@ -142,17 +164,17 @@ class ConversationAdmin(admin.ModelAdmin):
         return conversation
 
     @admin.display(description=_("conversation"), ordering="title")
-    def name(self, obj: Conversation) -> str:
+    def name(self, obj: "WithAnnotations[Conversation, Listed]") -> str:
         if obj.shown_title is None:
-            return _("Conversation %(id)s") % {"id": obj.pk}
-        return obj.shown_title or _("Untitled chat")
+            return gettext("Conversation %(id)s") % {"id": obj.pk}
+        return obj.shown_title or gettext("Untitled chat")
 
     @admin.display(description=_("messages"), ordering="message_count")
-    def message_count(self, obj: Conversation) -> int:
+    def message_count(self, obj: "WithAnnotations[Conversation, Listed]") -> int:
         return obj.message_count
 
     @admin.display(description=_("open reports"), ordering="open_reports")
-    def open_reports(self, obj: Conversation) -> int:
+    def open_reports(self, obj: "WithAnnotations[Conversation, Listed]") -> int:
         return obj.open_reports
 
     @admin.display(description=_("hidden"), boolean=True, ordering="hidden_at")
@@ -169,8 +191,8 @@ class ConversationAdmin(admin.ModelAdmin):
     @admin.display(description=_("transcript"))
     def transcript_closed(self, obj: Conversation) -> str:
         if not settings.MODERATION_TRANSCRIPTS:
-            return _("Transcripts are turned off on this server (MODERATION_TRANSCRIPTS).")
-        return _("Only moderators may read transcripts.")
+            return gettext("Transcripts are turned off on this server (MODERATION_TRANSCRIPTS).")
+        return gettext("Only moderators may read transcripts.")
 
     @admin.action(description=_("Hide selected conversations"), permissions=["hide"])
     def hide(self, request: HttpRequest, queryset) -> None:

@@ -1,3 +1,6 @@
+from collections.abc import Sequence
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import F, Sum
 from django.http import HttpRequest
@@ -28,6 +31,20 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# The report's page: what the moderator sets, then what was reported.
+REPORT_FIELDS = [
+    "status",
+    "resolution",
+    "reporter",
+    "reason",
+    "created_at",
+    "reported_message",
+    "where",
+    "resolved_by",
+    "resolved_at",
+]
+
+
 @admin.register(Report)
 class ReportAdmin(admin.ModelAdmin):
     list_display = ["created_at", "reporter", "role", "excerpt", "short_reason", "status", "where"]
@@ -36,18 +53,8 @@ class ReportAdmin(admin.ModelAdmin):
     search_fields = ["reason", "message__content", "reporter__username"]
     actions = ["resolve", "reopen"]
     action_form = ModerationActionForm
-    fields = [
-        "status",
-        "resolution",
-        "reporter",
-        "reason",
-        "created_at",
-        "reported_message",
-        "where",
-        "resolved_by",
-        "resolved_at",
-    ]
-    readonly_fields = fields[2:]
+    fields = [*REPORT_FIELDS]
+    readonly_fields = REPORT_FIELDS[2:]
 
     class Media:
         css = {"all": ["css/admin.css"]}
@@ -79,11 +86,10 @@ class ReportAdmin(admin.ModelAdmin):
             '<a href="{}#msg-{}">{}</a>', url, obj.message_id, _("Open in the transcript")
         )
 
-    def _shown(self, request: HttpRequest, names: list[str]) -> list[str]:
+    def _shown(self, request: HttpRequest, names: Sequence[Any]) -> list[Any]:
         # The link into the transcript, only for those who may read transcripts.
-        if can_read_transcripts(request.user):
-            return names
-        return [name for name in names if name != "where"]
+        readable = can_read_transcripts(request.user)
+        return [name for name in names if readable or name != "where"]
 
     def get_list_display(self, request: HttpRequest):
         return self._shown(request, self.list_display)
