@@ -106,10 +106,8 @@ def answer_request(
         text=text,
         client_id=client_id,
         parent_id=leaf,
-        model=request.model if request else form.instance.model,
-        context_trimmed=request.trimmed if request else 0,
         files=files,
-        sources=request.sources if request else [],
+        **_answer_fields(request, form.instance.model),
     )
     if not exchange.created:
         return None
@@ -141,9 +139,7 @@ def answer_regenerate(
     exchange = answer_create(
         conversation=conversation,
         question=question,
-        model=request.model if request else conversation.model,
-        context_trimmed=request.trimmed if request else 0,
-        sources=request.sources if request else [],
+        **_answer_fields(request, conversation.model),
     )
     return _answering(exchange, request, waiting)
 
@@ -188,10 +184,8 @@ def question_edit(
         text=text,
         client_id=client_id,
         parent_id=question.parent_id,
-        model=request.model if request else conversation.model,
-        context_trimmed=request.trimmed if request else 0,
         files=files,
-        sources=request.sources if request else [],
+        **_answer_fields(request, conversation.model),
     )
     if not exchange.created:
         return None
@@ -272,6 +266,15 @@ def _prepare(
     except context.TooLong as e:
         raise Refused(str(e)) from e
     return (None if waiting else request), waiting
+
+
+def _answer_fields(request: context.Request | None, model: str) -> dict[str, Any]:
+    """What a new answer records of its request: the model it resolved to, the turns left out
+    and the passages' sources; while files are read, the model picked (the rest comes when
+    the request is built)."""
+    if request is None:
+        return {"model": model, "context_trimmed": 0, "sources": []}
+    return {"model": request.model, "context_trimmed": request.trimmed, "sources": request.sources}
 
 
 def _answering(
