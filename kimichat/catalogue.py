@@ -60,3 +60,23 @@ def estimate_tokens(text: str) -> int:
     ~3 other characters. Kimi's tokenizer is not published; erring high keeps requests in."""
     cjk = len(CJK.findall(text))
     return math.ceil(cjk / 1.5 + (len(text) - cjk) / 3) + MESSAGE_OVERHEAD
+
+
+# Thinking (kimi-api.md §2): the k2 thinking models always think; k2.5 and k2.6 think unless the
+# request turns it off; moonshot-v1 and the other k2 models never do.
+ALWAYS_THINKS = ("kimi-k2-thinking", "kimi-thinking-preview")
+MAY_THINK = ("kimi-k2.5", "kimi-k2.6")
+
+
+def thinking(model: str) -> str:
+    """"always", "optional" (on unless the request says `thinking: disabled`) or "never"."""
+    if model.startswith(ALWAYS_THINKS):
+        return "always"
+    if model.startswith(MAY_THINK):
+        return "optional"
+    return "never"
+
+
+def fixed_sampling(model: str) -> bool:
+    """Kimi refuses a temperature or top_p of the request's own for these (kimi-api.md §2)."""
+    return model.startswith(MAY_THINK)
