@@ -25,27 +25,34 @@ class Standing:
 
 
 class UsageQuerySet(models.QuerySet):
-    def record(self, *, user_id: int, model: str, prompt_tokens: int, completion_tokens: int):
-        """Add one answer's tokens to the user's day: one UPDATE, an INSERT the first time."""
+    def record(
+        self,
+        *,
+        user_id: int,
+        model: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        searches: int = 0,
+        answers: int = 1,
+    ) -> None:
+        """Add one request's tokens to the user's day (an answer, or a title: `answers=0`):
+        one UPDATE, an INSERT the first time."""
         day = timezone.localdate()
         row = self.filter(user_id=user_id, day=day, model=model)
-        added = {
-            "messages": F("messages") + 1,
-            "prompt_tokens": F("prompt_tokens") + prompt_tokens,
-            "completion_tokens": F("completion_tokens") + completion_tokens,
+        counts = {
+            "messages": answers,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cached_tokens": cached_tokens,
+            "searches": searches,
         }
+        added = {name: F(name) + value for name, value in counts.items()}
         if row.update(**added):
             return
         try:
             with transaction.atomic():
-                self.create(
-                    user_id=user_id,
-                    day=day,
-                    model=model,
-                    messages=1,
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                )
+                self.create(user_id=user_id, day=day, model=model, **counts)
         except IntegrityError:
             # Another answer of the same user made today's row meanwhile.
             row.update(**added)
@@ -79,6 +86,9 @@ class Usage(models.Model):
     messages = models.PositiveIntegerField(_("answers"), default=0)
     prompt_tokens = models.PositiveBigIntegerField(_("prompt tokens"), default=0)
     completion_tokens = models.PositiveBigIntegerField(_("completion tokens"), default=0)
+    # Of the prompt tokens, those Kimi served from its context cache.
+    cached_tokens = models.PositiveBigIntegerField(_("cached tokens"), default=0)
+    searches = models.PositiveIntegerField(_("web searches"), default=0)
 
     objects = UsageQuerySet.as_manager()
 

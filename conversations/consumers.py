@@ -18,6 +18,7 @@ from uploads.consumers import FileStatusConsumer
 
 MAX_SYNC_MESSAGES = 10
 MAX_ATTACHED = 20
+THREAD_ACTIONS = ("regenerate", "edit", "select", "continue")
 
 
 class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
@@ -27,10 +28,10 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         if not self.authenticated():
             await self.close(live.CLOSE_UNAUTHENTICATED)
             return
-        # How much of each streaming answer this socket's page already shows.
-        self.offsets: dict[int, int] = {}
-        # Answers whose missed text was asked of their generation and has not come yet.
-        self.resend_asked: set[int] = set()
+        # How much of each part of each streaming answer this socket's page already shows.
+        self.offsets: dict[tuple[int, str], int] = {}
+        # Parts of answers whose missed text was asked of their generation, not come yet.
+        self.resend_asked: set[tuple[int, str]] = set()
         conversation_id = self.scope["url_route"]["kwargs"].get("conversation_id")
         if conversation_id is not None:
             self.conversation = await (
@@ -53,7 +54,7 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
             action = content.get("action", "send")
             if action == "send":
                 await self.take_message(content)
-            elif action in ("regenerate", "edit", "select") and self.conversation is not None:
+            elif action in THREAD_ACTIONS and self.conversation is not None:
                 await self.change_thread(action, content)
             elif action == "stop" and self.conversation is not None:
                 await self.stop()
@@ -130,7 +131,11 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
                 conversation=self.conversation, message_id=message_id
             )
         else:
-            if action == "regenerate":
+            if action == "continue":
+                answering = services.answer_continue(
+                    user=self.user, conversation=self.conversation, message_id=message_id
+                )
+            elif action == "regenerate":
                 answering = services.answer_regenerate(
                     user=self.user,
                     conversation=self.conversation,
@@ -159,7 +164,9 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
     async def start_answer(self, answering: Answering, html: str) -> None:
         """Show the new messages on every page of the conversation, and start the answer."""
         conversation, answer = answering.conversation, answering.answer
-        self.offsets[answer.pk] = 0
+        # The page shows the answer as saved (a Continue: its text so far).
+        self.offsets[answer.pk, live.BODY] = len(answer.content)
+        self.offsets[answer.pk, live.THINKING] = len(answer.reasoning)
         await live.publish_html(conversation.pk, html)
         generation.generation_start(answering=answering, user_id=self.user.pk)
 
@@ -173,26 +180,31 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
             await live.request_stop(self.conversation.pk)
 
     async def sync(self, streaming: dict) -> None:
-        """After (re)connecting, bring the page's streaming answers up to date."""
-        for key, shown in list(streaming.items())[:MAX_SYNC_MESSAGES]:
+        """After (re)connecting, bring the page's streaming answers up to date: `streaming`
+        has how much of each part the page shows, by "<id>" (the answer) and "<id>:thinking"."""
+        for key, shown in list(streaming.items())[: MAX_SYNC_MESSAGES * len(live.PARTS)]:
+            message_key, _, part = str(key).partition(":")
             try:
-                message_id, shown = int(key), int(shown)
+                message_id, shown = int(message_key), int(shown)
             except (TypeError, ValueError):
+                continue
+            part = part or live.BODY
+            if part not in live.PARTS:
                 continue
             running = generation.running(self.conversation.pk) if self.conversation else None
             if running and running.answer.pk == message_id:
-                text = running.published_text()
-                self.offsets[message_id] = len(text)
-                await self.send_tokens(message_id, text[shown:])
+                text = running.published_text(part)
+                self.offsets[message_id, part] = len(text)
+                await self.send_tokens(message_id, part, text[shown:])
                 continue
             message = await self.conversation_message(message_id)
             if message is None:
                 continue
             if message.is_streaming:
                 # Streaming in another process: it sends the missing text, then frames follow.
-                self.offsets[message_id] = shown
-                await self.ask_resend(message_id)
-            else:
+                self.offsets[message_id, part] = shown
+                await self.ask_resend(message_id, part)
+            elif part == live.BODY:
                 await self.send(text_data=await database_sync_to_async(_final_frame)(message))
 
     async def conversation_message(self, message_id: int) -> Message | None:
@@ -211,21 +223,22 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
             text_data=render_to_string("conversations/_composer_error.html", {"error": error})
         )
 
-    async def send_tokens(self, message_id: int, text: str) -> None:
+    async def send_tokens(self, message_id: int, part: str, text: str) -> None:
         if text:
             html = get_template("conversations/_tokens.html").render(
-                {"message_id": message_id, "text": text}
+                {"message_id": message_id, "part": part, "text": text}
             )
             await self.send(text_data=html)
 
-    async def ask_resend(self, message_id: int) -> None:
+    async def ask_resend(self, message_id: int, part: str) -> None:
         assert self.conversation is not None
-        if message_id not in self.resend_asked:
-            self.resend_asked.add(message_id)
+        if (message_id, part) not in self.resend_asked:
+            self.resend_asked.add((message_id, part))
             await live.request_resend(
                 self.conversation.pk,
                 message_id=message_id,
-                start=self.offsets[message_id],
+                part=part,
+                start=self.offsets[message_id, part],
                 reply_to=self.channel_name,
             )
 
@@ -241,22 +254,23 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def chat_tokens(self, event: live.TokensEvent) -> None:
-        message_id, start, text = event["message_id"], event["start"], event["text"]
-        known = self.offsets.get(message_id)
+        key = event["message_id"], event["part"]
+        start, text = event["start"], event["text"]
+        known = self.offsets.get(key)
         if event.get("resend"):
-            self.resend_asked.discard(message_id)
+            self.resend_asked.discard(key)
         if known is not None and start > known:
             # Text is missing before this frame (this socket joined between two saves, or
             # frames were dropped): the generation sends it from where the page is; frames
             # until then are part of that answer.
-            await self.ask_resend(message_id)
+            await self.ask_resend(*key)
             return
         if known is not None and start < known:
             # Part of this frame is already on the page (sent by sync): send only the rest.
             text = text[known - start :]
             start = known
-        self.offsets[message_id] = start + len(text)
-        await self.send_tokens(message_id, text)
+        self.offsets[key] = start + len(text)
+        await self.send_tokens(*key, text)
 
     async def chat_html(self, event: live.HtmlEvent) -> None:
         await self.send(text_data=event["html"])

@@ -1,12 +1,13 @@
+import json
 from collections.abc import Mapping
 from typing import Any, cast
 
 from django import forms
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from conversations.models import Conversation
+from kimichat import catalogue
 
 MAX_STOP_SEQUENCES = 5  # Kimi's limit, each at most 32 bytes
 MAX_MESSAGE_CHARS = 100_000
@@ -30,8 +31,22 @@ class StopSequencesField(forms.Field):
         return sequences
 
 
+# A model Kimi lists no more (or KIMI_MODELS leaves out), in a saved conversation: the page says
+# so beside the picker, and a message sent with it is refused in the same words.
+RETIRED = _("%(model)s is no longer offered by Kimi; pick another model.")
+
+
+class ModelField(forms.ChoiceField):
+    """One of the models offered (the choices, set when the form is made)."""
+
+    def validate(self, value: Any) -> None:
+        if value and not self.valid_value(value):
+            raise ValidationError(RETIRED, code="retired", params={"model": value})
+        super().validate(value)
+
+
 class ConversationSettingsForm(forms.ModelForm):
-    model = forms.ChoiceField(label=_("Model"))
+    model = ModelField(label=_("Model"))
     temperature = forms.FloatField(
         label=_("Temperature"),
         required=False,
@@ -57,25 +72,57 @@ class ConversationSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Conversation
-        fields = ["model", "system_prompt", "temperature", "top_p", "max_tokens", "stop"]
-        labels = {"system_prompt": _("System prompt")}
+        fields = [
+            "model",
+            "system_prompt",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "stop",
+            "thinking",
+            "web_search",
+        ]
+        labels = {
+            "system_prompt": _("System prompt"),
+            "thinking": _("Thinking"),
+            "web_search": _("Web search"),
+        }
         widgets = {"system_prompt": forms.Textarea(attrs={"rows": 3})}
+
+    # Shown in the composer's bar rather than in the Settings panel.
+    composer_fields = ["model", "thinking", "web_search"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ChoiceField, self.fields["model"]).choices = [
-            (m, m) for m in settings.KIMI_MODELS
-        ]
-        if not self.instance.pk and not self.instance.model:
-            self.initial.setdefault("model", settings.KIMI_DEFAULT_MODEL)
+        offered = catalogue.offered()
+        cast(forms.ChoiceField, self.fields["model"]).choices = [(m, m) for m in offered]
+        # The saved model where it is still offered; else the picker starts on the default.
+        saved = self.instance.model
+        self.retired_model = saved if saved and saved not in offered else ""
+        if self.retired_model:
+            self.initial["model"] = catalogue.default_model()
+        elif not saved:
+            self.initial.setdefault("model", catalogue.default_model())
+
+
+# The composer's switches: sent with a message only when on (a checkbox).
+SWITCHES = ["thinking", "web_search"]
+
+
+def thinking_modes(form: ConversationSettingsForm) -> str:
+    """Whether each model offered thinks ("always", "optional", "never"), for the page to
+    show the Thinking switch as it applies to the model picked."""
+    choices = cast(list[tuple[str, str]], cast(forms.ChoiceField, form.fields["model"]).choices)
+    return json.dumps({model: catalogue.thinking(model) for model, _label in choices})
 
 
 def settings_form_for_message(
     content: Mapping[str, Any], conversation: Conversation
 ) -> ConversationSettingsForm:
-    """Validate the settings sent with a message; fields left out keep their saved values."""
-    data = {
-        "model": conversation.model or settings.KIMI_DEFAULT_MODEL,
+    """Validate the settings sent with a message; fields left out keep their saved values.
+    The composer says it sent its switches ("switches"): then a switch left out is off."""
+    data: dict[str, Any] = {
+        "model": conversation.model or catalogue.default_model(),
         "system_prompt": conversation.system_prompt,
         "temperature": conversation.temperature,
         "top_p": conversation.top_p,
@@ -83,11 +130,19 @@ def settings_form_for_message(
         "stop": "\n".join(conversation.stop),
     }
     data.update({name: content[name] for name in data if name in content})
+    for name in SWITCHES:
+        if "switches" in content:
+            data[name] = bool(content.get(name))
+        else:
+            data[name] = getattr(conversation, name)
     return ConversationSettingsForm(data=data, instance=conversation)
 
 
 def first_error(form: forms.BaseForm) -> str:
-    for field, errors in form.errors.items():
+    for field, errors in form.errors.as_data().items():
+        error = errors[0]
+        text = " ".join(error.messages)
         label = form.fields[field].label if field in form.fields else ""
-        return f"{label}: {errors[0]}" if label else str(errors[0])
+        # A retired model's sentence names it already.
+        return f"{label}: {text}" if label and error.code != "retired" else text
     return ""

@@ -9,6 +9,7 @@ the answer is services'."""
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,24 +40,13 @@ _running: dict[int, "Generation"] = {}
 
 
 @dataclass(eq=False)
-class Generation:
-    conversation_id: int
-    answer: Message
-    messages: list[dict]  # the request; built once `waiting` files are read
-    params: dict[str, Any]
-    user_id: int  # whose answer: the files waited for and the tokens spent are theirs
-    waiting: list[UploadedFile] = field(default_factory=list)
-    task: asyncio.Task | None = None
-    published: list[str] = field(default_factory=list)  # text already sent to the sockets
+class Part:
+    """A part of the answer as it streams (what Kimi thinks, or the answer): the text sent to
+    the pages, and the text received since."""
+
+    published: list[str] = field(default_factory=list)
     published_len: int = 0
-    pending: list[str] = field(default_factory=list)  # text received, not yet sent
-    stop_requested: bool = False
-    listening: asyncio.Event = field(default_factory=asyncio.Event)  # Stop can reach it now
-    reached_upstream: bool = False  # Kimi took the request: its tokens count as spent
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _files_changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _closing: bool = False
-    _status_shown: bool = False  # a status line is on the page (retrying, waiting for files)
+    pending: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -65,30 +55,64 @@ class Generation:
     def published_text(self) -> str:
         return "".join(self.published)
 
+
+@dataclass
+class ToolCall:
+    """A call Kimi makes to a tool, joined from the pieces a stream sends."""
+
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(eq=False)
+class Generation:
+    conversation_id: int
+    answer: Message
+    messages: list[dict]  # the request; built once `waiting` files are read
+    params: dict[str, Any]
+    user_id: int  # whose answer: the files waited for and the tokens spent are theirs
+    waiting: list[UploadedFile] = field(default_factory=list)
+    task: asyncio.Task | None = None
+    parts: dict[str, Part] = field(default_factory=lambda: {p: Part() for p in live.PARTS})
+    stop_requested: bool = False
+    listening: asyncio.Event = field(default_factory=asyncio.Event)  # Stop can reach it now
+    reached_upstream: bool = False  # Kimi took the request: its tokens count as spent
+    searches: int = 0
+    thinking_since: float | None = None  # when the first thought came
+    thinking_seconds: float | None = None  # how long it thought, once the answer began
+    # Tokens Kimi counted for this generation's requests (each web search round adds up).
+    spent: dict[str, int] = field(default_factory=dict)
+    # Continuing an answer: the tokens it had spent, and how much of each part was written.
+    carried: dict[str, int] = field(default_factory=dict)
+    carried_text: dict[str, int] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _files_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: bool = False
+    _status_shown: bool = False  # a status line is on the page (retrying, searching, …)
+
+    @property
+    def text(self) -> str:
+        return self.parts[live.BODY].text
+
+    def published_text(self, part: str = live.BODY) -> str:
+        return self.parts[part].published_text()
+
     def stop(self) -> None:
         self.stop_requested = True
         if self.task:
             self.task.cancel()
 
     async def run(self) -> Message:
-        """Stream the answer to its end (or Stop, or an error), and save it: the answer as
-        saved."""
+        """Stream the answer to its end (or Stop, or an error), through any web search
+        rounds, and save it: the answer as saved."""
         fields: dict[str, Any] = {}
         pump = asyncio.create_task(self._pump())
         listener = asyncio.create_task(self._listen())
-        stream: AsyncStream[ChatCompletionChunk] | None = None
         try:
             if self.waiting:
                 await self._wait_for_files()
-            stream = await kimi.stream_open(
-                model=self.answer.model,
-                messages=self.messages,
-                params=self.params,
-                on_retry=self._retrying,
-            )
-            self.reached_upstream = True
-            await self._status("")
-            await self._stream(stream, fields)
+            await self._rounds(fields)
         except asyncio.CancelledError:
             # Stop keeps the partial answer; any other cancel is the process shutting down.
             fields["state"] = (
@@ -104,37 +128,125 @@ class Generation:
             fields.update(state=Message.State.ERROR, error_code=code, error=detail)
         finally:
             listener.cancel()
-            if stream is not None:
-                # Closes the HTTP response, so Kimi stops generating (and billing) at once.
-                await stream.close()
             await self._finish(pump, fields)
             await asyncio.gather(listener, return_exceptions=True)
         return self.answer
 
-    async def _stream(self, stream: AsyncStream[ChatCompletionChunk], fields: dict) -> None:
+    async def _rounds(self, fields: dict[str, Any]) -> None:
+        """One request, and one more after each web search Kimi asks for (the search's
+        arguments handed back as they came), up to KIMI_SEARCH_ROUNDS."""
+        messages, params = list(self.messages), dict(self.params)
+        for round_ in range(settings.KIMI_SEARCH_ROUNDS + 1):
+            if round_ == settings.KIMI_SEARCH_ROUNDS:
+                params.pop("tools", None)  # enough searching: now it answers
+            stream = await kimi.stream_open(
+                model=self.answer.model, messages=messages, params=params, on_retry=self._retrying
+            )
+            self.reached_upstream = True
+            try:
+                if round_ == 0:
+                    await self._status("")
+                calls, reasoning = await self._stream(stream, fields)
+            finally:
+                # Closes the HTTP response, so Kimi stops generating (and billing) at once.
+                await stream.close()
+            if fields.get("finish_reason") != "tool_calls" or not calls:
+                break
+            await self._status(_("Searching the web…"))
+            self.searches += len(calls)
+            asked: dict[str, Any] = {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in calls
+                ],
+            }
+            if reasoning:
+                asked["reasoning_content"] = reasoning  # Kimi refuses the turn without it
+            messages.append(asked)
+            messages += [
+                {
+                    "role": "tool",
+                    "tool_call_id": call.id,
+                    "name": call.name,
+                    # Kimi ran the search itself: its arguments go back unchanged.
+                    "content": call.arguments,
+                }
+                for call in calls
+            ]
+        if fields.get("finish_reason") in ("stop", "length"):
+            fields["state"] = Message.State.DONE
+        else:
+            fields.update(state=Message.State.ERROR, error_code="cut_off")
+
+    async def _stream(
+        self, stream: AsyncStream[ChatCompletionChunk], fields: dict[str, Any]
+    ) -> tuple[list[ToolCall], str]:
+        """Read one response: its text into the parts, its tool calls joined by index, its
+        usage added up; the calls and this round's reasoning."""
         loop = asyncio.get_running_loop()
         next_save = loop.time() + SAVE_INTERVAL
         saving: asyncio.Task | None = None
+        calls: dict[int, ToolCall] = {}
+        thought = len(self.parts[live.THINKING].text)
+        answering = False
+        fields.pop("finish_reason", None)
         async for chunk in stream:
             if chunk.choices:
                 choice = chunk.choices[0]
-                if choice.delta.content:
-                    self.pending.append(choice.delta.content)
-                    self._wake.set()
+                delta = choice.delta
+                # Kimi's own field, which the SDK's types lack (kimi-api.md §2).
+                reasoning = getattr(delta, "reasoning_content", None)
+                if reasoning:
+                    self._received(live.THINKING, reasoning)
+                if delta.content:
+                    if not answering:
+                        answering = True
+                        await self._answer_begins()
+                    self._received(live.BODY, delta.content)
+                for piece in delta.tool_calls or ():
+                    call = calls.setdefault(piece.index, ToolCall())
+                    call.id += piece.id or ""
+                    if piece.function is not None:
+                        call.name += piece.function.name or ""
+                        call.arguments += piece.function.arguments or ""
                 if choice.finish_reason:
                     fields["finish_reason"] = choice.finish_reason
             usage = kimi.chunk_usage(chunk)
             if usage:
-                fields["prompt_tokens"] = usage.prompt_tokens
-                fields["completion_tokens"] = usage.completion_tokens
+                self._count(usage)
             if loop.time() >= next_save and (saving is None or saving.done()):
                 # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
                 next_save = loop.time() + SAVE_INTERVAL
-                saving = asyncio.create_task(self._save(content=self.text))
-        if fields.get("finish_reason"):
-            fields["state"] = Message.State.DONE
-        else:
-            fields.update(state=Message.State.ERROR, error_code="cut_off")
+                saving = asyncio.create_task(self._save(**self._texts()))
+        return list(calls.values()), self.parts[live.THINKING].text[thought:]
+
+    def _received(self, part: str, text: str) -> None:
+        if part == live.THINKING and self.thinking_since is None:
+            self.thinking_since = time.monotonic()
+        self.parts[part].pending.append(text)
+        self._wake.set()
+
+    async def _answer_begins(self) -> None:
+        """The first words of the answer (this round's): the thinking folds on every page,
+        and a status line (searching the web) goes."""
+        if self.thinking_since is not None and self.thinking_seconds is None:
+            self.thinking_seconds = time.monotonic() - self.thinking_since
+            await self._thought()
+        await self._status("")
+
+    def _count(self, usage: kimi.Usage) -> None:
+        for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+            self.spent[name] = self.spent.get(name, 0) + (getattr(usage, name) or 0)
+        self.spent["counted"] = 1
+
+    def _texts(self) -> dict[str, Any]:
+        return {"content": self.text, "reasoning": self.parts[live.THINKING].text}
 
     async def _wait_for_files(self) -> None:
         """Wait (visibly) until every file the question refers to is read, then build the
@@ -169,6 +281,11 @@ class Generation:
         )
         await live.publish_html(self.conversation_id, html)
 
+    async def _thought(self) -> None:
+        self.answer.thinking_seconds = self.thinking_seconds
+        html = render_to_string("conversations/_thought_frame.html", {"message": self.answer})
+        await live.publish_html(self.conversation_id, html)
+
     async def _listen(self) -> None:
         """Take Stop and resend requests from any socket, in any process; hear when a file
         waited for is read."""
@@ -185,13 +302,15 @@ class Generation:
                     self.stop()
                     return
                 elif event["type"] == live.RESEND and event["message_id"] == self.answer.pk:
-                    start = event["start"]
-                    await live.send_tokens(
-                        event["reply_to"],
-                        message_id=self.answer.pk,
-                        start=start,
-                        text=self.published_text()[start:],
-                    )
+                    start, part = event["start"], event.get("part", live.BODY)
+                    if part in self.parts:
+                        await live.send_tokens(
+                            event["reply_to"],
+                            message_id=self.answer.pk,
+                            part=part,
+                            start=start,
+                            text=self.published_text(part)[start:],
+                        )
 
     async def _save(self, **fields: Any) -> None:
         await database_sync_to_async(services.answer_save)(answer_id=self.answer.pk, **fields)
@@ -201,53 +320,72 @@ class Generation:
         self._wake.set()
         await pump
         answer = self.answer
+        if self.thinking_since is not None and self.thinking_seconds is None:
+            self.thinking_seconds = time.monotonic() - self.thinking_since  # stopped mid-thought
+        fields.update(self._texts(), thinking_seconds=self.thinking_seconds)
+        fields.update(searches=self.searches)
+        if self.spent.get("counted"):
+            fields.update(
+                {
+                    name: self.carried.get(name, 0) + self.spent[name]
+                    for name in ("prompt_tokens", "completion_tokens", "cached_tokens")
+                }
+            )
         for name, value in fields.items():
             setattr(answer, name, value)
-        answer.content = self.text
         try:
             # Markdown rendering is CPU work: done beside the save, off the event loop, so
             # other streams' tokens keep flowing. Runs after any save still in flight.
-            html = await database_sync_to_async(_finish_and_render)(
-                answer, fields, self._usage(fields)
-            )
+            html = await database_sync_to_async(_finish_and_render)(answer, fields, self._usage())
             await live.publish_html(self.conversation_id, html)
         finally:
             if _running.get(self.conversation_id) is self:
                 del _running[self.conversation_id]
 
-    def _usage(self, fields: dict[str, Any]) -> dict[str, Any] | None:
-        """The tokens this answer spent: Kimi's count, or an estimate where the stream was
-        stopped or broke before Kimi counted (it bills what it generated)."""
+    def _usage(self) -> dict[str, Any] | None:
+        """The tokens this generation spent, for the ledger: Kimi's count, or an estimate
+        where the stream was stopped or broke before Kimi counted (it bills what it
+        generated)."""
         if not self.reached_upstream:
             return None
-        prompt = fields.get("prompt_tokens")
-        if prompt is None:
+        if self.spent.get("counted"):
+            prompt, completion = self.spent["prompt_tokens"], self.spent["completion_tokens"]
+        else:
             prompt = sum(catalogue.estimate_tokens(str(m["content"])) for m in self.messages)
-        completion = fields.get("completion_tokens")
-        if completion is None:
-            completion = catalogue.estimate_tokens(self.text)
+            written = "".join(
+                part.text[self.carried_text.get(name, 0) :] for name, part in self.parts.items()
+            )
+            completion = catalogue.estimate_tokens(written)
         return {
             "user_id": self.user_id,
             "model": self.answer.model,
             "prompt_tokens": prompt,
             "completion_tokens": completion,
+            "cached_tokens": self.spent.get("cached_tokens", 0),
+            "searches": self.searches,
         }
 
     async def _pump(self) -> None:
         """Send pending text: at once when idle, otherwise at most once per FRAME_INTERVAL.
-        Ends once the stream has ended and nothing is left to send."""
-        while not (self._closing and not self.pending):
+        Ends once the stream has ended and nothing is left to send. Thinking goes first."""
+        parts = [(name, self.parts[name]) for name in (live.THINKING, live.BODY)]
+        while not (self._closing and not any(part.pending for _, part in parts)):
             await self._wake.wait()
             self._wake.clear()
-            if self.pending:
-                text = "".join(self.pending)
-                self.pending.clear()
-                start = self.published_len
-                self.published.append(text)
-                self.published_len += len(text)
-                await live.publish_tokens(
-                    self.conversation_id, message_id=self.answer.pk, start=start, text=text
-                )
+            for name, part in parts:
+                if part.pending:
+                    text = "".join(part.pending)
+                    part.pending.clear()
+                    start = part.published_len
+                    part.published.append(text)
+                    part.published_len += len(text)
+                    await live.publish_tokens(
+                        self.conversation_id,
+                        message_id=self.answer.pk,
+                        part=name,
+                        start=start,
+                        text=text,
+                    )
             if not self._closing:
                 await asyncio.sleep(FRAME_INTERVAL)
 
@@ -259,16 +397,23 @@ def _finish_and_render(answer: Message, fields: dict[str, Any], usage: dict | No
 
 
 def generation_start(*, answering: Answering, user_id: int) -> Generation:
-    """Write the answer in a task of its own; a new chat is named after its first answer."""
-    request = answering.request
+    """Write the answer in a task of its own; a new chat is named after its first answer.
+    An answer that has text already (Continue) goes on from it: the pages show it, and its
+    offsets and tokens carry on."""
+    request, answer = answering.request, answering.answer
     generation = Generation(
         conversation_id=answering.conversation.pk,
-        answer=answering.answer,
+        answer=answer,
         messages=request.messages if request else [],
         params=answering.params,
         user_id=user_id,
         waiting=answering.waiting,
     )
+    for name, text in ((live.BODY, answer.content), (live.THINKING, answer.reasoning)):
+        generation.parts[name] = Part(published=[text], published_len=len(text))
+        generation.carried_text[name] = len(text)
+    for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+        generation.carried[name] = getattr(answer, name) or 0
     _running[generation.conversation_id] = generation
     generation.task = asyncio.create_task(_answer_then_title(generation, answering))
     return generation
@@ -281,6 +426,7 @@ async def _answer_then_title(generation: Generation, answering: Answering) -> No
         if isinstance(question, list):  # with images: its text part
             question = " ".join(p.get("text", "") for p in question if p.get("type") == "text")
         await services.conversation_title(
+            user_id=generation.user_id,
             conversation_id=generation.conversation_id,
             model=answer.model,
             question=question,

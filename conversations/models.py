@@ -60,6 +60,10 @@ class Conversation(models.Model):
     top_p = models.FloatField(_("top p"), null=True, blank=True)
     max_tokens = models.PositiveIntegerField(_("max tokens"), null=True, blank=True)
     stop = models.JSONField(_("stop sequences"), default=list, blank=True)
+    # Kimi's own features, switched in the composer: thinking (for models that may think or
+    # not) and its built-in web search.
+    thinking = models.BooleanField(_("thinking"), default=True)
+    web_search = models.BooleanField(_("web search"), default=False)
     # The last message of the versions shown; the thread is the path up from it.
     leaf = models.ForeignKey("Message", models.SET_NULL, null=True, blank=True, related_name="+")
     # Set when a moderator removes it: the owner sees a notice instead of the text, and it
@@ -263,11 +267,19 @@ class Message(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
+    # What Kimi thought before answering (thinking models); never sent back to Kimi.
+    reasoning = models.TextField(blank=True)
+    # How long it thought: set when the answer began after thinking.
+    thinking_seconds = models.FloatField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.DONE)
     model = models.CharField(max_length=100, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Prompt tokens Kimi served from its context cache (cheaper).
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Web searches Kimi ran for this answer (each billed by Kimi).
+    searches = models.PositiveSmallIntegerField(default=0)
     # What went wrong, as one of kimi.ERRORS' codes (shown in the reader's language),
     # plus Kimi's own words where they help.
     error_code = models.CharField(max_length=32, blank=True)
@@ -318,6 +330,18 @@ class Message(models.Model):
     @property
     def is_streaming(self) -> bool:
         return self.state == self.State.STREAMING
+
+    @property
+    def can_continue(self) -> bool:
+        """An answer Kimi can go on with: cut off by its max tokens or a broken stream,
+        stopped, or interrupted, with words to go on from."""
+        if self.role != self.Role.ASSISTANT or not self.content:
+            return False
+        if self.state in (self.State.STOPPED, self.State.INTERRUPTED):
+            return True
+        if self.state == self.State.ERROR:
+            return self.error_code == "cut_off"
+        return self.state == self.State.DONE and self.finish_reason == "length"
 
     def sibling_versions(self) -> Versions | None:
         siblings = Message.objects.filter(

@@ -24,9 +24,14 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Usage
 from conversations import context
-from conversations.forms import MAX_MESSAGE_CHARS, first_error, settings_form_for_message
+from conversations.forms import (
+    MAX_MESSAGE_CHARS,
+    RETIRED,
+    first_error,
+    settings_form_for_message,
+)
 from conversations.models import Conversation, Message, live_answers
-from kimichat import catalogue, kimi, live
+from kimichat import catalogue, kimi, live, params
 from teams.models import Team
 from uploads import references
 from uploads.models import UploadedFile
@@ -192,6 +197,43 @@ def question_edit(
     return _answering(exchange, request, waiting)
 
 
+def answer_continue(*, user: User, conversation: Conversation, message_id: int) -> Answering | None:
+    """Kimi goes on with an answer cut off by its max tokens, stopped or interrupted: the
+    same answer streams again, Kimi asked in partial mode with the text so far as the start
+    of its reply (which it does not repeat). None where it no longer applies."""
+    conversation, answer = _changing(conversation, message_id, Message.Role.ASSISTANT)
+    if answer is None or answer.parent is None or not answer.can_continue:
+        return None
+    question = answer.parent
+    if not catalogue.is_offered(answer.model):
+        raise Refused(RETIRED % {"model": answer.model})
+    files_check(files=list(question.files.all()), model=answer.model)
+    generation_check(user=user, conversation=conversation)
+    try:
+        request = context.build(
+            conversation=conversation, thread=conversation.thread(), until=question.pk
+        )
+    except context.TooLong as e:
+        raise Refused(str(e)) from e
+    request.messages.append({"role": "assistant", "content": answer.content, "partial": True})
+    request.model = answer.model
+    answer_save(
+        answer_id=answer.pk,
+        state=Message.State.STREAMING,
+        finish_reason="",
+        error_code="",
+        error="",
+    )
+    answer.state = Message.State.STREAMING
+    return Answering(
+        exchange=Exchange(conversation, None, answer, created=True),
+        request=request,
+        waiting=[],
+        params=params.continue_params(conversation, answer.model),
+        title_wanted=False,
+    )
+
+
 def version_show(*, conversation: Conversation, message_id: int) -> Conversation | None:
     """Show another version of a message (and the thread that follows from it). None where
     it no longer applies; else the conversation, with its new thread."""
@@ -285,7 +327,7 @@ def _answering(
         exchange=exchange,
         request=request,
         waiting=waiting,
-        params=kimi.sampling_params(conversation),
+        params=params.request_params(conversation, exchange.answer.model),
         title_wanted=(
             settings.KIMI_AUTO_TITLE
             and question is not None
@@ -353,7 +395,7 @@ def files_check(*, files: list[UploadedFile], model: str) -> None:
                 % {"name": file.name, "reason": file.error_text}
             )
         if file.is_image and not catalogue.accepts_images(model):
-            vision = [m for m in settings.KIMI_MODELS if catalogue.accepts_images(m)]
+            vision = [m for m in catalogue.offered() if catalogue.accepts_images(m)]
             raise Refused(
                 _(
                     "“%(name)s” is an image, and %(model)s cannot see images. Pick a model "
@@ -517,32 +559,9 @@ def conversation_autotitle(*, conversation_id: int, title: str) -> bool:
 def answer_finish(*, answer: Message, fields: dict[str, Any], usage: dict[str, Any] | None) -> None:
     """The final save of an answer (its text in `answer.content`), and the tokens it spent
     into the user's ledger."""
-    answer_save(answer_id=answer.pk, content=answer.content, **fields)
+    answer_save(answer_id=answer.pk, **{"content": answer.content, **fields})
     if usage:
         Usage.objects.record(**usage)
-
-
-async def conversation_title(
-    *, conversation_id: int, model: str, question: str, answer: str
-) -> None:
-    """Name a new conversation after its first answer (asked of Kimi), and tell its pages;
-    the first line stays on failure, and a name its owner gave meanwhile wins."""
-    try:
-        title = await kimi.title(model=model, question=question, answer=answer)
-    except (openai.APIError, kimi.NoKeyConfigured) as e:
-        log.info("No title for conversation %s: %s", conversation_id, e)
-        return
-    if not title:
-        return
-    saved = await database_sync_to_async(conversation_autotitle)(
-        conversation_id=conversation_id, title=title
-    )
-    if saved:
-        html = render_to_string(
-            "conversations/_title_frame.html",
-            {"conversation_id": conversation_id, "title": Conversation.title_from(title)},
-        )
-        await live.publish_html(conversation_id, html)
 
 
 def conversation_share(*, conversation: Conversation, team: Team | None) -> None:
@@ -568,6 +587,8 @@ def conversation_copy(*, conversation: Conversation, user: User) -> Conversation
             top_p=conversation.top_p,
             max_tokens=conversation.max_tokens,
             stop=conversation.stop,
+            thinking=conversation.thinking,
+            web_search=conversation.web_search,
         )
         parent = None
         for original in originals:
@@ -576,6 +597,8 @@ def conversation_copy(*, conversation: Conversation, user: User) -> Conversation
                 parent=parent,
                 role=original.role,
                 content=original.content,
+                reasoning=original.reasoning,
+                thinking_seconds=original.thinking_seconds,
                 # An answer still being written there is, here, as far as it had come.
                 state=Message.State.INTERRUPTED if original.is_streaming else original.state,
                 model=original.model,
@@ -590,3 +613,42 @@ def conversation_copy(*, conversation: Conversation, user: User) -> Conversation
         copy.leaf = parent
         copy.save(update_fields=["leaf"])
     return copy
+
+
+async def conversation_title(
+    *, user_id: int, conversation_id: int, model: str, question: str, answer: str
+) -> None:
+    """Name a new conversation after its first answer (asked of Kimi, counted in the user's
+    ledger), and tell its pages; the first line stays on failure, and a name its owner gave
+    meanwhile wins."""
+    try:
+        title = await kimi.title(
+            model=model, question=question, answer=answer, params=params.title_params(model)
+        )
+    except (openai.APIError, kimi.NoKeyConfigured) as e:
+        log.info("No title for conversation %s: %s", conversation_id, e)
+        return
+    saved = await database_sync_to_async(_title_save)(
+        user_id=user_id, conversation_id=conversation_id, model=model, title=title
+    )
+    if saved:
+        html = render_to_string(
+            "conversations/_title_frame.html",
+            {"conversation_id": conversation_id, "title": Conversation.title_from(title.text)},
+        )
+        await live.publish_html(conversation_id, html)
+
+
+def _title_save(*, user_id: int, conversation_id: int, model: str, title: kimi.Title) -> bool:
+    if title.usage is not None:
+        Usage.objects.record(
+            user_id=user_id,
+            model=model,
+            prompt_tokens=title.usage.prompt_tokens or 0,
+            completion_tokens=title.usage.completion_tokens or 0,
+            cached_tokens=title.usage.cached_tokens or 0,
+            answers=0,
+        )
+    return bool(title.text) and conversation_autotitle(
+        conversation_id=conversation_id, title=title.text
+    )

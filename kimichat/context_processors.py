@@ -4,4 +4,8 @@ from kimichat import kimi
 
 
 def kimi_status(request) -> dict:
-    return {"kimi_configured": kimi.is_configured(), "upload_max_bytes": settings.UPLOAD_MAX_BYTES}
+    return {
+        "kimi_configured": kimi.is_configured(),
+        "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+        "web_search_offered": settings.KIMI_WEB_SEARCH,
+    }

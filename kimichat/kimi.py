@@ -89,36 +89,30 @@ async def stream_open(
             await asyncio.sleep(delay)
 
 
-def sampling_params(conversation) -> dict:
-    """Request parameters for a conversation's settings; unset ones keep the model's default."""
-    params: dict = {}
-    if conversation.temperature is not None:
-        params["temperature"] = conversation.temperature
-    if conversation.top_p is not None:
-        params["top_p"] = conversation.top_p
-    if conversation.max_tokens:
-        params["max_completion_tokens"] = conversation.max_tokens
-    if conversation.stop:
-        params["stop"] = conversation.stop
-    return params
+# Kimi's built-in web search (kimi-api.md §6): Kimi searches, the app hands the call back.
+WEB_SEARCH = "$web_search"
+WEB_SEARCH_TOOL = {"type": "builtin_function", "function": {"name": WEB_SEARCH}}
 
 
 @dataclass
 class Usage:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None  # Kimi's own field: prompt tokens from its cache
 
 
-def chunk_usage(chunk) -> Usage | None:
+def chunk_usage(chunk: ChatCompletionChunk) -> Usage | None:
     """Kimi reports usage on the chunk (`include_usage`) or, its legacy way, on the final choice."""
-    usage = chunk.usage
+    usage: Any = chunk.usage
     if usage is None and chunk.choices:
         usage = getattr(chunk.choices[0], "usage", None)
     if usage is None:
         return None
-    if isinstance(usage, dict):
-        return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-    return Usage(usage.prompt_tokens, usage.completion_tokens)
+    if not isinstance(usage, dict):
+        usage = usage.model_dump()
+    return Usage(
+        usage.get("prompt_tokens"), usage.get("completion_tokens"), usage.get("cached_tokens")
+    )
 
 
 # What can go wrong, by code; the text is looked up when shown, in the reader's language.
@@ -250,15 +244,112 @@ TITLE_PROMPT = (
 )
 
 
-async def title(*, model: str, question: str, answer: str) -> str:
-    """A short title for a new conversation, asked of Kimi (not streamed)."""
+@dataclass
+class Title:
+    text: str
+    usage: Usage | None
+
+
+async def title(*, model: str, question: str, answer: str, params: dict[str, Any]) -> Title:
+    """A short title for a new conversation, asked of Kimi (not streamed; `params` from
+    catalogue.title_params)."""
     response = await client().chat.completions.create(
         model=model,
         messages=[
             {"role": "system", "content": TITLE_PROMPT},
             {"role": "user", "content": f"User: {question[:2000]}\n\nAssistant: {answer[:2000]}"},
         ],
+        **params,
     )
     text = (response.choices[0].message.content or "") if response.choices else ""
     lines = [line.strip().strip("\"'“”「」#*").strip() for line in text.splitlines()]
-    return next((line for line in lines if line), "")
+    usage = None
+    if response.usage is not None:
+        counted = response.usage.model_dump()
+        usage = Usage(
+            counted.get("prompt_tokens"),
+            counted.get("completion_tokens"),
+            counted.get("cached_tokens"),
+        )
+    return Title(next((line for line in lines if line), ""), usage)
+
+
+# What Kimi offers, and what the account has left (kimi-api.md §1, §4). Asked now and then, not
+# per message, each time with a client of its own closed straight after: these run on event
+# loops that come and go (the admin's page goes through async_to_sync), which a pooled client
+# would outlive.
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model as GET /v1/models describes it; None where Kimi does not say."""
+
+    id: str
+    context_length: int | None = None
+    images: bool | None = None  # supports_image_in
+    video: bool | None = None  # supports_video_in
+    reasoning: bool | None = None  # supports_reasoning
+
+
+@dataclass(frozen=True)
+class Balance:
+    """The account's balance, in its platform's currency (CNY on .cn, USD on .ai)."""
+
+    available: float  # at 0 or below, Kimi refuses to answer
+    voucher: float
+    cash: float
+
+
+def _short_client(timeout: float) -> openai.AsyncOpenAI:
+    if not is_configured():
+        raise NoKeyConfigured
+    return openai.AsyncOpenAI(
+        api_key=settings.MOONSHOT_API_KEY,
+        base_url=settings.MOONSHOT_BASE_URL,
+        timeout=openai.Timeout(timeout, connect=min(timeout, settings.KIMI_CONNECT_TIMEOUT)),
+        max_retries=0,
+    )
+
+
+MODELS_TIMEOUT = 15.0  # seconds; read in the background
+BALANCE_TIMEOUT = 5.0  # seconds; the admin's page waits for it
+
+
+async def models() -> list[ModelInfo]:
+    """The models Kimi offers this key, in Kimi's order."""
+    async with asyncio.timeout(MODELS_TIMEOUT), _short_client(MODELS_TIMEOUT) as c:
+        page = await c.models.list()
+    return [_model_info(m.id, m.model_extra or {}) for m in page.data if m.id]
+
+
+def _model_info(model_id: str, extra: dict[str, Any]) -> ModelInfo:
+    length = extra.get("context_length")
+    return ModelInfo(
+        id=model_id,
+        context_length=length if type(length) is int and length > 0 else None,
+        images=_flag(extra.get("supports_image_in")),
+        video=_flag(extra.get("supports_video_in")),
+        reasoning=_flag(extra.get("supports_reasoning")),
+    )
+
+
+def _flag(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+async def balance() -> Balance:
+    """The account's balance. Raises the SDK's errors, TimeoutError after BALANCE_TIMEOUT, or
+    ValueError for an answer not shaped as documented."""
+    async with asyncio.timeout(BALANCE_TIMEOUT), _short_client(BALANCE_TIMEOUT) as c:
+        body = await c.get("/users/me/balance", cast_to=object)
+    data = body.get("data") if isinstance(body, dict) and body.get("code", 0) == 0 else None
+    if not isinstance(data, dict):
+        raise ValueError("Kimi's balance came in an unexpected shape")
+    try:
+        return Balance(
+            available=float(data["available_balance"]),
+            voucher=float(data["voucher_balance"]),
+            cash=float(data["cash_balance"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError("Kimi's balance came in an unexpected shape") from e

@@ -29,9 +29,16 @@ STOP: Final = "stop"  # to an answer being written: stop
 RESEND: Final = "resend"  # to an answer being written: send one socket the text from `start` on
 
 
+# An answer streams in parts, each with its own offsets: what Kimi thinks, then the answer.
+BODY: Final = "body"
+THINKING: Final = "thinking"
+PARTS = (BODY, THINKING)
+
+
 class TokensEvent(TypedDict):
     type: Literal["chat.tokens"]
     message_id: int
+    part: str  # BODY or THINKING
     start: int
     text: str
     resend: NotRequired[bool]
@@ -45,6 +52,7 @@ class HtmlEvent(TypedDict):
 class ResendEvent(TypedDict):
     type: Literal["resend"]
     message_id: int
+    part: str
     start: int
     reply_to: str
 
@@ -75,8 +83,10 @@ def files_group(user_id: int) -> str:
     return f"files-{user_id}"
 
 
-def tokens_event(*, message_id: int, start: int, text: str, resend: bool = False) -> TokensEvent:
-    event = TokensEvent(type=TOKENS, message_id=message_id, start=start, text=text)
+def tokens_event(
+    *, message_id: int, part: str, start: int, text: str, resend: bool = False
+) -> TokensEvent:
+    event = TokensEvent(type=TOKENS, message_id=message_id, part=part, start=start, text=text)
     if resend:
         event["resend"] = True
     return event
@@ -113,14 +123,16 @@ async def publish_html(conversation_id: int, html: str) -> None:
     await _group_send(conversation_group(conversation_id), html_event(html))
 
 
-async def publish_tokens(conversation_id: int, *, message_id: int, start: int, text: str) -> None:
-    event = tokens_event(message_id=message_id, start=start, text=text)
+async def publish_tokens(
+    conversation_id: int, *, message_id: int, part: str, start: int, text: str
+) -> None:
+    event = tokens_event(message_id=message_id, part=part, start=start, text=text)
     await _group_send(conversation_group(conversation_id), event)
 
 
-async def send_tokens(channel: str, *, message_id: int, start: int, text: str) -> None:
-    """The text of an answer from `start` on, to one socket that asked for it."""
-    event = tokens_event(message_id=message_id, start=start, text=text, resend=True)
+async def send_tokens(channel: str, *, message_id: int, part: str, start: int, text: str) -> None:
+    """A part of an answer from `start` on, to one socket that asked for it."""
+    event = tokens_event(message_id=message_id, part=part, start=start, text=text, resend=True)
     await _layer().send(channel, {**event})
 
 
@@ -130,11 +142,13 @@ async def request_stop(conversation_id: int) -> None:
 
 
 async def request_resend(
-    conversation_id: int, *, message_id: int, start: int, reply_to: str
+    conversation_id: int, *, message_id: int, part: str, start: int, reply_to: str
 ) -> None:
-    """Ask the answer being written, wherever it runs, for its text from `start` on, sent to
-    one socket."""
-    event = ResendEvent(type=RESEND, message_id=message_id, start=start, reply_to=reply_to)
+    """Ask the answer being written, wherever it runs, for a part of its text from `start`
+    on, sent to one socket."""
+    event = ResendEvent(
+        type=RESEND, message_id=message_id, part=part, start=start, reply_to=reply_to
+    )
     await _group_send(control_group(conversation_id), event)
 
 

@@ -330,17 +330,36 @@ if not 0 < PORT < 65536:
 # Kimi (Moonshot AI). Without a key the app still runs and says so on the page.
 MOONSHOT_API_KEY = _read("MOONSHOT_API_KEY", env.str, "")
 MOONSHOT_BASE_URL = _read("MOONSHOT_BASE_URL", env.url, "https://api.moonshot.cn/v1").geturl()
-KIMI_MODELS = _read(
-    "KIMI_MODELS",
-    env.list,
-    ["kimi-k2.5", "moonshot-v1-auto", "moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k"],
-)
-KIMI_DEFAULT_MODEL = _read("KIMI_DEFAULT_MODEL", env.str, KIMI_MODELS[0] if KIMI_MODELS else "")
-if not KIMI_MODELS:
-    raise ImproperlyConfigured("Bad value for KIMI_MODELS: name at least one model id")
-if KIMI_DEFAULT_MODEL not in KIMI_MODELS:
+# The models offered in the picker are Kimi's own (GET /v1/models), read by each server process
+# when it starts serving and again every KIMI_MODELS_REFRESH seconds (kimichat/catalogue.py).
+# KIMI_MODELS, when given, narrows that list to these ids, in this order; either way it is what
+# is offered while Kimi has not been reached (no key, Kimi down, KIMI_MODELS_REFRESH=0), with
+# the built-in list below as its default.
+BUILT_IN_MODELS = [
+    "kimi-k2.5",
+    "moonshot-v1-auto",
+    "moonshot-v1-8k",
+    "moonshot-v1-32k",
+    "moonshot-v1-128k",
+]
+KIMI_MODELS = [m.strip() for m in _read("KIMI_MODELS", env.list, []) if m.strip()]
+KIMI_MODELS_FILTER = bool(KIMI_MODELS)  # given (here or in .env): Kimi's list is narrowed
+KIMI_MODELS = KIMI_MODELS or BUILT_IN_MODELS
+# The model a new chat starts with (the first offered where Kimi does not offer it).
+KIMI_DEFAULT_MODEL = _read("KIMI_DEFAULT_MODEL", env.str, "").strip() or KIMI_MODELS[0]
+if KIMI_MODELS_FILTER and KIMI_DEFAULT_MODEL not in KIMI_MODELS:
     raise ImproperlyConfigured(
         f"Bad value for KIMI_DEFAULT_MODEL: {KIMI_DEFAULT_MODEL!r} is not one of KIMI_MODELS"
+    )
+if KIMI_DEFAULT_MODEL not in KIMI_MODELS:
+    # A default of the operator's beyond the built-in list: offered even before Kimi is read.
+    # Whether Kimi offers it is known only then (a warning names it if not).
+    KIMI_MODELS = [KIMI_DEFAULT_MODEL, *KIMI_MODELS]
+# Seconds between two readings of Kimi's model list; 0 never asks (KIMI_MODELS is offered).
+KIMI_MODELS_REFRESH = _read("KIMI_MODELS_REFRESH", env.float, 300.0)
+if KIMI_MODELS_REFRESH < 0:
+    raise ImproperlyConfigured(
+        f"Bad value for KIMI_MODELS_REFRESH: {KIMI_MODELS_REFRESH!r} (seconds, or 0 for never)"
     )
 # Seconds: connecting to Kimi, and the longest silence allowed inside a stream.
 KIMI_CONNECT_TIMEOUT = _positive("KIMI_CONNECT_TIMEOUT", env.float, 10.0)
@@ -357,6 +376,11 @@ KIMI_CONTEXT_WINDOWS = _read(
 )
 # After a new chat's first answer, ask Kimi for a short title (one small extra request).
 KIMI_AUTO_TITLE = _read("KIMI_AUTO_TITLE", _strict_bool, True)
+# Kimi's built-in web search, offered by the composer's "Web search" switch (each search is
+# billed by Kimi); false hides it, for deployments that must not reach the web.
+KIMI_WEB_SEARCH = _read("KIMI_WEB_SEARCH", _strict_bool, True)
+# Rounds of searching one answer may take before it must answer.
+KIMI_SEARCH_ROUNDS = 4
 
 # Per-user limits: answers generating at once, and messages (answers asked for, including
 # regenerations) per minute.

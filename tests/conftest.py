@@ -5,6 +5,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
 
+from kimichat import catalogue
 from kimichat import kimi as kimi_client
 from kimichat.asgi import application
 from tests.kimi_stub import KimiStub, Script
@@ -33,6 +34,7 @@ def kimi(kimi_stub, settings):
     """The Kimi stub, reset, with the app pointed at it."""
     kimi_stub.script = Script()
     kimi_stub.requests.clear()
+    kimi_stub.reads.clear()
     settings.MOONSHOT_API_KEY = "sk-test"
     settings.MOONSHOT_BASE_URL = kimi_stub.base_url
     settings.KIMI_MAX_RETRIES = 0
@@ -46,6 +48,16 @@ async def close_kimi_clients():
     """Each test has its own event loop; the SDK's connections must not outlive it."""
     yield
     await kimi_client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _models_offered(settings):
+    """KIMI_MODELS is offered, as when Kimi was never read, unless a test reads Kimi's list
+    itself (tests/test_models.py): nothing reads it behind a test's back, and what one test
+    read is gone for the next."""
+    settings.KIMI_MODELS_REFRESH = 0
+    yield
+    catalogue.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -32,6 +32,33 @@ ERRORS = {
 }
 
 
+def _model(model_id: str, window: int, images=False, video=False, reasoning=False) -> dict:
+    """A model as Kimi's GET /v1/models lists it."""
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": 1700000000,
+        "owned_by": "moonshot",
+        "context_length": window,
+        "supports_image_in": images,
+        "supports_video_in": video,
+        "supports_reasoning": reasoning,
+    }
+
+
+# What Kimi offers (kimi-api.md §1), as its models endpoint describes them.
+MODELS = [
+    _model("kimi-k2.5", 262144, images=True, video=True, reasoning=True),
+    _model("kimi-k2-thinking", 262144, reasoning=True),
+    _model("kimi-k2-0905-preview", 262144),
+    _model("moonshot-v1-8k", 8192),
+    _model("moonshot-v1-32k", 32768),
+    _model("moonshot-v1-128k", 131072),
+    _model("moonshot-v1-auto", 131072),
+    _model("moonshot-v1-8k-vision-preview", 8192, images=True),
+]
+
+
 @dataclass
 class Script:
     """What the next responses do. Tests change it between messages."""
@@ -52,6 +79,28 @@ class Script:
     retry_after: str | None = None  # a Retry-After header on those errors
     title: str = "A stub title"  # the answer to a request that is not streamed
     file_text: str = "Text that Kimi read from the file."  # file-extract's result (OCR)
+    # GET /v1/models: the models listed (as MODELS shows them), or an error status instead;
+    # with `models_held` set, the answer waits until it is released (`release`).
+    models: list[dict] = field(default_factory=lambda: [dict(m) for m in MODELS])
+    models_status: int = 200
+    models_held: bool = False
+    # GET /v1/users/me/balance: the account's balance (Kimi's `data`), or an error status.
+    balance: dict = field(
+        default_factory=lambda: {
+            "available_balance": 49.58894,
+            "voucher_balance": 46.58893,
+            "cash_balance": 3.00001,
+        }
+    )
+    balance_status: int = 200
+    # What a thinking model thinks before it answers, streamed as `reasoning_content` (for
+    # kimi-k2-thinking always; for kimi-k2.5/k2.6 unless the request turns thinking off).
+    reasoning: list[str] = field(default_factory=lambda: ["Let me", " think", " about", " it."])
+    # What a web search asks, when the request offers $web_search: one call per query, then,
+    # once the calls come back, the answer.
+    searches: list[str] = field(default_factory=lambda: ["kimi web search"])
+    finish_reason: str = "stop"  # e.g. "length": cut off by its max tokens
+    cached_tokens: int = 0  # of the prompt, served from Kimi's context cache
 
 
 @dataclass
@@ -61,6 +110,7 @@ class Request:
     closed_early: bool = False  # the client went away before the stream ended
     first_chunk_at: float | None = None  # time.monotonic() of the first content chunk
     last_chunk_at: float | None = None
+    first_thought_at: float | None = None  # time.monotonic() of the first reasoning chunk
 
 
 class KimiStub:
@@ -71,6 +121,11 @@ class KimiStub:
         # Files uploaded to the Files API (file-extract), by id: what was sent, and whether
         # it was deleted again.
         self.files: dict[str, dict] = {}
+        # Web searches asked for, by call id: the arguments that must come back unchanged.
+        self.searched: dict[str, str] = {}
+        # The account's endpoints asked (/v1/models, /v1/users/me/balance), in order.
+        self.reads: list[str] = []
+        self._released = asyncio.Event()
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -153,12 +208,8 @@ class KimiStub:
             writer.close()
 
     async def _route(self, method, path, headers, body, reader, writer) -> None:
-        if method == "GET" and path == "/v1/models":
-            data = [
-                {"id": m, "object": "model", "context_length": 131072}
-                for m in ("moonshot-v1-8k", "kimi-k2.5")
-            ]
-            await self._json(writer, 200, {"object": "list", "data": data})
+        if method == "GET" and path in ("/v1/models", "/v1/users/me/balance"):
+            await self._account(path, headers, writer)
         elif path.startswith("/v1/files"):
             await self._files(method, path, headers, body, writer)
         elif method == "GET" and path == "/_stats":
@@ -172,6 +223,33 @@ class KimiStub:
             await self._json(
                 writer, 404, {"error": {"type": "resource_not_found_error", "message": "Not found"}}
             )
+
+    async def _account(self, path, headers, writer) -> None:
+        """What Kimi says of the account: the models it offers, and its balance."""
+        script = self.script
+        self.reads.append(path)
+        self._notify()
+        if path == "/v1/models" and script.models_held:
+            await self._released.wait()
+        status = script.models_status if path == "/v1/models" else script.balance_status
+        if headers.get("authorization") != "Bearer sk-test":
+            status = 401
+        if status != 200:
+            error_type, message = ERRORS.get(status, ("server_error", "error"))
+            await self._json(writer, status, {"error": {"type": error_type, "message": message}})
+        elif path == "/v1/models":
+            await self._json(writer, 200, {"object": "list", "data": script.models})
+        else:
+            body = {"code": 0, "data": script.balance, "scode": "0x0", "status": True}
+            await self._json(writer, 200, body)
+
+    def hold_models(self) -> None:
+        """GET /v1/models waits, from now until `release`, before it answers."""
+        self.script.models_held = True
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        self._loop.call_soon_threadsafe(self._released.set)
 
     async def _files(self, method, path, headers, body, writer) -> None:
         """Kimi's Files API, as file-extract uses it: upload, content, delete."""
@@ -235,6 +313,11 @@ class KimiStub:
                 headers = f"Retry-After: {script.retry_after}\r\n"
         else:
             status, kind = script.status, script.error_type
+        refusal = self._refusal(request.body) if status == 200 else None
+        if refusal is not None:
+            body = {"type": "invalid_request_error", "message": refusal}
+            await self._json(writer, 400, {"error": body})
+            return
         if status != 200:
             error_type, message = ERRORS.get(status, ("server_error", "error"))
             body = {"type": kind or error_type, "message": script.message or message}
@@ -287,7 +370,32 @@ class KimiStub:
                     ]
                 )
             )
-            for i, token in enumerate(script.tokens):
+            calls = self._calls(request.body)
+            for i, thought in enumerate(self._thoughts(request.body)):
+                if script.delay and i:
+                    await asyncio.wait([client_left], timeout=script.delay)
+                if client_left.done():
+                    break
+                delta = {"reasoning_content": thought}
+                writer.write(event([{"index": 0, "delta": delta, "finish_reason": None}]))
+                await writer.drain()
+                if request.first_thought_at is None:
+                    request.first_thought_at = time.monotonic()
+                self._notify()
+            for index, (call_id, arguments) in enumerate(calls):
+                # A tool call comes in pieces: its id and name first, its arguments after.
+                cut = len(arguments) // 2
+                named = {"name": "$web_search", "arguments": ""}
+                for piece in (
+                    {"id": call_id, "type": "function", "function": named},
+                    {"function": {"arguments": arguments[:cut]}},
+                    {"function": {"arguments": arguments[cut:]}},
+                ):
+                    delta = {"tool_calls": [{"index": index, **piece}]}
+                    writer.write(event([{"index": 0, "delta": delta, "finish_reason": None}]))
+                await writer.drain()
+                self._notify()
+            for i, token in enumerate([] if calls else script.tokens):
                 if script.stall_after is not None and i >= script.stall_after:
                     await writer.drain()
                     await client_left  # silence until the client gives up
@@ -310,11 +418,13 @@ class KimiStub:
                 return False
             usage = {
                 "prompt_tokens": _count(request.body),
-                "completion_tokens": len(script.tokens),
+                "completion_tokens": len(script.tokens) + len(self._thoughts(request.body)),
                 "total_tokens": 0,
+                "cached_tokens": script.cached_tokens,
             }
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            final = {"index": 0, "delta": {}, "finish_reason": "stop" if script.finish else None}
+            finish = ("tool_calls" if calls else script.finish_reason) if script.finish else None
+            final = {"index": 0, "delta": {}, "finish_reason": finish}
             if script.usage_in_choice:
                 final["usage"] = usage
                 writer.write(event([final]))
@@ -330,6 +440,43 @@ class KimiStub:
             self._notify()
         return False
 
+    # Kimi's own features: thinking, $web_search, partial mode (kimi-api.md §2, §6).
+
+    def _thoughts(self, body: dict) -> list[str]:
+        return self.script.reasoning if thinks(body) else []
+
+    def _calls(self, body: dict) -> list[tuple[str, str]]:
+        """The web searches to ask for: one per query, when $web_search is offered and the
+        searches have not come back yet."""
+        offered = any(
+            tool.get("function", {}).get("name") == "$web_search" for tool in body.get("tools", [])
+        )
+        if not offered or any(m.get("role") == "tool" for m in body.get("messages", [])):
+            return []
+        calls = []
+        for query in self.script.searches:
+            call_id = f"call-{len(self.searched) + 1}"
+            arguments = json.dumps({"search_result": {"search_id": call_id, "query": query}})
+            self.searched[call_id] = arguments
+            calls.append((call_id, arguments))
+        return calls
+
+    def _refusal(self, body: dict) -> str | None:
+        """What Kimi answers 400 to: a search handed back changed, a tool-call turn of a
+        thinking request without its reasoning, a partial prefix that is not the last turn."""
+        messages = body.get("messages", [])
+        for message in messages:
+            if message.get("role") == "tool":
+                made = self.searched.get(message.get("tool_call_id"))
+                if made is None or message.get("content") != made:
+                    return "Invalid request: the tool message must carry the call's arguments"
+            if message.get("tool_calls") and thinks(body) and not message.get("reasoning_content"):
+                return "Invalid request: thinking is enabled but reasoning_content is missing"
+        for message in messages[:-1]:
+            if message.get("partial"):
+                return "Invalid request: only the last message may be partial"
+        return None
+
     def stats(self) -> dict:
         return {
             "requests": len(self.requests),
@@ -338,6 +485,19 @@ class KimiStub:
                 _last_user_text(r.body): [r.first_chunk_at, r.last_chunk_at] for r in self.requests
             },
         }
+
+
+THINK_ALWAYS = ("kimi-k2-thinking", "kimi-thinking-preview")
+THINK_UNLESS_DISABLED = ("kimi-k2.5", "kimi-k2.6")
+
+
+def thinks(body: dict) -> bool:
+    """Whether Kimi thinks for this request (kimi-api.md §2)."""
+    model = body.get("model", "")
+    if model.startswith(THINK_ALWAYS):
+        return True
+    disabled = body.get("thinking", {}).get("type") == "disabled"
+    return model.startswith(THINK_UNLESS_DISABLED) and not disabled
 
 
 def _last_user_text(body: dict) -> str:

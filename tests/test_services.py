@@ -39,7 +39,7 @@ def test_a_first_message_starts_a_conversation_with_its_answer_streaming(alice, 
         conversation=None,
         text="  What is Kimi?  ",
         client_id="c1",
-        options={"system_prompt": "Be brief.", "temperature": "0.3"},
+        options={"system_prompt": "Be brief.", "temperature": "0.3", "model": "moonshot-v1-8k"},
     )
     assert answering is not None
     conversation = Conversation.objects.get()

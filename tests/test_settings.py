@@ -1,5 +1,6 @@
 """Settings come from the environment; a bad value stops the start and names the variable."""
 
+import json
 import os
 import subprocess
 import sys
@@ -44,7 +45,8 @@ def start(*command: str, **env: str) -> subprocess.CompletedProcess:
         ("PORT", "70000"),
         ("KIMI_STREAM_TIMEOUT", "-1"),
         ("DEBUG", "perhaps"),
-        ("KIMI_DEFAULT_MODEL", "not-in-the-list"),
+        ("KIMI_MODELS_REFRESH", "-1"),
+        ("KIMI_MODELS_REFRESH", "every few minutes"),
         ("TASKS_BACKEND", "celery"),
         ("UPLOAD_MAX_BYTES", "0"),
         ("USER_DAILY_TOKENS", "-5"),
@@ -67,6 +69,51 @@ def test_a_bad_value_fails_at_start_naming_the_variable(name, value):
 def test_good_values_start():
     result = start(PORT="8080", KIMI_MODELS="moonshot-v1-8k", KIMI_DEFAULT_MODEL="moonshot-v1-8k")
     assert result.returncode == 0, result.stderr
+
+
+def settings_of(*names: str, **env: str) -> list:
+    """The values of settings `names` in a process started with `env`."""
+    code = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps([getattr(settings, n) for n in {list(names)!r}]))"
+    )
+    result = start("shell", "-c", code, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])  # after the shell's own notice
+
+
+def test_kimi_models_names_what_may_be_offered_and_the_default_must_be_one_of_them():
+    result = start(KIMI_MODELS="moonshot-v1-8k,kimi-k2.5", KIMI_DEFAULT_MODEL="kimi-k2-thinking")
+    assert result.returncode != 0
+    assert "Bad value for KIMI_DEFAULT_MODEL" in result.stderr
+    assert "is not one of KIMI_MODELS" in result.stderr
+    given = settings_of(
+        "KIMI_MODELS", "KIMI_MODELS_FILTER", KIMI_MODELS=" kimi-k2.5, moonshot-v1-8k"
+    )
+    assert given == [["kimi-k2.5", "moonshot-v1-8k"], True]
+
+
+def test_without_kimi_models_every_model_kimi_offers_is_offered():
+    # KIMI_MODELS (left empty, as .env.example has it) is then the built-in list, offered
+    # while Kimi has not been read; a default of one's own joins it.
+    assert settings_of(
+        "KIMI_MODELS", "KIMI_MODELS_FILTER", "KIMI_MODELS_REFRESH", KIMI_MODELS=""
+    ) == [
+        ["kimi-k2.5", "moonshot-v1-auto", "moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k"],
+        False,
+        300.0,
+    ]
+    assert settings_of("KIMI_MODELS", "KIMI_DEFAULT_MODEL", KIMI_DEFAULT_MODEL="kimi-k2.6") == [
+        [
+            "kimi-k2.6",
+            "kimi-k2.5",
+            "moonshot-v1-auto",
+            "moonshot-v1-8k",
+            "moonshot-v1-32k",
+            "moonshot-v1-128k",
+        ],
+        "kimi-k2.6",
+    ]
 
 
 def test_without_debug_a_missing_secret_key_stops_the_start_naming_it():

@@ -2,6 +2,7 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
+from conversations import forms
 from conversations import markdown as md
 
 register = template.Library()
@@ -25,3 +26,8 @@ def source_label(source: dict) -> str:
     if locator.startswith("Sheet: "):
         return _("%(name)s, sheet %(sheet)s") % {"name": name, "sheet": locator[7:]}
     return name
+
+
+@register.filter
+def thinking_modes(form: forms.ConversationSettingsForm) -> str:
+    return forms.thinking_modes(form)

@@ -1,6 +1,9 @@
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+import openai
+from asgiref.sync import async_to_sync
 from django.contrib import admin
 from django.db.models import F, Sum
 from django.http import HttpRequest
@@ -12,10 +15,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts.models import TokenQuota, Usage
+from kimichat import kimi
 from moderation import services
 from moderation.forms import ModerationActionForm, action_reason
 from moderation.models import ModerationAction, Report
 from moderation.transcripts import can_read_transcripts
+
+log = logging.getLogger(__name__)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -164,9 +170,28 @@ class UsageAdmin(ReadOnlyAdmin):
                 completion=Sum("completion_tokens"),
                 total=Sum(F("prompt_tokens") + F("completion_tokens")),
             )
+            response.context_data["kimi_balance"] = kimi_balance()
         return response
 
     change_list_template = "admin/moderation/usage/change_list.html"
+
+
+def kimi_balance() -> dict[str, Any] | None:
+    """The Kimi account's balance, asked as the page opens (for at most kimi.BALANCE_TIMEOUT
+    seconds): {"balance": …} or {"error": why not}; None where no key is configured."""
+    if not kimi.is_configured():
+        return None
+    error: str
+    try:
+        return {"balance": async_to_sync(kimi.balance)()}
+    except (openai.APIConnectionError, TimeoutError):
+        error = str(_("Kimi could not be reached."))
+    except openai.APIStatusError as e:
+        error = kimi.error_text(kimi.error_code(e)[0])
+    except (openai.APIError, ValueError):
+        error = str(_("Kimi's answer could not be read."))
+    log.warning("Kimi's balance could not be read: %s", error)
+    return {"error": error}
 
 
 @admin.register(TokenQuota)

@@ -65,8 +65,9 @@
   document.body.addEventListener("htmx:wsOpen", function (event) {
     var streaming = {};
     document.querySelectorAll('#messages article[data-state="streaming"]').forEach(function (article) {
-      var body = article.querySelector(".body");
-      streaming[article.id.slice(4)] = Array.from(body.textContent).length;
+      var id = article.id.slice(4);
+      streaming[id] = Array.from(article.querySelector(".body").textContent).length;
+      streaming[id + ":thinking"] = Array.from(article.querySelector(".thinking-text").textContent).length;
     });
     if (Object.keys(streaming).length) {
       event.detail.socketWrapper.send(JSON.stringify({ action: "sync", streaming: streaming }));
@@ -401,4 +402,45 @@
     }
     document.getElementById("composer-status").textContent = event.detail.text;
   });
+})();
+
+// Kimi's thinking and switches: the Thinking section folds when the answer begins (the server
+// says so with "Thought for N s"), and the composer's switches follow the model picked.
+(function () {
+  "use strict";
+
+  document.body.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.target;
+    if (target.id && /-thought$/.test(target.id)) {
+      var section = target.closest("details.thinking");
+      if (section) { section.open = false; }
+    }
+  });
+
+  var switches = document.getElementById("switches");
+  var model = document.getElementById("id_model");
+  if (!switches || !model) { return; }
+  var modes = JSON.parse(switches.dataset.thinking || "{}");
+  var thinking = switches.querySelector("input[name=thinking]");
+  var label = switches.querySelector("[data-switch=thinking]");
+  var search = switches.querySelector("input[name=web_search]");
+  var note = switches.querySelector(".switch-note");
+
+  // A model that always thinks shows it on, fixed (still sent, so the choice for other
+  // models is kept); one that never thinks hides the switch.
+  function mode() { return modes[model.value] || "never"; }
+  function follow() {
+    if (thinking.dataset.chosen === undefined) { thinking.dataset.chosen = thinking.checked ? "on" : ""; }
+    label.hidden = mode() === "never";
+    thinking.setAttribute("aria-disabled", mode() === "always" ? "true" : "false");
+    thinking.checked = mode() === "always" || thinking.dataset.chosen === "on";
+    if (note) { note.hidden = !(search.checked && mode() === "optional"); }
+  }
+  thinking.addEventListener("click", function (event) {
+    if (mode() === "always") { event.preventDefault(); }
+  });
+  thinking.addEventListener("change", function () { thinking.dataset.chosen = thinking.checked ? "on" : ""; });
+  model.addEventListener("change", follow);
+  if (search) { search.addEventListener("change", follow); }
+  follow();
 })();
