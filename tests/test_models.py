@@ -2,11 +2,13 @@
 retired, and the account's balance on the admin's Usage page: against the Kimi stub over HTTP,
 through the real SDK."""
 
+import asyncio
 import re
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import translation
@@ -38,8 +40,10 @@ def selected(page: str) -> str:
 
 
 def read_kimi() -> bool:
-    """What the server's background reading does, once, now."""
-    return async_to_sync(catalogue.refresh)()
+    """What the server's background reading does, once, now: on a thread of its own, since
+    the browser tests' Playwright may hold an event loop in this one."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, catalogue.refresh()).result()
 
 
 def closed_port_url() -> str:
