@@ -43,6 +43,7 @@ test-services: $(VENV)/.dev chromium
 bench: $(VENV)/.dev
 	$(PY) -m bench.ttft
 	$(PY) -m bench.capacity
+	$(PY) -m bench.capacity --thinking 100 200
 	$(PY) -m bench.extract
 	$(PY) -m bench.retrieval
 

@@ -19,6 +19,9 @@ from django.urls import path  # noqa: E402
 
 from kimichat import kimi  # noqa: E402
 
+# The model the conversations of the run use (a thinking one: reasoning, then content).
+MODEL = os.environ.get("BENCH_MODEL", "moonshot-v1-8k")
+
 
 class BareRelay(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
@@ -29,11 +32,18 @@ class BareRelay(AsyncJsonWebsocketConsumer):
 
     async def relay(self, text: str) -> None:
         stream = await kimi.client().chat.completions.create(
-            model="moonshot-v1-8k", messages=[{"role": "user", "content": text}], stream=True
+            model=MODEL, messages=[{"role": "user", "content": text}], stream=True
         )
         async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                token = escape(chunk.choices[0].delta.content)
+            if not chunk.choices:
+                continue
+            delta = chunk.choices[0].delta
+            thought = getattr(delta, "reasoning_content", None)
+            if thought:
+                html = f'<div hx-swap-oob="beforeend:#msg-0-thinking">{escape(thought)}</div>'
+                await self.send(text_data=html)
+            if delta.content:
+                token = escape(delta.content)
                 await self.send(text_data=f'<div hx-swap-oob="beforeend:#msg-0-body">{token}</div>')
         await self.send(text_data="[bare-done]")
 

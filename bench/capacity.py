@@ -3,6 +3,9 @@ KimiChat against a bare relay, in the same run, at several levels of concurrency
 
 A level is held when no token is lost, the p99 added latency of the first token is ≤ 100 ms
 and of the last token ≤ 250 ms (added = arrival at the websocket client - the stub's send).
+
+`--thinking`: a thinking model (kimi-k2.5): 50 thoughts stream before the 200 words, relayed
+by both apps; the figures stay those of the answer's words.
 """
 
 import asyncio
@@ -22,7 +25,9 @@ from bench.harness import (
 )
 
 TOKENS, RATE = 200, 50.0
-LEVELS = [int(n) for n in sys.argv[1:]] or [100, 200, 300, 500]
+THINKING = "--thinking" in sys.argv
+REASONING, MODEL = (50, "kimi-k2.5") if THINKING else (0, "moonshot-v1-8k")
+LEVELS = [int(n) for n in sys.argv[1:] if n.isdigit()] or [100, 200, 300, 500]
 APPS = {"KimiChat": "kimichat.asgi:application", "bare relay": "bench.bare_relay:application"}
 
 
@@ -48,7 +53,7 @@ async def run_level(server, stub_url: str, level: int, label: str) -> dict:
         lost += TOKENS - stream.text.count(" t")
         if stream.error:
             errors.append(stream.error)
-        sent_first, sent_last = chunks[stream.marker]
+        sent_first, sent_last = chunks[stream.marker][:2]
         first.append((stream.first_token_at - sent_first) * 1000)
         last.append((stream.last_token_at - sent_last) * 1000)
     held = lost == 0 and percentile(first, 99) <= 100 and percentile(last, 99) <= 250
@@ -65,15 +70,19 @@ async def run_level(server, stub_url: str, level: int, label: str) -> dict:
 
 def main() -> None:
     results: dict[str, list[dict]] = {}
-    with stub(tokens=TOKENS, rate=RATE) as stub_url:
+    with stub(tokens=TOKENS, rate=RATE, reasoning=REASONING) as stub_url:
         for name, app in APPS.items():
-            with daphne(stub_url, users=max(LEVELS), app=app) as server:
+            with daphne(stub_url, users=max(LEVELS), app=app, model=MODEL) as server:
                 results[name] = []
                 for level in LEVELS:
                     r = asyncio.run(run_level(server, stub_url, level, name.replace(" ", "-")))
                     r["rss"] = peak_rss_mb(server.pid)
                     results[name].append(r)
-    print(f"Concurrent streams, {TOKENS} tokens at {RATE:g} tokens/s each, one Daphne process")
+    thoughts = f" after {REASONING} thoughts ({MODEL})" if THINKING else ""
+    print(
+        f"Concurrent streams, {TOKENS} tokens{thoughts} at {RATE:g} tokens/s each, "
+        "one Daphne process"
+    )
     print(
         f"{'app':<11}{'streams':>8}{'lost':>7}{'first p50/p99 ms':>19}{'last p50/p99 ms':>18}"
         f"{'CPU s':>8}{'peak RSS MB':>13}  held"

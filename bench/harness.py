@@ -19,6 +19,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN_TEXT = re.compile(r'hx-swap-oob="beforeend:#msg-\d+-body">(.*?)</div>', re.S)
+THOUGHT_TEXT = re.compile(r'hx-swap-oob="beforeend:#msg-\d+-thinking">(.*?)</div>', re.S)
 
 
 def free_port() -> int:
@@ -39,7 +40,9 @@ def _wait_for_line(process: subprocess.Popen[str], marker: str) -> None:
 
 
 @contextmanager
-def stub(*, tokens: int, rate: float):
+def stub(*, tokens: int, rate: float, reasoning: int = 0):
+    """The Kimi stub in a process of its own: `reasoning` thoughts (for models that think),
+    then `tokens` words, at `rate` a second."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -49,11 +52,13 @@ def stub(*, tokens: int, rate: float):
             "import tests.kimi_stub as s, asyncio, sys; "
             "stub = s.KimiStub('127.0.0.1', int(sys.argv[1])); "
             "stub.script = s.Script(tokens=[f' t{i}' for i in range(int(sys.argv[2]))], "
-            "delay=1 / float(sys.argv[3])); print('ready', flush=True); "
+            "delay=1 / float(sys.argv[3]), "
+            "reasoning=[f' r{i}' for i in range(int(sys.argv[4]))]); print('ready', flush=True); "
             "asyncio.run(stub.serve_forever())",
             str(port),
             str(tokens),
             str(rate),
+            str(reasoning),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -72,9 +77,10 @@ async def stub_stats(stub_url: str) -> dict:
         return await r.json()
 
 
-def django_env(db_path: Path, stub_url: str) -> dict:
+def django_env(db_path: Path, stub_url: str, model: str = "moonshot-v1-8k") -> dict:
     return {
         **os.environ,
+        "BENCH_MODEL": model,
         "DATABASE_URL": f"sqlite:///{db_path}",
         "MOONSHOT_API_KEY": "sk-test",
         "MOONSHOT_BASE_URL": stub_url + "/v1",
@@ -98,11 +104,17 @@ class Server:
 
 
 @contextmanager
-def daphne(stub_url: str, *, users: int, app: str = "kimichat.asgi:application"):
+def daphne(
+    stub_url: str,
+    *,
+    users: int,
+    app: str = "kimichat.asgi:application",
+    model: str = "moonshot-v1-8k",
+):
     """Daphne serving `app` on a fresh SQLite database, with `users` users, each logged in
-    with one conversation."""
+    with one conversation with `model`."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = django_env(Path(tmp) / "db.sqlite3", stub_url)
+        env = django_env(Path(tmp) / "db.sqlite3", stub_url, model)
         setup = subprocess.run(
             [sys.executable, "-m", "bench.seed", str(users)],
             cwd=ROOT,
@@ -152,6 +164,7 @@ class Stream:
     marker: str
     sent_at: float = 0.0
     first_token_at: float | None = None
+    first_thought_at: float | None = None
     last_token_at: float | None = None
     max_gap: float = 0.0  # the longest wait between two token frames (s)
     text: str = ""
@@ -177,6 +190,8 @@ async def run_stream(
         async for msg in ws:
             now = time.monotonic()
             frame = msg.data
+            if stream.first_thought_at is None and THOUGHT_TEXT.search(frame):
+                stream.first_thought_at = now
             pieces = TOKEN_TEXT.findall(frame)
             if pieces:
                 if stream.last_token_at is None:

@@ -31,7 +31,11 @@ def main() -> None:
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         cookies.append(f"sessionid={session.session_key}")
-        conversations.append(Conversation.objects.create(owner=user, model="moonshot-v1-8k").pk)
+        conversations.append(
+            Conversation.objects.create(
+                owner=user, model=os.environ.get("BENCH_MODEL", "moonshot-v1-8k")
+            ).pk
+        )
     print(json.dumps({"cookies": cookies, "conversations": conversations}))
 
 

@@ -481,8 +481,10 @@ class KimiStub:
         return {
             "requests": len(self.requests),
             "closed_early": sum(r.closed_early for r in self.requests),
+            # By question: its first and last words, and its first thought.
             "chunks": {
-                _last_user_text(r.body): [r.first_chunk_at, r.last_chunk_at] for r in self.requests
+                _last_user_text(r.body): [r.first_chunk_at, r.last_chunk_at, r.first_thought_at]
+                for r in self.requests
             },
         }
 

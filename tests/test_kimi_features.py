@@ -6,6 +6,7 @@ import re
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Usage
@@ -269,3 +270,50 @@ async def test_a_title_request_is_small_and_counted(kimi, alice, settings):
     assert asked["max_completion_tokens"] == 32 and asked["thinking"] == {"type": "disabled"}
     row = await Usage.objects.aget(user=alice)
     assert row.messages == 1  # the answer; the title adds tokens, not an answer
+
+
+async def test_stop_and_resume_in_the_middle_of_a_searched_answer(kimi, alice):
+    conversation = await Conversation.objects.acreate(
+        owner=alice, model="moonshot-v1-8k", web_search=True
+    )
+    kimi.script.tokens = [f" w{i}" for i in range(40)]
+    kimi.script.delay = 0.05
+    first = await open_chat(alice, conversation)
+    await first.send_json_to({"message": "Search then write", "client_id": "c1"})
+    # The search round is over and the answer is being written: another tab catches up.
+    await sync_to_async(kimi.wait_for, thread_sensitive=False)(
+        lambda: len(kimi.streams) == 2 and kimi.streams[-1].first_chunk_at is not None
+    )
+    writing = await answer(conversation)
+    second = await open_chat(alice, conversation)
+    await second.send_json_to({"action": "sync", "streaming": {str(writing.pk): 0}})
+    frames = [await second.receive_from(10)]
+    while not streamed_text(frames):
+        frames.append(await second.receive_from(10))
+    await second.send_json_to({"action": "stop"})
+    frames += await frames_until_final(second)
+    await frames_until_final(first)
+    for chat in (first, second):
+        await chat.disconnect(timeout=10)
+
+    saved = await answer(conversation)
+    assert saved.state == "stopped" and saved.searches == 1
+    # The second tab saw the answer from its first word, none twice, up to the Stop.
+    assert streamed_text(frames) == saved.content and saved.content.startswith(" w0")
+    await sync_to_async(kimi.wait_for, thread_sensitive=False)(
+        lambda: kimi.streams[-1].closed_early
+    )
+    row = await Usage.objects.aget(user=alice)
+    assert row.searches == 1
+
+
+async def test_the_export_keeps_the_thinking_apart(kimi, alice, k25):
+    chat = await open_chat(alice, k25)
+    await chat.send_json_to({"message": "Hi", "client_id": "c1"})
+    await frames_until_final(chat)
+    await chat.disconnect(timeout=10)
+    client = Client()
+    await sync_to_async(client.force_login)(alice)
+    exported = (await sync_to_async(client.get)(f"/c/{k25.pk}/export.md")).content.decode()
+    assert re.search(r"<details><summary>Thought for \d+ s</summary>\s+Let me think", exported)
+    assert exported.index("Let me think about it.") < exported.index("Hello from the Kimi stub.")

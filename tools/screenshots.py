@@ -77,6 +77,53 @@ def shoot_files(page, base: str, stub: KimiStub) -> None:
     page.screenshot(path=OUT / "files.png")
 
 
+THOUGHTS = (
+    "The user wants the difference between a process and a thread. "
+    "Key points: memory is shared between threads, not between processes; "
+    "a crash in one thread takes the process down; switching threads is cheaper. "
+    "I should give a short table and one example in Python, since they asked in a coding "
+    "context."
+)
+THOUGHT_ANSWER = """A **process** has its own memory; **threads** share the memory of their process.
+
+| | Process | Thread |
+|---|---|---|
+| Memory | its own | shared |
+| Crash | isolated | takes the process down |
+| Switching | slower | faster |"""
+SEARCH_ANSWER = """Moonshot AI released **Kimi K2.6** this month, with a 256k context window and
+thinking that can be switched off per request [1].
+
+[1] platform.kimi.ai, *Models overview*"""
+
+
+def shoot_kimi(page, base: str, stub: KimiStub) -> None:
+    """Kimi thinking live (the section open and filling), then an answer from a web search."""
+    page.goto(base + "/")
+    page.get_by_label("Model").select_option("kimi-k2.5")
+    stub.script = Script(
+        reasoning=re.findall(r"\S+|\s+", THOUGHTS),
+        tokens=re.findall(r"\S+|\s+", THOUGHT_ANSWER),
+        delay=0.03,
+    )
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("What is the difference between a process and a thread?")
+    box.press("Enter")
+    answer = page.locator('article[data-role="assistant"]')
+    expect(answer.get_by_role("group", name="Thinking")).to_contain_text("crash in one thread")
+    page.screenshot(path=OUT / "thinking.png")
+    expect(answer).to_have_attribute("data-state", "done")
+    page.goto(base + "/")
+    page.get_by_role("checkbox", name="Web search").check()
+    stub.script = Script(
+        searches=["Kimi K2.6 release"], tokens=re.findall(r"\S+|\s+", SEARCH_ANSWER), delay=0.01
+    )
+    box.fill("What did Moonshot AI release this month?")
+    box.press("Enter")
+    expect(answer).to_have_attribute("data-state", "done")
+    page.screenshot(path=OUT / "web-search.png")
+
+
 def shoot_moderation(page, base: str, chat_url: str) -> None:
     """The report dialog on an answer, then the moderator's transcript of that conversation."""
     page.goto(chat_url)
@@ -159,6 +206,7 @@ def main() -> None:
         shoot_files(page, f"http://{server.url}", stub)
         shoot_moderation(page, f"http://{server.url}", chat_url)
         shoot_teams(page, f"http://{server.url}", stub)
+        shoot_kimi(page, f"http://{server.url}", stub)
         login = browser.new_page(viewport={"width": 1280, "height": 800})
         login.goto(f"http://{server.url}/accounts/login/")
         login.screenshot(path=OUT / "login.png")

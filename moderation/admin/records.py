@@ -148,8 +148,10 @@ class UsageAdmin(ReadOnlyAdmin):
         "model",
         "messages",
         "prompt_tokens",
+        "cached_tokens",
         "completion_tokens",
         "total",
+        "searches",
     ]
     list_filter = ["day", "model"]
     list_select_related = ["user"]
