@@ -90,6 +90,8 @@ class Generation:
     _files_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: bool = False
     _status_shown: bool = False  # a status line is on the page (retrying, searching, …)
+    _resting: asyncio.Future | None = None  # the pump's wait between two frames
+    _thought_due: bool = False  # the answer began: the pages fold the thinking
 
     @property
     def text(self) -> str:
@@ -237,7 +239,8 @@ class Generation:
         and a status line (searching the web) goes."""
         if self.thinking_since is not None and self.thinking_seconds is None:
             self.thinking_seconds = time.monotonic() - self.thinking_since
-            await self._thought()
+            self._thought_due = True  # the pump sends it, after the first words
+            self._hurry()
         await self._status("")
 
     def _count(self, usage: kimi.Usage) -> None:
@@ -386,8 +389,32 @@ class Generation:
                         start=start,
                         text=text,
                     )
+            if self._thought_due:
+                self._thought_due = False
+                await self._thought()
             if not self._closing:
-                await asyncio.sleep(FRAME_INTERVAL)
+                await self._rest()
+
+    async def _rest(self) -> None:
+        """Wait FRAME_INTERVAL before the next frame, unless hurried: the first words of the
+        answer go at once, like the first thought did."""
+        loop = asyncio.get_running_loop()
+        self._resting = loop.create_future()
+        timer = loop.call_later(FRAME_INTERVAL, _settle, self._resting)
+        try:
+            await self._resting
+        finally:
+            timer.cancel()
+            self._resting = None
+
+    def _hurry(self) -> None:
+        if self._resting is not None:
+            _settle(self._resting)
+
+
+def _settle(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _finish_and_render(answer: Message, fields: dict[str, Any], usage: dict | None) -> str:
