@@ -375,20 +375,24 @@ class Generation:
         while not (self._closing and not any(part.pending for _, part in parts)):
             await self._wake.wait()
             self._wake.clear()
+            # Taken together before any is sent: a thought that comes while the answer's
+            # words are being sent waits for the next frame, never overtakes them.
+            frames = []
             for name, part in parts:
                 if part.pending:
                     text = "".join(part.pending)
                     part.pending.clear()
-                    start = part.published_len
+                    frames.append((name, part.published_len, text))
                     part.published.append(text)
                     part.published_len += len(text)
-                    await live.publish_tokens(
-                        self.conversation_id,
-                        message_id=self.answer.pk,
-                        part=name,
-                        start=start,
-                        text=text,
-                    )
+            for name, start, text in frames:
+                await live.publish_tokens(
+                    self.conversation_id,
+                    message_id=self.answer.pk,
+                    part=name,
+                    start=start,
+                    text=text,
+                )
             if self._thought_due:
                 self._thought_due = False
                 await self._thought()

@@ -10,9 +10,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Usage
-from conversations.models import Conversation, Message
+from conversations.models import Conversation
 from tests.conftest import add_thread
-from tests.test_chat_socket import FINAL, frames_until_final, open_chat, streamed_text
+from tests.test_chat_socket import FINAL, answer, frames_until_final, open_chat, streamed_text
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -30,10 +30,6 @@ def thought_text(frames: list[str]) -> str:
 @pytest.fixture
 def k25(alice):
     return Conversation.objects.create(owner=alice, model="kimi-k2.5", title="Thinking")
-
-
-async def answer(conversation) -> Message:
-    return await conversation.messages.filter(role="assistant").alast()
 
 
 async def test_kimi_thinks_first_and_the_thinking_is_kept_apart_from_the_answer(kimi, alice, k25):
