@@ -79,7 +79,8 @@ async def connect(
     user: User | None, path: str, origin: tuple = ORIGIN, language: str = "en"
 ) -> WebsocketCommunicator:
     """A websocket through the real ASGI application, logged in as `user` by session cookie."""
-    headers = [origin, (b"accept-language", language.encode())]
+    # The browser's page is on the host the socket connects to (kimichat/origin.py).
+    headers = [origin, (b"host", b"localhost"), (b"accept-language", language.encode())]
     if user is not None:
         client = Client()
         await sync_to_async(client.force_login)(user)

@@ -448,3 +448,39 @@ async def test_sockets_from_another_origin_are_refused(alice, conversation):
     )
     connected, _ = await chat.connect(10)
     assert not connected
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://localhost:1234",  # another port of the same host
+        "https://localhost",  # another scheme
+        "http://127.0.0.1:9999",  # an allowed host, but not the one connected to
+        "null",  # a sandboxed page or a file
+    ],
+)
+async def test_the_origin_must_be_the_page_of_this_very_site(alice, conversation, origin):
+    chat = await connect(
+        alice, f"/ws/conversations/{conversation.pk}/", origin=(b"origin", origin.encode())
+    )
+    connected, _ = await chat.connect(10)
+    assert not connected
+
+
+async def test_a_trusted_origin_and_a_page_behind_a_tls_proxy_may_connect(
+    alice, conversation, settings
+):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://*.example.com"]
+    path = f"/ws/conversations/{conversation.pk}/"
+    chat = await connect(alice, path, origin=(b"origin", b"https://chat.example.com"))
+    connected, _ = await chat.connect(10)
+    assert connected
+    await chat.disconnect(timeout=10)
+
+    # Behind a proxy that terminates TLS and says so, the page is https://.
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    proxied = await connect(alice, path, origin=(b"origin", b"https://localhost"))
+    proxied.scope["headers"].append((b"x-forwarded-proto", b"https"))
+    connected, _ = await proxied.connect(10)
+    assert connected
+    await proxied.disconnect(timeout=10)

@@ -472,3 +472,15 @@ def test_usage_and_quotas_in_the_admin(moderator, alice):
     assert TokenQuota.objects.get(user=alice).daily_tokens == 5000
     logged = ModerationAction.objects.get()
     assert (logged.kind, logged.target, logged.reason) == ("quota", "alice", "5,000 tokens a day")
+
+
+def test_staff_without_transcript_rights_cannot_search_or_sort_by_titles(staff, alice):
+    first = Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="aaa secret")
+    second = Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="zzz secret")
+    client = logged_in(staff)
+    assert "0 conversations" in client.get(CHANGELIST, {"q": "secret"}).content.decode()
+    page = client.get(CHANGELIST, {"o": "1"}).content.decode()  # by "conversation", A to Z
+    # Not in title order (aaa before zzz): the titles give nothing away.
+    assert page.index(f"Conversation {second.pk}") < page.index(f"Conversation {first.pk}")
+    # Searching by the owner still works.
+    assert f"Conversation {first.pk}" in client.get(CHANGELIST, {"q": "alice"}).content.decode()

@@ -125,12 +125,13 @@ class ConversationAdmin(admin.ModelAdmin):
         for word in smart_split(search_term):
             if word[0] in "\"'" and word[0] == word[-1]:
                 word = unescape_string_literal(word)
-            found = Q(title__icontains=word) | Q(owner__username__icontains=word)
+            found = Q(owner__username__icontains=word)
             if readable:
+                # Titles are the owner's words too: searched only by those who may read them.
                 in_messages = Message.objects.filter(
                     conversation=OuterRef("pk"), content__icontains=word
                 )
-                found |= Q(Exists(in_messages))
+                found |= Q(title__icontains=word) | Q(Exists(in_messages))
             queryset = queryset.filter(found)
         return queryset, False
 
@@ -163,7 +164,9 @@ class ConversationAdmin(admin.ModelAdmin):
             conversation.title = ""  # shown as "Conversation <id>" in the page's headings
         return conversation
 
-    @admin.display(description=_("conversation"), ordering="title")
+    # Sorted by the title shown: for those who may not read titles, by nothing they could not
+    # see (the annotation is empty for them).
+    @admin.display(description=_("conversation"), ordering="shown_title")
     def name(self, obj: "WithAnnotations[Conversation, Listed]") -> str:
         if obj.shown_title is None:
             return gettext("Conversation %(id)s") % {"id": obj.pk}
