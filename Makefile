@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test test-services bench lint format lock chromium messages
+.PHONY: run test test-services test-cluster bench lint format lock chromium nginx messages
 
 $(VENV)/.runtime: requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ chromium:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	}
 
-test: $(VENV)/.dev chromium
+# The cluster test puts Debian's nginx in front of the app processes (deploy/nginx/).
+nginx:
+	@test -x /usr/sbin/nginx || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx >/dev/null; \
+	}
+
+test: $(VENV)/.dev chromium nginx
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) manage.py makemigrations --check --dry-run -v0
@@ -40,12 +47,20 @@ test-services: $(VENV)/.dev chromium
 	REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} \
 	$(PY) -m pytest
 
+# A cluster as deploy/ describes it, driven by Chromium through nginx: rolling restart,
+# kill -9, Redis stopping (PostgreSQL where DATABASE_URL names it).
+test-cluster: $(VENV)/.dev chromium nginx
+	$(PY) -m pytest tests/e2e/test_cluster.py tests/e2e/test_resilience_servers.py tests/test_resilience.py tests/test_resilience_redis.py
+
 bench: $(VENV)/.dev
 	$(PY) -m bench.ttft
 	$(PY) -m bench.capacity
 	$(PY) -m bench.capacity --thinking 100 200
 	$(PY) -m bench.extract
 	$(PY) -m bench.retrieval
+	$(PY) -m bench.api
+	$(PY) -m bench.hostile
+	$(PY) -m bench.cluster
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

@@ -78,8 +78,13 @@ class UsageQuerySet(models.QuerySet):
 class Usage(models.Model):
     """Answers and tokens per user, day and model: a ledger that outlives the messages."""
 
+    # Empty once the person deleted their account: the ledger keeps what was spent.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.CASCADE, related_name="usage", verbose_name=_("user")
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        related_name="usage",
+        verbose_name=_("user"),
     )
     day = models.DateField(_("day"))
     model = models.CharField(_("model"), max_length=100)
@@ -102,7 +107,7 @@ class Usage(models.Model):
         indexes = [models.Index(fields=["day"], name="usage_day_idx")]
 
     def __str__(self) -> str:
-        return f"{self.user} {self.day} {self.model}"
+        return f"{self.user or _('(deleted)')} {self.day} {self.model}"
 
     @property
     def total_tokens(self) -> int:
@@ -126,3 +131,99 @@ class TokenQuota(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.daily_tokens}"
+
+
+class PreferencesQuerySet(models.QuerySet["Preferences"]):
+    def for_user(self, user) -> "Preferences":
+        """The user's preferences; the defaults (unsaved) for one who never chose."""
+        found = self.filter(user=user).first() if user.is_authenticated else None
+        return found or Preferences(user=user if user.is_authenticated else None)
+
+
+class Preferences(models.Model):
+    """What a user chose on the Account page: the theme, and how a new chat starts."""
+
+    class Theme(models.TextChoices):
+        SYSTEM = "system", _("System")
+        LIGHT = "light", _("Light")
+        DARK = "dark", _("Dark")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="preferences", verbose_name=_("user")
+    )
+    theme = models.CharField(_("theme"), max_length=10, choices=Theme, default=Theme.SYSTEM)
+    # Blank: the server's default model (KIMI_DEFAULT_MODEL), whatever it is at the time.
+    default_model = models.CharField(_("default model"), max_length=100, blank=True)
+    # As a conversation starts when nobody chose (Conversation.thinking's default).
+    default_thinking = models.BooleanField(_("Thinking on in new chats"), default=True)
+    default_web_search = models.BooleanField(_("Web search on in new chats"), default=False)
+
+    objects = PreferencesQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("preferences")
+        verbose_name_plural = _("preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user}"
+
+    def new_chat_initial(self, offered: list[str]) -> dict:
+        """The composer's starting values for a new chat (a model no longer offered is left
+        to the server's default)."""
+        initial: dict = {
+            "thinking": self.default_thinking,
+            "web_search": self.default_web_search,
+        }
+        if self.default_model in offered:
+            initial["model"] = self.default_model
+        return initial
+
+
+class ApprovalQuerySet(models.QuerySet):
+    def pending(self) -> "ApprovalQuerySet":
+        # Someone let in another way (reactivated under Users) no longer waits.
+        return self.filter(approved_at__isnull=True, user__is_active=False)
+
+    def approve(self, *, actor) -> list:
+        """Let the people of these requests in; the users let in (for telling them)."""
+        pending = list(self.pending().select_related("user"))
+        users = [approval.user for approval in pending]
+        with transaction.atomic():
+            get_user_model().objects.filter(pk__in=[u.pk for u in users]).update(is_active=True)
+            self.filter(pk__in=[a.pk for a in pending]).update(
+                approved_at=timezone.now(), approved_by=actor
+            )
+        return users
+
+
+class Approval(models.Model):
+    """A sign-up waiting for a moderator (SIGNUP=approval): the account is inactive until then."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, models.CASCADE, related_name="approval", verbose_name=_("user")
+    )
+    requested_at = models.DateTimeField(_("signed up"), default=timezone.now)
+    approved_at = models.DateTimeField(_("approved"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("approved by"),
+    )
+
+    objects = ApprovalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["approved_at", "-requested_at"]
+        verbose_name = _("sign-up approval")
+        verbose_name_plural = _("sign-up approvals")
+        indexes = [models.Index(fields=["approved_at"], name="approval_pending_idx")]
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+    @property
+    def pending(self) -> bool:
+        return self.approved_at is None

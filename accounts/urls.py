@@ -1,17 +1,17 @@
-from django.contrib.auth import views as auth_views
-from django.urls import path
+from allauth.account import views as allauth_views
+from django.urls import include, path
 
 from accounts import views
-from accounts.forms import LoginForm
 
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            authentication_form=LoginForm, redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("signup/", views.signup, name="signup"),
+    # The names the pages used before django-allauth, on its views.
+    path("login/", allauth_views.login, name="login"),
+    path("logout/", allauth_views.logout, name="logout"),
+    path("signup/", allauth_views.signup, name="signup"),
+    path("", views.account, name="account"),
+    path("preferences/", views.preferences, name="preferences"),
+    path("sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
+    path("delete/", views.delete_account, name="account-delete"),
+    path("password/reset/", views.password_reset, name="account_reset_password"),
+    path("", include("allauth.urls")),
 ]

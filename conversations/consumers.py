@@ -2,6 +2,8 @@
 version switch, catching up after a reconnect), hands them to services, starts answers, and
 relays a conversation's frames to the page. What may be answered, and how, is services'."""
 
+import json
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -13,20 +15,23 @@ from django.utils.translation import gettext as _
 from conversations import generation, services
 from conversations.models import Conversation, Message, stale_before
 from conversations.services import Answering, Refused
-from kimichat import live
+from kimichat import limits, live
+from teams.models import Team
 from uploads.consumers import FileStatusConsumer
 
 MAX_SYNC_MESSAGES = 10
 MAX_ATTACHED = 20
 THREAD_ACTIONS = ("regenerate", "edit", "select", "continue")
+THROTTLE_NOTICE_SECONDS = 2
+MAX_FRAME_CHARS = 64 * 1024
 
 
 class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
     conversation: Conversation | None = None
+    throttled_at = 0.0  # when the page was last told its actions come too fast
 
     async def connect(self) -> None:
-        if not self.authenticated():
-            await self.close(live.CLOSE_UNAUTHENTICATED)
+        if not await self.admitted():
             return
         # How much of each part of each streaming answer this socket's page already shows.
         self.offsets: dict[tuple[int, str], int] = {}
@@ -47,11 +52,22 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         await self.join([live.files_group(self.user.pk), live.user_group(self.user.pk)])
         await self.accept()
 
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None  # not JSON: taken as an unknown action
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        action = content.get("action", "send") if isinstance(content, dict) else None
+        action = action if isinstance(action, str) else "other"
+        if not limits.allow(self.user.pk, action):
+            await self.throttled()
+            return
         if not isinstance(content, dict):
             return
         with translation.override(self.language):
-            action = content.get("action", "send")
             if action == "send":
                 await self.take_message(content)
             elif action in THREAD_ACTIONS and self.conversation is not None:
@@ -74,10 +90,12 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         if self.conversation is None:
             self.conversation = answering.conversation
             await self.join([live.conversation_group(self.conversation.pk)])
+            # The header a chat's page has: Share among its buttons when the user is in a team.
+            teams = await database_sync_to_async(_teams)(self.user)
             await self.send(
                 text_data=render_to_string(
                     "conversations/_new_conversation_frame.html",
-                    {"conversation": self.conversation},
+                    {"conversation": self.conversation, "teams": teams},
                 )
             )
         await self.start_answer(answering, html)
@@ -100,10 +118,17 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         )
         return answering, html
 
+    async def throttled(self) -> None:
+        """Say once in a while (not for every action refused) that actions come too fast."""
+        now = time.monotonic()
+        if now - self.throttled_at > THROTTLE_NOTICE_SECONDS:
+            self.throttled_at = now
+            with translation.override(self.language):
+                await self.composer_error(_("That was too many actions at once. Wait a moment."))
+
     async def change_thread(self, action: str, content: dict) -> None:
-        try:
-            message_id = int(content.get("message_id"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        message_id = _id(content.get("message_id"))
+        if message_id is None:
             return
         try:
             answering, html = await database_sync_to_async(self.accept_change)(
@@ -182,15 +207,16 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
     async def sync(self, streaming: dict) -> None:
         """After (re)connecting, bring the page's streaming answers up to date: `streaming`
         has how much of each part the page shows, by "<id>" (the answer) and "<id>:thinking"."""
+        seen = set()
         for key, shown in list(streaming.items())[: MAX_SYNC_MESSAGES * len(live.PARTS)]:
             message_key, _, part = str(key).partition(":")
-            try:
-                message_id, shown = int(message_key), int(shown)
-            except (TypeError, ValueError):
-                continue
+            message_id, shown = _id(message_key), _id(shown, low=0)
             part = part or live.BODY
-            if part not in live.PARTS:
+            if message_id is None or shown is None or part not in live.PARTS:
                 continue
+            if (message_id, part) in seen:
+                continue  # "7" and "007" are one message: it is sent once
+            seen.add((message_id, part))
             running = generation.running(self.conversation.pk) if self.conversation else None
             if running and running.answer.pk == message_id:
                 text = running.published_text(part)
@@ -224,9 +250,16 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         )
 
     async def send_tokens(self, message_id: int, part: str, text: str) -> None:
-        if text:
-            html = get_template("conversations/_tokens.html").render(
-                {"message_id": message_id, "part": part, "text": text}
+        # Text that came all at once (a catch-up, a fast stream) goes in frames of a bounded
+        # size: what waits for a slow page is counted in frames (kimichat/server.py).
+        template = get_template("conversations/_tokens.html")
+        for start in range(0, len(text), MAX_FRAME_CHARS):
+            html = template.render(
+                {
+                    "message_id": message_id,
+                    "part": part,
+                    "text": text[start : start + MAX_FRAME_CHARS],
+                }
             )
             await self.send(text_data=html)
 
@@ -275,16 +308,36 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
     async def chat_html(self, event: live.HtmlEvent) -> None:
         await self.send(text_data=event["html"])
 
+    async def chat_rewind(self, event: live.RewindEvent) -> None:
+        """An answer taken over by another process (conversations/resume.py): the page shows
+        it as saved, dropping what it showed past the last save, and its text goes on from
+        there."""
+        for part, length in event["offsets"].items():
+            key = event["message_id"], part
+            self.offsets[key] = length
+            self.resend_asked.discard(key)
+        await self.send(text_data=event["html"])
+
     async def conversation_hidden(self, event: dict) -> None:
-        """A moderator removed the conversation shown: the page says so, the text goes."""
+        """A moderator removed a conversation: the page showing it says so, its text, title
+        and buttons go; other pages of its owner show it as removed in their list."""
+        hidden = event.get("conversation_id")
+        shown = self.conversation.pk if self.conversation is not None else None
+        if hidden is not None and hidden == shown:
+            return  # this page is told by its conversation's own event
         with translation.override(self.language):
-            html = render_to_string("conversations/_removed_frame.html")
+            html = render_to_string(
+                "conversations/_removed_frame.html",
+                {"conversation_id": hidden or shown, "whole_page": hidden is None},
+            )
         await self.send(text_data=html)
-        await self.close(live.CLOSE_NOT_FOUND)
+        if hidden is None:
+            await self.close(live.CLOSE_NOT_FOUND)
 
     async def account_suspended(self, event: dict) -> None:
+        """The page ends: no composer, no Stop, no answer that looks as if it still streams."""
         with translation.override(self.language):
-            await self.composer_error(_("Your account is suspended."))
+            await self.send(text_data=render_to_string("conversations/_suspended_frame.html"))
         await self.close(live.CLOSE_SUSPENDED)
 
 
@@ -292,13 +345,22 @@ def _ids(content: dict) -> list[int]:
     """The ids of the files attached in the composer."""
     files = content.get("files", [])
     files = files if isinstance(files, list) else [files]
-    ids = []
-    for value in files[:MAX_ATTACHED]:
-        try:
-            ids.append(int(value))
-        except (TypeError, ValueError):
-            continue
-    return ids
+    ids = [_id(value) for value in files[:MAX_ATTACHED]]
+    return [i for i in ids if i is not None]
+
+
+def _id(value: Any, low: int = 1) -> int | None:
+    """An id (or count) the page sent, or None for anything else: a database id fits in 63
+    bits, and "1e309" is no number at all."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if low <= number < 2**63 else None
+
+
+def _teams(user: Any) -> list[Team]:
+    return list(Team.objects.for_user(user))
 
 
 def _client_id(content: dict) -> str:

@@ -16,7 +16,9 @@ from typing import Any
 import openai
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from openai import AsyncStream
 from openai.types.chat import ChatCompletionChunk
@@ -34,6 +36,11 @@ FRAME_INTERVAL = 0.04
 SAVE_INTERVAL = 1.0
 # While waiting for files to be read, look again this often should a "read" event be lost.
 FILES_RECHECK = 5.0
+# While the channel layer is unreachable, try to hear Stop (and send a final frame) again
+# this often, the final frame for this long.
+RELISTEN = 2.0
+REPUBLISH_FOR = 120.0
+FINAL_SAVE_FOR = 120.0
 
 # Conversation id → the generation running for it in this process.
 _running: dict[int, "Generation"] = {}
@@ -92,6 +99,11 @@ class Generation:
     _status_shown: bool = False  # a status line is on the page (retrying, searching, …)
     _resting: asyncio.Future | None = None  # the pump's wait between two frames
     _thought_due: bool = False  # the answer began: the pages fold the thinking
+    # Taken over from a process that stopped (resume.py): the pages are shown the answer as
+    # saved first, and a failure leaves it interrupted, to Continue, rather than failed.
+    resumed: bool = False
+    handing_over: bool = False  # this process stops: saved, and left for another to go on
+    lost: bool = False  # another process holds its lease now: this one writes nothing more
 
     @property
     def text(self) -> str:
@@ -105,6 +117,20 @@ class Generation:
         if self.task:
             self.task.cancel()
 
+    def hand_over(self) -> None:
+        """End here, saved and still streaming, with its lease given up: another process
+        takes it over at once and goes on from the saved text."""
+        self.handing_over = True
+        if self.task:
+            self.task.cancel()
+
+    def lose(self) -> None:
+        """Its lease lapsed and another process took it (this one could not renew it in
+        time): end without a word more, written or sent."""
+        self.lost = True
+        if self.task:
+            self.task.cancel()
+
     async def run(self) -> Message:
         """Stream the answer to its end (or Stop, or an error), through any web search
         rounds, and save it: the answer as saved."""
@@ -112,14 +138,20 @@ class Generation:
         pump = asyncio.create_task(self._pump())
         listener = asyncio.create_task(self._listen())
         try:
+            if self.resumed:
+                await self._rewind()
             if self.waiting:
                 await self._wait_for_files()
             await self._rounds(fields)
         except asyncio.CancelledError:
-            # Stop keeps the partial answer; any other cancel is the process shutting down.
-            fields["state"] = (
-                Message.State.STOPPED if self.stop_requested else Message.State.INTERRUPTED
-            )
+            if self.handing_over and not self.stop_requested:
+                # Left streaming, its lease lapsed now: the next process goes on with it.
+                fields.update(lease_owner="", lease_expires=timezone.now())
+            else:
+                # Stop keeps the partial answer; any other cancel is the process shutting down.
+                fields["state"] = (
+                    Message.State.STOPPED if self.stop_requested else Message.State.INTERRUPTED
+                )
         except Refused as e:
             # A file it refers to could not be read, or the files are too long for the model.
             fields.update(state=Message.State.ERROR, error_code="refused", error=str(e))
@@ -128,6 +160,9 @@ class Generation:
                 log.exception("Generation for message %s failed", self.answer.pk)
             code, detail = kimi.error_code(e)
             fields.update(state=Message.State.ERROR, error_code=code, error=detail)
+            if self.resumed and self.text:
+                # Kimi would not go on (no key, a refusal): the words so far stay, to Continue.
+                fields["state"] = Message.State.INTERRUPTED
         finally:
             listener.cancel()
             await self._finish(pump, fields)
@@ -289,9 +324,31 @@ class Generation:
         html = render_to_string("conversations/_thought_frame.html", {"message": self.answer})
         await live.publish_html(self.conversation_id, html)
 
+    async def _rewind(self) -> None:
+        """Taken over: every page shows the answer as saved, and goes on from there."""
+        html = await database_sync_to_async(_render_frame)(self.answer)
+        offsets = {name: part.published_len for name, part in self.parts.items()}
+        await live.publish_rewind(
+            self.conversation_id, message_id=self.answer.pk, offsets=offsets, html=html
+        )
+
     async def _listen(self) -> None:
         """Take Stop and resend requests from any socket, in any process; hear when a file
-        waited for is read."""
+        waited for is read. While the channel layer is unreachable (Redis down), join again
+        every few seconds: the answer goes on meanwhile."""
+        while True:
+            try:
+                await self._listen_once()
+                return
+            except Exception as e:  # the layer's transport failed
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the answer ended: a cancel the transport took for an error
+                log.info("Answer %s cannot hear Stop for now: %r", self.answer.pk, e)
+                self.listening.set()  # waiting for files falls back on looking again
+                await asyncio.sleep(RELISTEN)
+
+    async def _listen_once(self) -> None:
         groups = [live.control_group(self.conversation_id)]
         if self.waiting:
             groups.append(live.files_group(self.user_id))
@@ -316,12 +373,20 @@ class Generation:
                         )
 
     async def _save(self, **fields: Any) -> None:
-        await database_sync_to_async(services.answer_save)(answer_id=self.answer.pk, **fields)
+        try:
+            await database_sync_to_async(services.answer_save)(answer_id=self.answer.pk, **fields)
+        except DatabaseError as e:
+            # The database is restarting, say: the next save (or the final one) catches up.
+            log.warning("Saving answer %s failed for now: %r", self.answer.pk, e)
 
     async def _finish(self, pump: asyncio.Task, fields: dict[str, Any]) -> None:
         self._closing = True
         self._wake.set()
         await pump
+        if self.lost:
+            if _running.get(self.conversation_id) is self:
+                del _running[self.conversation_id]
+            return
         answer = self.answer
         if self.thinking_since is not None and self.thinking_seconds is None:
             self.thinking_seconds = time.monotonic() - self.thinking_since  # stopped mid-thought
@@ -334,13 +399,24 @@ class Generation:
                     for name in ("prompt_tokens", "completion_tokens", "cached_tokens")
                 }
             )
+        usage = self._usage()
+        if self.handing_over and usage and not self.spent.get("counted"):
+            # The next writer carries these on: the answer's count ends whole.
+            fields.update(
+                prompt_tokens=self.carried.get("prompt_tokens", 0) + usage["prompt_tokens"],
+                completion_tokens=(
+                    self.carried.get("completion_tokens", 0) + usage["completion_tokens"]
+                ),
+            )
         for name, value in fields.items():
             setattr(answer, name, value)
         try:
             # Markdown rendering is CPU work: done beside the save, off the event loop, so
             # other streams' tokens keep flowing. Runs after any save still in flight.
-            html = await database_sync_to_async(_finish_and_render)(answer, fields, self._usage())
-            await live.publish_html(self.conversation_id, html)
+            html = await _final_save(answer, fields, usage)
+            if not await live.publish_html(self.conversation_id, html):
+                # Redis is away: the pages are shown the end once it is back.
+                _later.add(asyncio.create_task(_publish_when_back(self.conversation_id, html)))
         finally:
             if _running.get(self.conversation_id) is self:
                 del _running[self.conversation_id]
@@ -416,18 +492,61 @@ class Generation:
             _settle(self._resting)
 
 
+# Final frames waiting for the channel layer to come back (held so they are not collected).
+_later: set[asyncio.Task] = set()
+
+
+async def _publish_when_back(conversation_id: int, html: str) -> None:
+    """Send an answer's final frame once the channel layer is reachable again (for up to
+    REPUBLISH_FOR seconds; a page reconnecting later reads the answer from the database)."""
+    try:
+        for _ in range(int(REPUBLISH_FOR / RELISTEN)):
+            await asyncio.sleep(RELISTEN)
+            if await live.publish_html(conversation_id, html):
+                return
+    finally:
+        task = asyncio.current_task()
+        if task is not None:
+            _later.discard(task)
+
+
 def _settle(future: asyncio.Future) -> None:
     if not future.done():
         future.set_result(None)
 
 
-def _finish_and_render(answer: Message, fields: dict[str, Any], usage: dict | None) -> str:
+async def _final_save(answer: Message, fields: dict[str, Any], usage: dict | None) -> str:
+    """The final save, tried again while the database is unreachable (a PostgreSQL restart
+    under a running answer), for up to FINAL_SAVE_FOR seconds; the answer's frame."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + FINAL_SAVE_FOR
+    retry = False
+    while True:
+        try:
+            return await database_sync_to_async(_finish_and_render)(answer, fields, usage, retry)
+        except DatabaseError as e:
+            if loop.time() > give_up:
+                raise
+            log.warning("Saving answer %s failed; trying again: %r", answer.pk, e)
+            retry = True
+            await asyncio.sleep(RELISTEN)
+
+
+def _finish_and_render(
+    answer: Message, fields: dict[str, Any], usage: dict | None, retry: bool = False
+) -> str:
+    if retry:
+        close_old_connections()  # the broken connection goes; the save opens a new one
     services.answer_finish(answer=answer, fields=fields, usage=usage)
+    return _render_frame(answer)
+
+
+def _render_frame(answer: Message) -> str:
     answer.versions = answer.sibling_versions()
     return render_to_string("conversations/_message_frame.html", {"message": answer})
 
 
-def generation_start(*, answering: Answering, user_id: int) -> Generation:
+def generation_start(*, answering: Answering, user_id: int, resumed: bool = False) -> Generation:
     """Write the answer in a task of its own; a new chat is named after its first answer.
     An answer that has text already (Continue) goes on from it: the pages show it, and its
     offsets and tokens carry on."""
@@ -439,6 +558,7 @@ def generation_start(*, answering: Answering, user_id: int) -> Generation:
         params=answering.params,
         user_id=user_id,
         waiting=answering.waiting,
+        resumed=resumed,
     )
     for name, text in ((live.BODY, answer.content), (live.THINKING, answer.reasoning)):
         generation.parts[name] = Part(published=[text], published_len=len(text))
@@ -467,3 +587,8 @@ async def _answer_then_title(generation: Generation, answering: Answering) -> No
 
 def running(conversation_id: int) -> Generation | None:
     return _running.get(conversation_id)
+
+
+def all_running() -> list[Generation]:
+    """Every answer this process is writing."""
+    return list(_running.values())

@@ -30,6 +30,20 @@ class ConversationQuerySet(models.QuerySet):
         """Not removed by a moderator."""
         return self.filter(hidden_at=None)
 
+    def in_list(self, *, archived: bool = False) -> "ConversationQuerySet":
+        """The list's conversations, newest first: not archived and not pinned (pinned ones
+        head it, `pinned()`), or the archived ones."""
+        if archived:
+            return self.exclude(archived_at=None)
+        return self.filter(archived_at=None, pinned_at=None)
+
+    def pinned(self) -> "ConversationQuerySet":
+        return self.filter(archived_at=None).exclude(pinned_at=None).order_by("-pinned_at")
+
+    def listed_after(self, updated_at: datetime, pk: int) -> "ConversationQuerySet":
+        """The conversations after this one in the list (newest first): the list's next page."""
+        return self.filter(Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, pk__lt=pk))
+
     def search(self, query: str) -> "ConversationQuerySet":
         """Conversations with every word of `query` in their title or in a message, each with
         `found`: the text of a message that has the first word (for a snippet)."""
@@ -78,6 +92,12 @@ class Conversation(models.Model):
         related_name="conversations",
         verbose_name=_("shared with"),
     )
+    # Made by a call to the OpenAI-compatible API (API_KEEP_CONVERSATIONS), not on the page.
+    from_api = models.BooleanField(_("from the API"), default=False)
+    # The owner's own order: pinned ones head the list; archived ones leave it for the
+    # Archived view (and are no longer pinned).
+    pinned_at = models.DateTimeField(_("pinned at"), null=True, blank=True)
+    archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -223,9 +243,25 @@ def stale_before() -> datetime:
     return timezone.now() - timedelta(seconds=settings.KIMI_STREAM_TIMEOUT + 30)
 
 
+def lease_until() -> datetime:
+    """When a lease taken or renewed now lapses (conversations/resume.py)."""
+    return timezone.now() + timedelta(seconds=settings.ANSWER_LEASE)
+
+
 def live_answers() -> Q:
-    """Answers being generated right now, in any process."""
-    return Q(state=Message.State.STREAMING, updated_at__gte=stale_before())
+    """Answers being generated right now, in any process: their writer's lease holds (rows
+    from before leases: touched lately). One whose writer died is not live, so it never holds
+    up a new message; it is taken over within seconds of its lease lapsing."""
+    leased = Q(lease_expires__gt=timezone.now())
+    unleased = Q(lease_expires__isnull=True, updated_at__gte=stale_before())
+    return Q(state=Message.State.STREAMING) & (leased | unleased)
+
+
+def lapsed_answers() -> Q:
+    """Answers left streaming whose writer stopped renewing its lease: to take over."""
+    lapsed = Q(lease_expires__lte=timezone.now())
+    unleased = Q(lease_expires__isnull=True, updated_at__lt=stale_before())
+    return Q(state=Message.State.STREAMING) & (lapsed | unleased)
 
 
 class MessageQuerySet(models.QuerySet):
@@ -294,6 +330,12 @@ class Message(models.Model):
     sources = models.JSONField(default=list, blank=True)
     # Set by the browser for each send, so a replayed send is taken once.
     client_id = models.CharField(max_length=64, blank=True)
+    # While it streams: the process writing it (kimichat.lifecycle.PROCESS, emptied when it
+    # handed the answer over cleanly), until when (renewed every few seconds), and how many
+    # times another process took it over (conversations/resume.py).
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    resumes = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

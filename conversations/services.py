@@ -30,8 +30,8 @@ from conversations.forms import (
     first_error,
     settings_form_for_message,
 )
-from conversations.models import Conversation, Message, live_answers
-from kimichat import catalogue, kimi, live, params
+from conversations.models import Conversation, Message, lease_until, live_answers
+from kimichat import catalogue, kimi, lifecycle, live, params
 from teams.models import Team
 from uploads import references
 from uploads.models import UploadedFile
@@ -96,10 +96,10 @@ def answer_request(
         raise Refused(first_error(form))
     thread = conversation.thread() if conversation else None
     leaf = thread.ids[-1] if thread and thread.ids else None
+    # The user's limits first: they are cheap, and a refused message costs no more.
+    generation_check(user=user, conversation=conversation)
     files = _resolve(user=user, text=text, attached=attached or [])
     request, waiting = _prepare(
-        user=user,
-        conversation=conversation,
         files=files,
         model=form.instance.model,
         build={"conversation": form.instance, "thread": thread, "until": leaf, "question": text},
@@ -133,10 +133,9 @@ def answer_regenerate(
         return None
     question = answer.parent
     _settings_save(conversation, options)
+    generation_check(user=user, conversation=conversation)
     files = list(question.files.all())
     request, waiting = _prepare(
-        user=user,
-        conversation=conversation,
         files=files,
         model=conversation.model,
         build={"conversation": conversation, "thread": conversation.thread(), "until": question.pk},
@@ -167,12 +166,12 @@ def question_edit(
     if question is None or exchange_replayed(conversation=conversation, client_id=client_id):
         return None
     _settings_save(conversation, options)
-    # The edited question keeps the files attached to it, plus any it now names.
-    attached = list(question.files.values_list("id", flat=True))
-    files = _resolve(user=user, text=text, attached=attached)
+    generation_check(user=user, conversation=conversation)
+    # The edited question keeps the files it had (in a copy of a shared conversation, files
+    # its writer may not open), plus any it now names.
+    files = _resolve(user=user, text=text, attached=[])
+    files += [f for f in question.files.all() if f not in files]
     request, waiting = _prepare(
-        user=user,
-        conversation=conversation,
         files=files,
         model=conversation.model,
         build={
@@ -223,6 +222,8 @@ def answer_continue(*, user: User, conversation: Conversation, message_id: int) 
         finish_reason="",
         error_code="",
         error="",
+        lease_owner=lifecycle.PROCESS,
+        lease_expires=lease_until(),
     )
     answer.state = Message.State.STREAMING
     return Answering(
@@ -289,17 +290,14 @@ def _resolve(*, user: User, text: str, attached: list[int]) -> list[UploadedFile
 
 def _prepare(
     *,
-    user: User,
-    conversation: Conversation | None,
     files: list[UploadedFile],
     model: str,
     build: dict[str, Any],
 ) -> tuple[context.Request | None, list[UploadedFile]]:
-    """The one step every answer takes before it is saved: the files must be readable by
-    `model`, the user may have an answer now, and the request must fit. With files still
-    being read, no request yet (it is built when they are), and those files."""
+    """The one step every answer takes before it is saved (after `generation_check`): the
+    files must be readable by `model`, and the request must fit. With files still being read,
+    no request yet (it is built when they are), and those files."""
     files_check(files=files, model=model)
-    generation_check(user=user, conversation=conversation)
     waiting = [f for f in files if f.is_processing]
     if "question" in build:
         build["files"] = files
@@ -339,7 +337,10 @@ def _answering(
 
 def generation_check(*, user: User, conversation: Conversation | None) -> None:
     """Refuse a new answer while one is being written here, in a conversation a moderator
-    removed, or past the user's limits (suspension, daily tokens, rate, concurrency)."""
+    removed, or past the user's limits (suspension, daily tokens, rate, concurrency), or in
+    a process that is stopping (the page keeps the message; sent again, it goes to another)."""
+    if lifecycle.draining():
+        raise Refused(_("KimiChat is restarting. Try again in a moment."))
     if conversation is not None and conversation.is_hidden:
         raise Refused(_("A moderator removed this conversation. It cannot be continued."))
     standing = Usage.objects.standing(user)
@@ -510,6 +511,9 @@ def _answer_create(
         model=model,
         context_trimmed=context_trimmed,
         sources=list(sources),
+        # Written by this process, which renews the lease while it writes (resume.py).
+        lease_owner=lifecycle.PROCESS,
+        lease_expires=lease_until(),
     )
     conversation.leaf = answer
     # Also bumps updated_at, so the conversation moves to the top of the list.
@@ -562,6 +566,20 @@ def answer_finish(*, answer: Message, fields: dict[str, Any], usage: dict[str, A
     answer_save(answer_id=answer.pk, **{"content": answer.content, **fields})
     if usage:
         Usage.objects.record(**usage)
+
+
+def conversation_pin(*, conversation: Conversation, pinned: bool) -> None:
+    """Keep it at the top of the list, or not. Its place by date does not change (updated_at
+    is left alone)."""
+    conversation.pinned_at = timezone.now() if pinned else None
+    conversation.save(update_fields=["pinned_at"])
+
+
+def conversation_archive(*, conversation: Conversation, archived: bool) -> None:
+    """Out of the list, into the Archived view (unpinned), or back."""
+    conversation.archived_at = timezone.now() if archived else None
+    conversation.pinned_at = None
+    conversation.save(update_fields=["archived_at", "pinned_at"])
 
 
 def conversation_share(*, conversation: Conversation, team: Team | None) -> None:

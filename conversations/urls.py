@@ -15,6 +15,12 @@ urlpatterns = [
     path("shared/<int:conversation_id>/", views.conversation_shared, name="conversation-shared"),
     path("shared/<int:conversation_id>/copy/", views.conversation_copy, name="conversation-copy"),
     path("search/", views.search, name="search"),
+    path("conversations/", views.conversation_page, name="conversation-page"),
+    path("archived/", views.archived, name="archived"),
+    path("c/<int:conversation_id>/pin/", views.conversation_pin, name="conversation-pin"),
+    path(
+        "c/<int:conversation_id>/archive/", views.conversation_archive, name="conversation-archive"
+    ),
     path(
         "c/<int:conversation_id>/settings/",
         views.conversation_settings,

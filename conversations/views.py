@@ -6,10 +6,11 @@ from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import Preferences
 from conversations import services
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
-from kimichat import live
+from kimichat import catalogue, live
 from kimichat.http import AuthenticatedRequest
 from teams.models import Team
 
@@ -25,18 +26,100 @@ def _get_conversation_for_user(
     return get_object_or_404(conversations, pk=conversation_id)
 
 
-def _sidebar(request: AuthenticatedRequest) -> list[Conversation]:
-    conversations = Conversation.objects.for_user(request.user)
-    return list(conversations.only("id", "title", "hidden_at")[:200])
+def _reported(request: AuthenticatedRequest, messages: list[Message]) -> set[int]:
+    """Which of these messages the user has reported: their Report button says so."""
+    mine = Message.objects.filter(pk__in=[m.pk for m in messages], reports__reporter=request.user)
+    return set(mine.values_list("pk", flat=True))
+
+
+# The list shows this many conversations, then loads as many more each time it is scrolled
+# to its end (chat.html#conversation-page asks for one more to know whether there are more).
+SIDEBAR_PAGE = 50
+
+
+LISTED = ("id", "title", "hidden_at", "updated_at", "pinned_at", "archived_at")
+
+
+def _sidebar(request: AuthenticatedRequest, *, archived: bool = False) -> dict[str, object]:
+    """The list's context: the pinned conversations, then the first page of the others (or
+    of the archived ones)."""
+    mine = Conversation.objects.for_user(request.user).only(*LISTED)
+    return {
+        "pinned": [] if archived else list(mine.pinned()),
+        "conversations": list(mine.in_list(archived=archived)[: SIDEBAR_PAGE + 1]),
+        "archived": archived,
+    }
+
+
+@login_required
+@require_GET
+def archived(request: AuthenticatedRequest) -> HttpResponse:
+    """A new chat, with the archived conversations in the list."""
+    ctx = {
+        **_sidebar(request, archived=True),
+        "form": ConversationSettingsForm(),
+        "ws_url": Conversation.NEW_WS_URL,
+        # No thread: `messages` is not the messages framework's (a flash such as "Signed in
+        # as …" would be shown as a message of the chat).
+        "messages": [],
+    }
+    return render(request, "conversations/chat.html", ctx)
+
+
+def _back(request: AuthenticatedRequest, conversation: Conversation) -> HttpResponse:
+    """After Pin or Archive: the page reloads (htmx) or goes back to the chat."""
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = conversation.get_absolute_url()
+        return response
+    return redirect(conversation)
+
+
+@login_required
+@require_POST
+def conversation_pin(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
+    conversation = _get_conversation_for_user(request, conversation_id)
+    services.conversation_pin(conversation=conversation, pinned=bool(request.POST.get("pinned")))
+    return _back(request, conversation)
+
+
+@login_required
+@require_POST
+def conversation_archive(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
+    conversation = _get_conversation_for_user(request, conversation_id)
+    archive = bool(request.POST.get("archived"))
+    services.conversation_archive(conversation=conversation, archived=archive)
+    return _back(request, conversation)
+
+
+@login_required
+@require_GET
+def conversation_page(request: AuthenticatedRequest) -> HttpResponse:
+    """The next page of the list, after the conversation given (`after`: its id)."""
+    try:
+        last = Conversation.objects.for_user(request.user).get(pk=int(request.GET["after"]))
+    except (KeyError, ValueError, Conversation.DoesNotExist):
+        return HttpResponse(status=400)
+    archived = bool(request.GET.get("archived"))
+    mine = Conversation.objects.for_user(request.user).only(*LISTED)
+    conversations = mine.in_list(archived=archived).listed_after(last.updated_at, last.pk)
+    ctx = {"conversations": list(conversations[: SIDEBAR_PAGE + 1]), "archived": archived}
+    return render(request, "conversations/chat.html#conversation-page", ctx)
 
 
 @login_required
 @require_GET
 def chat_new(request: AuthenticatedRequest) -> HttpResponse:
     ctx = {
-        "conversations": _sidebar(request),
-        "form": ConversationSettingsForm(),
+        **_sidebar(request),
+        # A new chat starts as the user chose on the Account page.
+        "form": ConversationSettingsForm(
+            initial=Preferences.objects.for_user(request.user).new_chat_initial(catalogue.offered())
+        ),
         "ws_url": Conversation.NEW_WS_URL,
+        # No thread: `messages` is not the messages framework's (a flash such as "Signed in
+        # as …" would be shown as a message of the chat).
+        "messages": [],
     }
     return render(request, "conversations/chat.html", ctx)
 
@@ -46,14 +129,15 @@ def chat_new(request: AuthenticatedRequest) -> HttpResponse:
 def chat(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id, removed_too=True)
     if conversation.is_hidden:
-        ctx = {"conversation": conversation, "conversations": _sidebar(request), "removed": True}
+        ctx = {"conversation": conversation, **_sidebar(request), "removed": True}
         return render(request, "conversations/chat.html", ctx)
     messages, has_older = conversation.thread().page()
     ctx = {
         "conversation": conversation,
-        "conversations": _sidebar(request),
+        **_sidebar(request),
         "messages": messages,
         "has_older": has_older,
+        "reported": _reported(request, messages),
         "form": ConversationSettingsForm(instance=conversation),
         "ws_url": conversation.ws_url,
         "teams": Team.objects.for_user(request.user),
@@ -70,7 +154,12 @@ def older_messages(request: AuthenticatedRequest, conversation_id: int) -> HttpR
     except ValueError:
         return HttpResponse(status=400)
     messages, has_older = conversation.thread().page(before)
-    ctx = {"conversation": conversation, "messages": messages, "has_older": has_older}
+    ctx = {
+        "conversation": conversation,
+        "messages": messages,
+        "has_older": has_older,
+        "reported": _reported(request, messages),
+    }
     return render(request, "conversations/chat.html#older-messages", ctx)
 
 
@@ -141,7 +230,7 @@ def search(request: AuthenticatedRequest) -> HttpResponse:
     ctx: dict[str, object] = {"conversations": conversations, "query": query}
     if request.htmx:
         return render(request, "conversations/chat.html#conversation-list", ctx)
-    ctx.update(form=ConversationSettingsForm(), ws_url=Conversation.NEW_WS_URL)
+    ctx.update(form=ConversationSettingsForm(), ws_url=Conversation.NEW_WS_URL, messages=[])
     return render(request, "conversations/chat.html", ctx)
 
 
@@ -156,6 +245,12 @@ def conversation_share(request: AuthenticatedRequest, conversation_id: int) -> H
         teams = Team.objects.for_user(request.user)
         team = get_object_or_404(teams, pk=request.POST["team"])
     services.conversation_share(conversation=conversation, team=team)
+    if request.htmx:
+        # The header of a chat begun on this page came over its socket, without a form
+        # token: it posts through htmx (which sends the token) and the page then reloads.
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = conversation.get_absolute_url()
+        return response
     return redirect(conversation)
 
 

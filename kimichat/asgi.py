@@ -1,5 +1,6 @@
 """ASGI entry point: Django for HTTP, Channels for the chat websockets."""
 
+import logging
 import os
 
 from django.core.asgi import get_asgi_application
@@ -11,16 +12,23 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from conversations import resume  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
-from kimichat import catalogue  # noqa: E402
+from kimichat import catalogue, lifecycle  # noqa: E402
+from kimichat.limits import SessionSockets  # noqa: E402
 from kimichat.origin import SameOriginValidator  # noqa: E402
+
+# Leases renewed and lapsed answers taken over, in the background of the server's loop.
+lifecycle.on_serve(resume.keep_watch)
+
+log = logging.getLogger(__name__)
 
 router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": SameOriginValidator(
             # Django's path() for websockets, as Channels documents (routing.py).
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
+            SessionSockets(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))  # type: ignore[arg-type]
         ),
     }
 )
@@ -30,4 +38,22 @@ async def application(scope, receive, send):
     # The models Kimi offers are read in the background of the process that serves, once it
     # serves (Daphne has no start-up hook for an application), then every few minutes.
     catalogue.keep_fresh()
-    await router(scope, receive, send)
+    if scope["type"] != "websocket":
+        await router(scope, receive, send)
+        return
+    accepted = False
+
+    async def sending(message):
+        nonlocal accepted
+        accepted = accepted or message["type"] == "websocket.accept"
+        await send(message)
+
+    try:
+        await router(scope, receive, sending)
+    except Exception:
+        if accepted:
+            raise
+        # The channel layer is unreachable (Redis restarting), say: the socket is refused,
+        # not answered 500, and the page tries again a moment later.
+        log.warning("A websocket could not be opened", exc_info=True)
+        await send({"type": "websocket.close"})

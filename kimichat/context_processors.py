@@ -8,4 +8,5 @@ def kimi_status(request) -> dict:
         "kimi_configured": kimi.is_configured(),
         "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
         "web_search_offered": settings.KIMI_WEB_SEARCH,
+        "api_keys_on": settings.API_KEYS,
     }

@@ -8,13 +8,13 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import openai
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
-from openai import AsyncStream
+from openai import AsyncAPIResponse, AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
 log = logging.getLogger(__name__)
@@ -67,17 +67,31 @@ async def stream_open(
 ) -> AsyncStream[ChatCompletionChunk]:
     """Start a streamed completion, retrying what Kimi says is worth retrying (busy, 5xx):
     `on_retry(seconds, attempt)` is told before each wait. Raises what cannot be retried."""
+    return await _retrying(
+        # The conversation's sampling parameters go as they are: no overload takes **params.
+        lambda: client().chat.completions.create(  # type: ignore[call-overload]
+            model=model,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            **params,
+        ),
+        on_retry,
+    )
+
+
+T = TypeVar("T")
+
+
+async def _retrying(
+    open_: Callable[[], Awaitable[T]], on_retry: Callable[[float, int], Awaitable[None]] | None
+) -> T:
+    """`open_()`, again after what Kimi says is worth retrying (busy, 5xx): `on_retry(seconds,
+    attempt)` is told before each wait. Raises what cannot be retried."""
     attempt = 0
     while True:
         try:
-            # The conversation's sampling parameters go as they are: no overload takes **params.
-            return await client().chat.completions.create(  # type: ignore[call-overload]
-                model=model,
-                messages=messages,
-                stream=True,
-                stream_options={"include_usage": True},
-                **params,
-            )
+            return await open_()
         except (openai.APIStatusError, openai.APIConnectionError) as e:
             delay = retry_delay(e, attempt)
             if delay is None:
@@ -87,6 +101,37 @@ async def stream_open(
             if on_retry is not None:
                 await on_retry(delay, attempt)
             await asyncio.sleep(delay)
+
+
+# A completion not streamed can take as long as Kimi's own server allows (five minutes).
+UNSTREAMED_TIMEOUT = 330.0
+
+
+async def completion_open(
+    *, body: dict[str, Any], on_retry: Callable[[float, int], Awaitable[None]] | None = None
+) -> AsyncAPIResponse[Any]:
+    """Send a request body as a client wrote it (the OpenAI-compatible API relays it) and
+    return Kimi's response unparsed, its body still to be read: streamed or not, as the body
+    asks. Retries as stream_open does; raises what cannot be retried. The caller closes it."""
+    fields = dict(body)
+    model, messages = fields.pop("model"), fields.pop("messages")
+    options: dict[str, Any] = {}
+    if not fields.get("stream"):
+        options["timeout"] = openai.Timeout(
+            max(settings.KIMI_STREAM_TIMEOUT, UNSTREAMED_TIMEOUT),
+            connect=settings.KIMI_CONNECT_TIMEOUT,
+        )
+    return await _retrying(
+        # Every other field goes as it came, Kimi's own (thinking, partial…) included.
+        lambda: (
+            client()
+            .chat.completions.with_streaming_response.create(
+                model=model, messages=messages, extra_body=fields, **options
+            )
+            .__aenter__()
+        ),
+        on_retry,
+    )
 
 
 # Kimi's built-in web search (kimi-api.md §6): Kimi searches, the app hands the call back.

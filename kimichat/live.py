@@ -6,6 +6,8 @@ in-memory layer in one process, Redis across several). Apps publish through here
 import a consumer."""
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
@@ -18,15 +20,25 @@ from django.utils import translation
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_SUSPENDED = 4403
 CLOSE_NOT_FOUND = 4404
+# Past USER_MAX_SOCKETS: the page says so rather than reconnect at once.
+CLOSE_TOO_MANY = 4429
 
 # Event types. Channels calls the consumer's method of the same name, dots as underscores.
 TOKENS: Final = "chat.tokens"  # text of an answer, from a position on
 HTML: Final = "chat.html"  # a frame of HTML (out-of-band swaps) for every page of a conversation
 HIDDEN: Final = "conversation.hidden"  # a moderator removed the conversation
 SUSPENDED: Final = "account.suspended"  # a moderator suspended the user
+SIGNED_OUT: Final = "account.signed_out"  # every session ended (or the account deleted)
 FILE_CHANGED: Final = "file.changed"  # a file's status changed
 STOP: Final = "stop"  # to an answer being written: stop
 RESEND: Final = "resend"  # to an answer being written: send one socket the text from `start` on
+# An answer taken over by another process: pages show it as saved, and its text goes on from
+# there (what a page showed past the last save is written anew).
+REWIND: Final = "chat.rewind"
+
+log = logging.getLogger(__name__)
+# When an unreachable channel layer was last logged (once a minute is enough to see it).
+_outage_logged = 0.0
 
 
 # An answer streams in parts, each with its own offsets: what Kimi thinks, then the answer.
@@ -55,6 +67,13 @@ class ResendEvent(TypedDict):
     part: str
     start: int
     reply_to: str
+
+
+class RewindEvent(TypedDict):
+    type: Literal["chat.rewind"]
+    message_id: int
+    offsets: dict[str, int]  # part → its length as saved, where the tokens go on from
+    html: str  # the answer as saved
 
 
 class FileEvent(TypedDict):
@@ -102,8 +121,22 @@ def _layer() -> BaseChannelLayer:
     return layer
 
 
-async def _group_send(group: str, event: Mapping[str, Any]) -> None:
-    await _layer().group_send(group, {**event})
+async def _group_send(group: str, event: Mapping[str, Any]) -> bool:
+    """Whether the event went out. Redis carries frames, not answers: while it is
+    unreachable, answers go on and are saved, and pages catch up when it is back."""
+    try:
+        await _layer().group_send(group, {**event})
+    except Exception as e:  # any failure of the layer's transport (Redis down)
+        _outage(e)
+        return False
+    return True
+
+
+def _outage(error: Exception) -> None:
+    global _outage_logged
+    if time.monotonic() - _outage_logged > 60:
+        _outage_logged = time.monotonic()
+        log.warning("The channel layer is unreachable; frames are dropped meanwhile: %r", error)
 
 
 def scope_language(scope: Mapping[str, Any]) -> str:
@@ -119,8 +152,9 @@ def scope_language(scope: Mapping[str, Any]) -> str:
 # Publishing, from the event loop.
 
 
-async def publish_html(conversation_id: int, html: str) -> None:
-    await _group_send(conversation_group(conversation_id), html_event(html))
+async def publish_html(conversation_id: int, html: str) -> bool:
+    """Whether it went out (False while the channel layer is unreachable)."""
+    return await _group_send(conversation_group(conversation_id), html_event(html))
 
 
 async def publish_tokens(
@@ -130,10 +164,20 @@ async def publish_tokens(
     await _group_send(conversation_group(conversation_id), event)
 
 
+async def publish_rewind(
+    conversation_id: int, *, message_id: int, offsets: dict[str, int], html: str
+) -> None:
+    event = RewindEvent(type=REWIND, message_id=message_id, offsets=offsets, html=html)
+    await _group_send(conversation_group(conversation_id), event)
+
+
 async def send_tokens(channel: str, *, message_id: int, part: str, start: int, text: str) -> None:
     """A part of an answer from `start` on, to one socket that asked for it."""
     event = tokens_event(message_id=message_id, part=part, start=start, text=text, resend=True)
-    await _layer().send(channel, {**event})
+    try:
+        await _layer().send(channel, {**event})
+    except Exception as e:  # the page asks again when it reconnects
+        _outage(e)
 
 
 async def request_stop(conversation_id: int) -> None:
@@ -161,17 +205,29 @@ def stop_answers(conversation_ids: Iterable[int]) -> None:
         async_to_sync(request_stop)(conversation_id)
 
 
-def conversations_hidden(conversation_ids: Iterable[int]) -> None:
-    """Pages showing these conversations say they were removed, and close."""
+def conversations_hidden(
+    conversation_ids: Iterable[int], *, owners: Mapping[int, int] | None = None
+) -> None:
+    """Pages showing these conversations say they were removed, and close; the other pages
+    of their owners (`owners`: conversation id → owner id) mark them removed in their list."""
     for conversation_id in conversation_ids:
         group = conversation_group(conversation_id)
         async_to_sync(_group_send)(group, {"type": HIDDEN})
+        if owners and conversation_id in owners:
+            event = {"type": HIDDEN, "conversation_id": conversation_id}
+            async_to_sync(_group_send)(user_group(owners[conversation_id]), event)
 
 
 def users_suspended(user_ids: Iterable[int]) -> None:
     """Every socket of these users closes."""
     for user_id in user_ids:
         async_to_sync(_group_send)(user_group(user_id), {"type": SUSPENDED})
+
+
+def users_signed_out(user_ids: Iterable[int]) -> None:
+    """Every socket of these users closes as a logged-out one: their sessions are gone."""
+    for user_id in user_ids:
+        async_to_sync(_group_send)(user_group(user_id), {"type": SIGNED_OUT})
 
 
 def file_changed(file_id: int, *, readers: Iterable[int]) -> None:

@@ -8,6 +8,8 @@ import sys
 
 import django
 
+LISTEN_BACKLOG = 1024
+
 
 def main() -> None:
     # The event loop shares the GIL with the database thread; switching more often keeps
@@ -15,17 +17,19 @@ def main() -> None:
     sys.setswitchinterval(float(os.environ.get("KIMICHAT_SWITCH_INTERVAL", "0.001")))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kimichat.settings")
     django.setup()
-    from daphne.cli import CommandLineInterface
     from django.conf import settings
+
+    from kimichat.server import CommandLineInterface
 
     if not settings.MOONSHOT_API_KEY:
         print("Warning: MOONSHOT_API_KEY is not set; answers will fail until it is configured.")
     print(f"KimiChat on http://{settings.HOST}:{settings.PORT}/")
+    # As Daphne's -b/-p, with a longer listen queue: Twisted's default (50) overflows when
+    # hundreds of pages reconnect at once (a restart behind nginx, which then answers 502).
+    interface = settings.HOST.strip("[]").replace(":", r"\:")
     args = [
-        "-b",
-        settings.HOST,
-        "-p",
-        str(settings.PORT),
+        "-e",
+        f"tcp:port={settings.PORT}:interface={interface}:backlog={LISTEN_BACKLOG}",
         *sys.argv[1:],
         "kimichat.asgi:application",
     ]

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",  # django-allauth's session list uses it
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
@@ -104,11 +105,19 @@ INSTALLED_APPS = [
     "csp",
     "django_tasks",
     "django_tasks_db",
+    # Accounts, e-mail, password reset, single sign-on, two-factor, sessions (see "Access").
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
+    "allauth.usersessions",
     "accounts",
     "conversations",
     "uploads",
     "moderation",
     "teams",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +128,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.staff_mfa_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -139,6 +150,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "kimichat.context_processors.kimi_status",
+                "accounts.context_processors.preferences",
+                "accounts.context_processors.access",
             ],
         },
     },
@@ -187,6 +200,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# ModelBackend first: sessions made before django-allauth name it, and still hold.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat-new"
@@ -245,6 +263,19 @@ EXTRACT_MAX_PAGES = _positive("EXTRACT_MAX_PAGES", env.int, 2000)
 EXTRACT_TIMEOUT = _positive("EXTRACT_TIMEOUT", env.float, 300.0)
 # Uploads larger than this are spooled to a temporary file rather than kept in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Request bodies (other than uploads, the API and the log-in pages, which have their own
+# limits) larger than this are refused with 413 before they are read (kimichat/server.py).
+REQUEST_MAX_BYTES = _positive("REQUEST_MAX_BYTES", env.int, 2 * 1024 * 1024 + 512 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
+# A websocket whose page leaves this much of what it was sent untaken for 10 s (or four
+# times this at all) is closed.
+SOCKET_MAX_UNSENT_BYTES = _positive("SOCKET_MAX_UNSENT_BYTES", env.int, 2 * 1024 * 1024)
+# Open websockets (tabs) per user, per process.
+USER_MAX_SOCKETS = _positive("USER_MAX_SOCKETS", env.int, 20)
+# Files read at once, per process (each in a child process of its own), and the memory (MB)
+# and CPU seconds one reading may take.
+FILE_READERS = _positive("FILE_READERS", env.int, 2)
+FILE_READER_MEMORY_MB = _positive("FILE_READER_MEMORY_MB", env.int, 1024)
 
 # Background work (reading uploaded files) through Django's tasks API: "immediate" runs it
 # in this process, beside the requests; "database" queues it for `manage.py db_worker`
@@ -382,6 +413,19 @@ KIMI_WEB_SEARCH = _read("KIMI_WEB_SEARCH", _strict_bool, True)
 # Rounds of searching one answer may take before it must answer.
 KIMI_SEARCH_ROUNDS = 4
 
+# Seconds a stopping process (SIGTERM) lets its running answers finish before it hands the
+# rest to another process (conversations/resume.py).
+SHUTDOWN_GRACE = _read("SHUTDOWN_GRACE", env.float, 30.0)
+if SHUTDOWN_GRACE < 0:
+    raise ImproperlyConfigured(f"Bad value for SHUTDOWN_GRACE: {SHUTDOWN_GRACE!r} (seconds)")
+# Seconds an answer's lease lasts without renewal (renewed every third of it by the process
+# writing it); once it lapses, another process takes the answer over and resumes it.
+ANSWER_LEASE = _positive("ANSWER_LEASE", env.float, 6.0)
+# Times one answer may be taken over before it is left interrupted (a crash loop).
+ANSWER_MAX_RESUMES = _read("ANSWER_MAX_RESUMES", env.int, 3)
+if ANSWER_MAX_RESUMES < 0:
+    raise ImproperlyConfigured(f"Bad value for ANSWER_MAX_RESUMES: {ANSWER_MAX_RESUMES!r}")
+
 # Per-user limits: answers generating at once, and messages (answers asked for, including
 # regenerations) per minute.
 USER_MAX_CONCURRENT = _positive("USER_MAX_CONCURRENT", env.int, 3)
@@ -396,3 +440,172 @@ if USER_DAILY_TOKENS < 0:
 # Moderators read conversations in the admin; false keeps transcripts closed to everyone
 # (reports still show the message reported).
 MODERATION_TRANSCRIPTS = _read("MODERATION_TRANSCRIPTS", _strict_bool, True)
+
+# Personal API keys and the OpenAI-compatible endpoint (/v1/chat/completions, /v1/models):
+# false turns both off. API_KEEP_CONVERSATIONS keeps each call as a conversation of its user's
+# (marked "API"), seen in their list and by moderators; off, only the usage is kept.
+API_KEYS = _read("API_KEYS", _strict_bool, True)
+API_KEEP_CONVERSATIONS = _read("API_KEEP_CONVERSATIONS", _strict_bool, False)
+# The largest request body /v1/chat/completions reads (bytes), checked before reading it.
+API_MAX_BODY_BYTES = _positive("API_MAX_BODY_BYTES", env.int, 4 * 1024 * 1024)
+
+
+# Access: who may sign up, e-mail, single sign-on, two-factor, log-in throttling. django-allauth
+# does the work; accounts/adapter.py holds KimiChat's policy (README, "Access").
+SIGNUP_POLICIES = ("open", "approval", "invite", "closed")
+SIGNUP = _read("SIGNUP", env.str, "").strip().lower() or "approval"
+if SIGNUP not in SIGNUP_POLICIES:
+    raise ImproperlyConfigured(
+        f"Bad value for SIGNUP: {SIGNUP!r} (use {', '.join(SIGNUP_POLICIES)})"
+    )
+
+
+def _email_url(name: str, default: str) -> dict:
+    """smtp://user:password@host:587?tls=true (STARTTLS), smtps://…:465 (TLS from the start)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    url = urlsplit(env.str(name, default=default).strip())
+    if not url.scheme:
+        return {}
+    if url.scheme not in {"smtp", "smtps"} or not url.hostname:
+        raise ValueError("use smtp://user:password@host:port or smtps://…")
+    query = {k: v[-1].strip().lower() for k, v in parse_qs(url.query).items()}
+    unknown = set(query) - {"tls", "ssl", "timeout"}
+    if unknown:
+        raise ValueError(f"unknown option {', '.join(sorted(unknown))} (tls, ssl, timeout)")
+    truth = {"true": True, "1": True, "false": False, "0": False}
+    if any(query.get(k, "false") not in truth for k in ("tls", "ssl")):
+        raise ValueError("tls and ssl take true or false")
+    ssl = url.scheme == "smtps" or truth[query.get("ssl", "false")]
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": url.hostname,
+        "EMAIL_PORT": url.port or (465 if ssl else 25),
+        "EMAIL_HOST_USER": unquote(url.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(url.password or ""),
+        "EMAIL_USE_TLS": truth[query.get("tls", "false")],
+        "EMAIL_USE_SSL": ssl,
+        "EMAIL_TIMEOUT": float(query.get("timeout", 10)),
+    }
+
+
+# Without EMAIL_URL nothing is sent: no "Forgot password?", no verification, no notices.
+EMAIL = _read("EMAIL_URL", _email_url, "")
+if EMAIL.get("EMAIL_USE_TLS") and EMAIL.get("EMAIL_USE_SSL"):
+    raise ImproperlyConfigured("Bad value for EMAIL_URL: tls and ssl exclude each other")
+globals().update(EMAIL)
+if not EMAIL:
+    EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+DEFAULT_FROM_EMAIL = _read("DEFAULT_FROM_EMAIL", env.str, "KimiChat <kimichat@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+ACCOUNT_ADAPTER = "teams.access.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "teams.access.SocialAccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm", "signup": "accounts.forms.SignupForm"}
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = _read("EMAIL_VERIFICATION", env.str, "optional" if EMAIL else "none")
+if ACCOUNT_EMAIL_VERIFICATION not in {"none", "optional", "mandatory"}:
+    raise ImproperlyConfigured(
+        f"Bad value for EMAIL_VERIFICATION: {ACCOUNT_EMAIL_VERIFICATION!r} "
+        "(use none, optional or mandatory)"
+    )
+if ACCOUNT_EMAIL_VERIFICATION != "none" and not EMAIL:
+    raise ImproperlyConfigured(
+        "Bad value for EMAIL_VERIFICATION: verification needs EMAIL_URL to send the link"
+    )
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[KimiChat] "
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_EMAIL_NOTIFICATIONS = bool(EMAIL)
+# A reset asked for an address no account has sends nothing (no mail to strangers).
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+# Log-in throttling: a wrong password costs a try per address (20 a minute) and per account
+# (5 in 15 minutes); past either, every try is refused, the right password too, until the
+# window has passed.
+LOGIN_ATTEMPTS_PER_ACCOUNT = _positive("LOGIN_ATTEMPTS_PER_ACCOUNT", env.int, 5)
+LOGIN_LOCKOUT_SECONDS = _positive("LOGIN_LOCKOUT_SECONDS", env.int, 15 * 60)
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (f"20/m/ip,{LOGIN_ATTEMPTS_PER_ACCOUNT}/{LOGIN_LOCKOUT_SECONDS}s/key"),
+    # Log-ins that succeed: generous, people behind one proxy share an address.
+    "login": "120/m/ip",
+}
+# Behind a proxy, the client's address is the proxy's unless it says how many proxies add
+# themselves to X-Forwarded-For (throttling per address needs the real one).
+ALLAUTH_TRUSTED_PROXY_COUNT = _read("TRUSTED_PROXY_COUNT", env.int, 0)
+if ALLAUTH_TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(
+        f"Bad value for TRUSTED_PROXY_COUNT: {ALLAUTH_TRUSTED_PROXY_COUNT!r} (0 or more)"
+    )
+# Counters of throttling live in the cache: shared through Redis when there are several
+# processes, in this process's memory otherwise.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "kimichat",
+        }
+    }
+
+# Two-factor: TOTP apps and recovery codes; staff must turn it on when this is true.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "KimiChat"
+# People log in by username, not e-mail: an address not yet verified does not stop two-factor.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+MFA_REQUIRED_FOR_STAFF = _read("MFA_REQUIRED_FOR_STAFF", _strict_bool, False)
+
+# Sessions are recorded at log-in (for the Account page and "Sign out everywhere"), not on
+# every request: a write per request would cost every page and every answer.
+USERSESSIONS_TRACK_ACTIVITY = False
+
+# Single sign-on with one OpenID Connect provider (Keycloak, Entra ID, Okta, Google…).
+OIDC_SERVER_URL = _read("OIDC_SERVER_URL", env.str, "").strip().rstrip("/")
+OIDC_NAME = _read("OIDC_NAME", env.str, "SSO").strip() or "SSO"
+OIDC_CLIENT_ID = _read("OIDC_CLIENT_ID", env.str, "").strip()
+OIDC_CLIENT_SECRET = _read("OIDC_CLIENT_SECRET", env.str, "")
+# E-mail domains whose people get an account at first log-in whatever SIGNUP says.
+OIDC_ALLOWED_DOMAINS = [
+    d.strip().lower().lstrip("@") for d in _read("OIDC_ALLOWED_DOMAINS", env.list, []) if d.strip()
+]
+# A claim listing the person's groups: each group is a KimiChat team of that name they join,
+# and OIDC_MODERATOR_GROUP makes them a moderator.
+OIDC_GROUPS_CLAIM = _read("OIDC_GROUPS_CLAIM", env.str, "").strip()
+OIDC_MODERATOR_GROUP = _read("OIDC_MODERATOR_GROUP", env.str, "").strip()
+if OIDC_SERVER_URL and not OIDC_CLIENT_ID:
+    raise ImproperlyConfigured("Bad value for OIDC_CLIENT_ID: OIDC_SERVER_URL needs it")
+if OIDC_CLIENT_ID and not OIDC_SERVER_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        f"Bad value for OIDC_SERVER_URL: {OIDC_SERVER_URL!r} (the issuer's URL, https://…)"
+    )
+SOCIALACCOUNT_PROVIDERS: dict[str, Any] = {}
+if OIDC_CLIENT_ID:
+    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "oidc",
+                "name": OIDC_NAME,
+                "client_id": OIDC_CLIENT_ID,
+                "secret": OIDC_CLIENT_SECRET,
+                "settings": {
+                    "server_url": OIDC_SERVER_URL,
+                    "scope": ["openid", "profile", "email"],
+                    "fetch_userinfo": True,
+                },
+            }
+        ],
+    }
+    # "Log in with …" posts a form that redirects to the provider: the policy must let it.
+    from urllib.parse import urlsplit as _urlsplit
+
+    _issuer = _urlsplit(OIDC_SERVER_URL)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        f"{_issuer.scheme}://{_issuer.netloc}"
+    )
+SOCIALACCOUNT_ONLY = False
+# The provider vouches for the address it gives; an account is made without a second form.
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False

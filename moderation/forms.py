@@ -27,7 +27,10 @@ class ReportForm(forms.Form):
         # Messages of conversations the user can read, and no other.
         readable = Conversation.objects.for_user(user).visible()
         messages = cast(forms.ModelChoiceField, self.fields["message"])
-        messages.queryset = Message.objects.filter(conversation__in=readable)
+        # Answers, not the user's own words.
+        messages.queryset = Message.objects.filter(
+            conversation__in=readable, role=Message.Role.ASSISTANT
+        )
 
 
 class ModerationActionForm(helpers.ActionForm):

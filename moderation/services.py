@@ -40,7 +40,7 @@ def conversations_hide(*, actor, conversations: QuerySet, reason: str = "") -> i
     Kind = ModerationAction.Kind
     _change(hidden, {"hidden_at": timezone.now()}, actor=actor, kind=Kind.HIDE, reason=reason)
     live.stop_answers(c.pk for c in hidden)
-    live.conversations_hidden(c.pk for c in hidden)
+    live.conversations_hidden([c.pk for c in hidden], owners={c.pk: c.owner_id for c in hidden})
     return len(hidden)
 
 

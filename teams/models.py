@@ -84,3 +84,59 @@ class Membership(models.Model):
         if self.role == self.Role.ADMIN:
             return other.role != self.Role.OWNER and role != self.Role.OWNER
         return False
+
+
+def _invite_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+class InviteQuerySet(models.QuerySet):
+    def usable(self) -> "InviteQuerySet":
+        from django.utils import timezone
+
+        return self.filter(used_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class Invite(models.Model):
+    """A link that lets one person sign up and join a team (also when SIGNUP=invite): used
+    once, and only until it expires."""
+
+    # How long a new link works.
+    LIFETIME_DAYS = 7
+
+    token = models.CharField(max_length=64, unique=True, default=_invite_token, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="invites", verbose_name=_("team"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("made by"),
+    )
+    created_at = models.DateTimeField(_("made"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+    used_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("used by"),
+    )
+
+    objects = InviteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+
+    def __str__(self) -> str:
+        return f"{self.team} ({self.created_at:%Y-%m-%d})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("invite", args=[self.token])

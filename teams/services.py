@@ -1,12 +1,15 @@
 """Teams' writes: keyword-only `<entity>_<action>` functions. Each raises TeamError, with a
 sentence for the page, when the change is not allowed."""
 
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
-from teams.models import Membership, Team
+from teams.models import Invite, Membership, Team
 
 
 class TeamError(Exception):
@@ -61,3 +64,27 @@ def member_remove(*, actor: Membership, membership: Membership) -> None:
     if membership.is_last_owner():
         raise TeamError(_("A team needs an owner: make someone else owner first."))
     membership.delete()
+
+
+def invite_create(*, team: Team, actor) -> Invite:
+    """A new invitation link to `team`, made by one of its owners or admins, or a moderator."""
+    manages = Membership.objects.filter(
+        team=team, user=actor, role__in=Membership.MANAGERS
+    ).exists()
+    if not (manages or actor.has_perm("teams.add_invite")):
+        raise TeamError(_("Only the team's owners and admins can invite people."))
+    expires = timezone.now() + timedelta(days=Invite.LIFETIME_DAYS)
+    return Invite.objects.create(team=team, created_by=actor, expires_at=expires)
+
+
+def invite_use(*, token: str, user) -> Team | None:
+    """Spend the invitation on `user` (just signed up): they join its team. None when it was
+    used meanwhile or has expired (the sign-up is then refused)."""
+    with transaction.atomic():
+        invite = Invite.objects.usable().select_for_update().filter(token=token).first()
+        if invite is None:
+            return None
+        invite.used_at, invite.used_by = timezone.now(), user
+        invite.save(update_fields=["used_at", "used_by"])
+        Membership.objects.get_or_create(team=invite.team, user=user)
+    return invite.team

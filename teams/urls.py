@@ -3,6 +3,8 @@ from django.urls import path
 from teams import views
 
 urlpatterns = [
+    path("invite/<str:token>/", views.invite, name="invite"),
+    path("teams/<int:team_id>/invites/", views.invite_new, name="invite-new"),
     path("teams/", views.teams, name="teams"),
     path("teams/<int:team_id>/", views.team, name="team"),
     path("teams/<int:team_id>/members/", views.member_add, name="member-add"),

@@ -1,14 +1,16 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from kimichat.http import AuthenticatedRequest
 from teams import services
+from teams.access import INVITE_SESSION_KEY
 from teams.forms import MemberForm, RoleForm, TeamForm
-from teams.models import Membership
+from teams.models import Invite, Membership
 from teams.services import TeamError
 
 
@@ -106,3 +108,36 @@ def member_remove(request: AuthenticatedRequest, team_id: int, membership_id: in
     if leaving:
         return redirect("teams")
     return redirect(actor.team)
+
+
+@login_required
+@require_POST
+def invite_new(request: AuthenticatedRequest, team_id: int) -> HttpResponse:
+    """A new invitation link, shown once to copy and send."""
+    membership = _membership(request, team_id)
+    try:
+        invite = services.invite_create(team=membership.team, actor=request.user)
+    except TeamError as e:
+        messages.error(request, str(e))
+        return redirect(membership.team)
+    url = request.build_absolute_uri(invite.get_absolute_url())
+    return render(request, "teams/invite_new.html", {"invite": invite, "url": url})
+
+
+def invite(request: HttpRequest, token: str) -> HttpResponse:
+    """An invitation followed: sign up (or, logged in already, join the team at once)."""
+    found = Invite.objects.usable().select_related("team").filter(token=token).first()
+    if found is None or settings.SIGNUP == "closed":
+        return render(request, "teams/invite_invalid.html", status=410)
+    if request.user.is_authenticated:
+        team = services.invite_use(token=token, user=request.user)
+        if team is None:
+            return render(request, "teams/invite_invalid.html", status=410)
+        return redirect(team)
+    request.session[INVITE_SESSION_KEY] = token
+    messages.info(
+        request,
+        _("You are invited to join the team “%(team)s”. Sign up to accept.")
+        % {"team": found.team.name},
+    )
+    return redirect("signup")

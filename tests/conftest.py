@@ -4,8 +4,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.db import connections
 from django.test import Client
+from django.utils import translation
 
-from kimichat import catalogue
+from kimichat import catalogue, limits
 from kimichat import kimi as kimi_client
 from kimichat.asgi import application
 from tests.kimi_stub import KimiStub, Script
@@ -61,8 +62,33 @@ def _models_offered(settings):
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    # Django's test client serves a page in this thread: one asked for in Chinese leaves
+    # Chinese on here, for whatever the next test renders.
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits():
+    # Each test's users start with full buckets and no sockets counted.
+    limits.forget()
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(settings, request):
+    """A cache of each test's own: log-in throttling counts what one test does, not the
+    failures of the tests before it."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
 
 
 @pytest.fixture

@@ -335,7 +335,14 @@ class KimiStub:
                             "message": {"role": "assistant", "content": text},
                             "finish_reason": "stop",
                         }
-                    ]
+                    ],
+                    "model": request.body.get("model", ""),
+                    "usage": {
+                        "prompt_tokens": _count(request.body),
+                        "completion_tokens": len(text.split()),
+                        "total_tokens": _count(request.body) + len(text.split()),
+                        "cached_tokens": script.cached_tokens,
+                    },
                 },
             )
             return
@@ -395,7 +402,7 @@ class KimiStub:
                     writer.write(event([{"index": 0, "delta": delta, "finish_reason": None}]))
                 await writer.drain()
                 self._notify()
-            for i, token in enumerate([] if calls else script.tokens):
+            for i, token in enumerate([] if calls else self._tokens(request.body)):
                 if script.stall_after is not None and i >= script.stall_after:
                     await writer.drain()
                     await client_left  # silence until the client gives up
@@ -441,6 +448,25 @@ class KimiStub:
         return False
 
     # Kimi's own features: thinking, $web_search, partial mode (kimi-api.md §2, §6).
+
+    def _tokens(self, body: dict) -> list[str]:
+        """The answer's tokens; in partial mode, as Kimi does, only what follows the prefix
+        when the script's answer starts with it (a prefix it would not write gets the whole
+        script after it)."""
+        messages = body.get("messages", [])
+        last = messages[-1] if messages else {}
+        tokens = self.script.tokens
+        prefix = last.get("content", "") if last.get("partial") else ""
+        if not prefix or not "".join(tokens).startswith(prefix):
+            return tokens
+        rest, written = [], 0
+        for token in tokens:
+            if written >= len(prefix):
+                rest.append(token)
+            elif written + len(token) > len(prefix):
+                rest.append(token[len(prefix) - written :])  # the rest of a token cut in two
+            written += len(token)
+        return rest
 
     def _thoughts(self, body: dict) -> list[str]:
         return self.script.reasoning if thinks(body) else []

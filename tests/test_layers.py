@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Lower first: an app may import the apps before it, never one after it.
-LAYERS = ["kimichat", "accounts", "teams", "uploads", "conversations", "moderation"]
+LAYERS = ["kimichat", "accounts", "teams", "uploads", "conversations", "api", "moderation"]
 # The project's wiring: the root URLconf and the ASGI application name every app.
 WIRING = {"kimichat.asgi", "kimichat.urls"}
 

@@ -285,7 +285,7 @@ def test_a_user_reports_a_message_with_a_reason(alice, chat):
     answer = chat.messages.last()
     client = logged_in(alice)
     page = client.get(f"/c/{chat.pk}/").content.decode()
-    assert page.count(">Report</button>") == 2
+    assert page.count(">Report</button>") == 1  # the answer; never one's own question
     response = client.post("/report/", {"message": answer.pk, "reason": "Makes things up"})
     assert "A moderator will look at this message" in response["HX-Trigger"]
     report = Report.objects.get()
@@ -295,6 +295,17 @@ def test_a_user_reports_a_message_with_a_reason(alice, chat):
         "Makes things up",
         "open",
     )
+    # After a reload the button still says so.
+    page = client.get(f"/c/{chat.pk}/").content.decode()
+    assert ">Report</button>" not in page
+    assert 'class="report" disabled>Reported</button>' in page
+
+
+def test_one_does_not_report_ones_own_words(alice, chat):
+    question = chat.messages.first()
+    page = logged_in(alice).post("/report/", {"message": question.pk, "reason": "Oops"})
+    assert "This message cannot be reported" in page.content.decode()
+    assert not Report.objects.exists()
 
 
 def test_a_report_needs_a_reason_and_a_message_one_can_read(alice, bob, chat):

@@ -38,8 +38,11 @@ def test_it_signs_up_and_logs_in(client, db):
 
 
 def test_signup_shows_what_is_wrong(client, db):
-    r = client.post("/accounts/signup/", {"username": "carol", "password1": "x", "password2": "y"})
-    assert "didn’t match" in r.content.decode()
+    r = client.post("/accounts/signup/", {"username": "carol", "password1": "x", "password2": "x"})
+    assert "This password is too short." in r.content.decode()
+    two = {"username": "carol", "password1": "a-long-passphrase-9", "password2": "y"}
+    r = client.post("/accounts/signup/", two)
+    assert "You must type the same password each time." in r.content.decode()
     assert not User.objects.filter(username="carol").exists()
 
 
@@ -60,7 +63,7 @@ def test_the_chat_page_has_its_landmarks(client, alice, conversation, settings):
     settings.MOONSHOT_API_KEY = "sk-test"
     client.force_login(alice)
     page = client.get(f"/c/{conversation.pk}/").content.decode()
-    assert '<nav class="sidebar" aria-label="Conversations">' in page
+    assert '<nav id="sidebar" class="sidebar" aria-label="Conversations">' in page
     assert ">New chat</a>" in page
     assert 'aria-label="Message"' in page
     assert ">Send</button>" in page and ">Stop</button>" in page
@@ -94,7 +97,7 @@ def test_conversations_are_listed_newest_first(client, alice):
     Conversation.objects.filter(pk=older.pk).update(updated_at=timezone.now() - timedelta(days=1))
     client.force_login(alice)
     page = client.get("/").content.decode()
-    assert page.index("Newer") < page.index("Older")
+    assert page.index(">Newer<") < page.index(">Older<")
 
 
 def test_another_users_conversation_is_a_404_everywhere(client, bob, conversation):

@@ -25,7 +25,7 @@ def top_words(text: str, n: int = 3) -> list[tuple[str, int]]:
 |---|---|
 | `"a b a"` | `[("a", 2), ("b", 1)]` |
 
-It runs in **O(n)** time. 需要我再解释一下吗？"""
+It runs in $O(n)$ time for $n$ words. 需要我再解释一下吗？"""
 
 
 SECOND = """A version that streams through a file, line by line:
@@ -178,6 +178,71 @@ def shoot_teams(page, base: str, stub: KimiStub) -> None:
     page.screenshot(path=OUT / "sources.png")
 
 
+MATH_ANSWER = """The roots of $ax^2 + bx + c = 0$ are
+
+$$
+x = \\frac{-b \\pm \\sqrt{b^2 - 4ac}}{2a}
+$$
+
+```python
+import math
+
+def roots(a: float, b: float, c: float) -> tuple[float, float]:
+    d = math.sqrt(b * b - 4 * a * c)
+    return (-b + d) / (2 * a), (-b - d) / (2 * a)
+```
+
+| $a$ | $b$ | $c$ | roots |
+|--:|--:|--:|:--|
+| 1 | -3 | 2 | 2, 1 |
+
+- [x] real roots when $b^2 \\ge 4ac$
+- [ ] complex roots: use `cmath`
+"""
+
+
+def shoot_looks(browser, base: str, cookie: dict, stub: KimiStub) -> None:
+    """Light and dark, desktop and phone: a streaming answer with math and code, the chat on a
+    phone with its drawer and its Settings sheet, the Files and team pages in dark."""
+    for scheme in ("light", "dark"):
+        for size, viewport in (("desktop", {"width": 1280, "height": 800}), ("phone", PHONE)):
+            context = browser.new_context(
+                viewport=viewport, locale="en-US", color_scheme=scheme, has_touch=size == "phone"
+            )
+            context.add_cookies([cookie])
+            page = context.new_page()
+            page.goto(base + "/")
+            tokens = re.findall(r"\S+|\s+", MATH_ANSWER)
+            stub.script = Script(tokens=tokens + [" …"] * 400, stall_after=len(tokens))
+            box = page.get_by_role("textbox", name="Message")
+            box.fill("How do I solve a quadratic equation? Show the code too.")
+            box.press("Enter")
+            answer = page.locator('article[data-role="assistant"]')
+            expect(answer.locator(".body-preview")).to_contain_text("cmath")
+            expect(answer.locator(".katex").first).to_be_visible()
+            page.screenshot(path=OUT / f"streaming-math-{scheme}-{size}.png")
+            page.locator("#composer").get_by_role("button", name="Stop").click()
+            expect(answer).to_have_attribute("data-state", "stopped")
+            if size == "phone":
+                page.get_by_text("Settings", exact=True).click()
+                page.screenshot(path=OUT / f"phone-settings-{scheme}.png")
+                page.get_by_role("button", name="Done").click()
+                page.get_by_role("button", name="Conversations").click()
+                # Once the drawer has slid in.
+                slid_in = "() => getComputedStyle(document.getElementById('sidebar')).transform"
+                page.wait_for_function(slid_in + " === 'none'")
+                page.screenshot(path=OUT / f"phone-drawer-{scheme}.png")
+            page.goto(base + "/files/")
+            page.screenshot(path=OUT / f"files-{scheme}-{size}.png")
+            page.goto(base + "/teams/")
+            page.get_by_role("link", name="Plant Operations").click()
+            page.screenshot(path=OUT / f"team-{scheme}-{size}.png")
+            context.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
 def main() -> None:
     stub = KimiStub().start_in_thread()
     stub.script = Script(tokens=re.findall(r"\S+|\s+", ANSWER), delay=0.01)
@@ -207,6 +272,8 @@ def main() -> None:
         shoot_moderation(page, f"http://{server.url}", chat_url)
         shoot_teams(page, f"http://{server.url}", stub)
         shoot_kimi(page, f"http://{server.url}", stub)
+        cookie = {"name": name, "value": value, "url": f"http://{server.url}"}
+        shoot_looks(browser, f"http://{server.url}", cookie, stub)
         login = browser.new_page(viewport={"width": 1280, "height": 800})
         login.goto(f"http://{server.url}/accounts/login/")
         login.screenshot(path=OUT / "login.png")

@@ -2,18 +2,23 @@
 every database call of the event loop shares."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.db import connections
 from django_tasks.base import Task
 
 _running: set[asyncio.Task] = set()
+# Tasks' own threads: a task waiting its turn (files are read a few at a time) must not take
+# a thread of the pool that other work of the event loop shares.
+_threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kimichat-task")
 
 
 def start(task: Task, *args) -> None:
     """Enqueue `task` on a worker thread of its own. With the immediate backend the task runs
     there; with the database backend it is only queued. Call from the event loop."""
-    job = asyncio.create_task(sync_to_async(_enqueue, thread_sensitive=False)(task, args))
+    enqueue = sync_to_async(_enqueue, thread_sensitive=False, executor=_threads)
+    job = asyncio.create_task(enqueue(task, args))
     _running.add(job)
     job.add_done_callback(_running.discard)
 

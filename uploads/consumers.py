@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
-from kimichat import live
+from kimichat import limits, live
 from uploads.models import UploadedFile
 
 
@@ -18,14 +18,21 @@ class FileStatusConsumer(AsyncWebsocketConsumer):
     user: User  # set once the socket is accepted: sockets are for logged-in users only
     language: str
     joined: list[str] = []  # the groups this socket is in
+    counted = False  # whether this socket counts towards its user's USER_MAX_SOCKETS
 
-    def authenticated(self) -> bool:
-        """Take the logged-in user from the scope; False for anyone else."""
+    async def admitted(self) -> bool:
+        """Take the logged-in user from the scope, within their number of sockets; close the
+        socket for anyone else (False)."""
         user = self.scope["user"]
         if user is None or not user.is_authenticated:
+            await self.close(live.CLOSE_UNAUTHENTICATED)
             return False
         self.user = cast(User, user)  # Channels' lazy object, behind it a User
         self.language = live.scope_language(self.scope)
+        if not limits.socket_open(self.user.pk):
+            await self.close(live.CLOSE_TOO_MANY)
+            return False
+        self.counted = True
         return True
 
     async def join(self, groups: list[str]) -> None:
@@ -34,8 +41,15 @@ class FileStatusConsumer(AsyncWebsocketConsumer):
         self.joined = self.joined + groups
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            self.counted = False
+            limits.socket_closed(self.user.pk)
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def account_signed_out(self, event: dict) -> None:
+        # The page's session is gone: its socket goes as a logged-out one's would.
+        await self.close(live.CLOSE_UNAUTHENTICATED)
 
     async def file_changed(self, event: live.FileEvent) -> None:
         file = await UploadedFile.objects.for_user(self.user).filter(pk=event["file_id"]).afirst()
@@ -58,8 +72,7 @@ class FilesConsumer(FileStatusConsumer):
     """The Files page's socket: status changes of the user's files, live."""
 
     async def connect(self) -> None:
-        if not self.authenticated():
-            await self.close(live.CLOSE_UNAUTHENTICATED)
+        if not await self.admitted():
             return
         # File news, and a suspension (which closes the socket).
         await self.join([live.files_group(self.user.pk), live.user_group(self.user.pk)])

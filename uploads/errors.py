@@ -25,6 +25,8 @@ ERRORS = {
     "corrupt": _("it is damaged and cannot be read."),
     "bomb": _("it unpacks to more than %(limit)s, the most allowed."),
     "timeout": _("reading it took longer than %(seconds)s seconds, the most allowed."),
+    "memory": _("reading it needs more than %(limit)s of memory, the most allowed."),
+    "pixels": _("the image is larger than %(limit)s pixels, the most allowed."),
     "interrupted": _("reading it stopped when KimiChat restarted. Upload it again."),
     "ocr": _("Kimi could not read its text."),
 }

@@ -18,9 +18,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
 from uploads.errors import ExtractError
-from uploads.models import UploadedFile
+from uploads.kinds import Kind
 
-Kind = UploadedFile.Kind
 # Called between pages (sheets, slides): raises ExtractError("timeout") past the deadline.
 InTime = Callable[[], None]
 
@@ -177,7 +176,10 @@ def _check_image(f: BinaryIO, extension: str) -> str:
         with Image.open(f) as image:
             image_format = image.format
             image.verify()
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+    except Image.DecompressionBombError as e:
+        # Pillow refuses past twice its warning size (~179 million pixels).
+        raise ExtractError("pixels", limit=f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,}") from e
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ExtractError("mismatch", kind=IMAGES[extension]) from e
     finally:
         f.seek(0)
@@ -205,12 +207,38 @@ def extract(path: str, kind: str, *, timeout: float | None = None) -> Extracted:
         Kind.IMAGE: lambda path, in_time: Extracted("", 0),
     }
     try:
+        if kind in OFFICE_PART:
+            _check_unpacked(path, in_time)
         return readers[kind](path, in_time)
-    except ExtractError:
+    except (ExtractError, MemoryError):
         raise
     except Exception as e:
+        if _out_of_memory(e):
+            raise MemoryError from e
         # Each library fails in its own words on a damaged file; to the user it is damaged.
         raise ExtractError("corrupt") from e
+
+
+def _out_of_memory(e: Exception) -> bool:
+    # libxml2 (through lxml) reports an allocation that failed as an "unknown error".
+    message = str(e).lower()
+    return "memory" in message or (type(e).__name__ == "XMLSyntaxError" and "unknown" in message)
+
+
+def _check_unpacked(path: str, in_time: InTime) -> None:
+    """Unpack every part of an Office file once, counting the bytes really produced (a part
+    may claim less than it holds): over UPLOAD_MAX_UNPACKED_BYTES, the file is refused
+    before a library inflates any part whole; a part that lies about its size is damaged."""
+    limit = settings.UPLOAD_MAX_UNPACKED_BYTES
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.infolist():
+            with archive.open(member) as part:
+                while chunk := part.read(1 << 20):
+                    total += len(chunk)
+                    if total > limit:
+                        raise ExtractError("bomb", limit=filesizeformat(limit))
+                    in_time()
 
 
 def _pdf(path: str, in_time: InTime) -> Extracted:

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from kimichat import catalogue, kimi
 from teams.models import Membership
 from uploads import errors
+from uploads.kinds import Kind
 
 
 def storage_name(instance: "UploadedFile", filename: str) -> str:
@@ -49,13 +50,7 @@ class UploadedFile(models.Model):
         READY = "ready", _("Ready")
         FAILED = "failed", _("Failed")
 
-    class Kind(models.TextChoices):
-        PDF = "pdf", "PDF"
-        DOCX = "docx", _("Word")
-        XLSX = "xlsx", _("Excel")
-        PPTX = "pptx", _("PowerPoint")
-        TEXT = "text", _("Text")
-        IMAGE = "image", _("Image")
+    Kind = Kind
 
     # Who uploaded it; for a team file, the team is what gives access.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="files")

@@ -7,6 +7,7 @@ library (read, or being read; images and files that failed are left out); files 
 the composer come by id. A reference to a file that does not exist and one to a file the
 author may not read get the same answer."""
 
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -22,25 +23,46 @@ BY_ID = re.compile(r"file-(\d+)")
 # What may follow a name: the end, a space, or punctuation closing a sentence or a bracket.
 END = set(" \t\n\r,.;:!?)]}>'\"，。；：！？）」』、")
 LOOKS_LIKE_FILE = re.compile(r"[^\s@]+(\.[A-Za-z0-9]{1,10})")
+WORD = re.compile(r"\S+")
+# File names are kept to 255 characters (services.clean_name), team references to fewer.
+MAX_NAME = 255
+MAX_MENTIONS = 200
+MAX_REFERENCES = 20
 
 
 class NotFound(Exception):
-    def __init__(self, reference: str) -> None:
+    def __init__(self, reference: str, message: str = "") -> None:
         super().__init__(
-            _("There is no file “%(name)s” that you can read. Check the name, or upload it.")
+            message
+            or _("There is no file “%(name)s” that you can read. Check the name, or upload it.")
             % {"name": reference}
+        )
+
+    @classmethod
+    def too_many(cls) -> "NotFound":
+        return cls(
+            "",
+            _("A message can name at most %(count)s files or teams with @. Name fewer.")
+            % {"count": MAX_REFERENCES},
         )
 
 
 def resolve(*, user: User, text: str, attached: Sequence[int] = ()) -> list[UploadedFile]:
-    """The files a message refers to, in the order it names them (attached ones last)."""
+    """The files a message refers to, in the order it names them (attached ones last).
+    The first MAX_MENTIONS `@` are looked at (the rest are text); at most MAX_REFERENCES of
+    them may name files."""
     readable = UploadedFile.objects.for_user(user)
     wanted: list[int] = []
-    starts = [m.start() for m in AT.finditer(text)]
+    starts = [m.start() for m in itertools.islice(AT.finditer(text), MAX_MENTIONS)]
     if starts:
-        names = _names(readable) + _teams(user)
+        index = _index(_names(readable) + _teams(user))
+        named = 0
         for start in starts:
-            for file_id in _reference(text, start + 1, names):
+            found = _reference(text, start + 1, index)
+            named += bool(found)
+            if named > MAX_REFERENCES:
+                raise NotFound.too_many()
+            for file_id in found:
                 if file_id not in wanted:
                     wanted.append(file_id)
     for file_id in attached:
@@ -51,6 +73,23 @@ def resolve(*, user: User, text: str, attached: Sequence[int] = ()) -> list[Uplo
     if missing:
         raise NotFound(f"file-{missing[0]}")
     return [files[i] for i in wanted]
+
+
+Index = dict[str, list[tuple[int, dict[str, list[int]]]]]
+
+
+def _index(names: list[tuple[str, list[int]]]) -> Index:
+    """Names by their first word, then by length, longest first (of two equal names, the
+    first given wins): a few dictionary look-ups per `@`, not a comparison with every name."""
+    by_word: dict[str, dict[int, dict[str, list[int]]]] = {}
+    for name, file_ids in names:
+        words = name.split(maxsplit=1)
+        lengths = by_word.setdefault(words[0] if words else name, {})
+        lengths.setdefault(len(name), {}).setdefault(name, file_ids)
+    return {
+        word: sorted(lengths.items(), key=lambda item: -item[0])
+        for word, lengths in by_word.items()
+    }
 
 
 def _names(readable) -> list[tuple[str, list[int]]]:
@@ -79,14 +118,23 @@ def _teams(user: User) -> list[tuple[str, list[int]]]:
     )
 
 
-def _reference(text: str, at: int, names: list[tuple[str, list[int]]]) -> list[int]:
-    rest = text[at:]
+def _reference(text: str, at: int, index: Index) -> list[int]:
+    # No name is longer than this: what follows decides only whether the name ends there.
+    rest = text[at : at + MAX_NAME + 2]
     by_id = BY_ID.match(rest)
     if by_id and _ends(rest, by_id.end()):
+        if len(by_id.group(1)) > 18:
+            raise NotFound(by_id.group(0))  # no id is that long
         return [int(by_id.group(1))]
-    for name, file_ids in names:
-        if rest.startswith(name) and _ends(rest, len(name)):
-            return file_ids
+    word = WORD.match(rest)
+    if word:
+        # "@report.pdf," and "@report.pdf" both find "report.pdf".
+        keys = dict.fromkeys((word.group(), word.group().rstrip("".join(END))))
+        for key in keys:
+            for length, named in index.get(key, []):
+                file_ids = named.get(rest[:length])
+                if file_ids is not None and _ends(rest, length):
+                    return file_ids
     looks = LOOKS_LIKE_FILE.match(rest)
     if looks and looks.group(1).lower() in extract.KNOWN:
         # "@draft.pdf" names a file even when there is none: say so rather than ignore it.

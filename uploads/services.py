@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from kimichat import catalogue, kimi, live
 from teams.models import Membership, Team
-from uploads import extract, retrieval
+from uploads import extract, reader, retrieval
 from uploads.errors import ExtractError
 from uploads.models import UploadedFile
 
@@ -96,7 +96,7 @@ def file_read(*, file_id: int) -> None:
     fields: dict[str, Any]
     try:
         with local_copy(file) as path:
-            extracted = extract.extract(path, file.kind)
+            extracted = reader.read(path, file.kind, owner_id=file.owner_id)
     except ExtractError as e:
         fields = {"status": UploadedFile.Status.FAILED, "error_code": e.code}
         fields["error"] = e.detail if e.params else ""

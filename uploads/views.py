@@ -3,7 +3,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
@@ -16,6 +17,8 @@ from uploads.extract import ExtractError
 from uploads.models import UploadedFile
 
 SUGGESTIONS = 8
+# The largest upload form with no file in it (the CSRF token, a team, the boundaries).
+EMPTY_FORM_BYTES = 1024
 
 
 def _get_file_for_user(request: AuthenticatedRequest, file_id: int) -> UploadedFile:
@@ -43,9 +46,15 @@ async def file_upload(request: AuthenticatedRequest) -> HttpResponse:
     answer is each file's chip, or a refused chip and why, shown above the composer; from the
     Files page's or a team page's form, a redirect back to it."""
     user = await request.auser()
+    try:
+        # Parsed off the event loop: a large body takes a while, and live answers share it.
+        post = await sync_to_async(_parsed, thread_sensitive=False)(request)
+    except MultiPartParserError:
+        why = _("This upload could not be read. If a file's name is very long, shorten it.")
+        return await _refused(request, [("", why)])
     team = None
-    if request.POST.get("team"):
-        team = await Team.objects.for_user(user).filter(pk=_int(request.POST["team"])).afirst()
+    if post.get("team"):
+        team = await Team.objects.for_user(user).filter(pk=_int(str(post["team"]))).afirst()
         if team is None:
             return HttpResponse(status=404)
     saved, refused = await sync_to_async(_save_uploads, thread_sensitive=False)(request, user, team)
@@ -56,9 +65,26 @@ async def file_upload(request: AuthenticatedRequest) -> HttpResponse:
         await sync_to_async(_flash)(request, saved, refused)
         return redirect(team or "files")
     ctx = {"files": [item.file for item in saved], "refused": refused}
+    if post.get("into") == "list":
+        # The Files page's or a team page's form, through htmx (with its progress bar): the
+        # new rows go on top of its list, and their status changes live.
+        return await sync_to_async(render)(request, "uploads/_uploaded_rows.html", ctx)
     return await sync_to_async(render)(
         request, "uploads/_uploaded.html", ctx, status=400 if refused else 200
     )
+
+
+def _parsed(request: AuthenticatedRequest) -> QueryDict:
+    request.FILES  # noqa: B018 (reading them parses the body, files and fields alike)
+    return request.POST
+
+
+async def _refused(request: AuthenticatedRequest, refused: list[tuple[str, str]]) -> HttpResponse:
+    if not request.htmx:
+        await sync_to_async(_flash)(request, [], refused)
+        return redirect("files")
+    ctx = {"files": [], "refused": refused}
+    return await sync_to_async(render)(request, "uploads/_uploaded.html", ctx, status=400)
 
 
 def _int(value: str) -> int | None:
@@ -74,7 +100,11 @@ def _save_uploads(
     """The files saved, and (name, why) for each one refused ("" for no file at all)."""
     saved, refused = [], []
     uploads = request.FILES.getlist("file")
-    if not uploads:
+    if not uploads and int(request.META.get("CONTENT_LENGTH") or 0) > EMPTY_FORM_BYTES:
+        # Bytes came, but no file could be taken from them: a name that is not UTF-8.
+        why = _("No file could be read from this upload: is its name in UTF-8? Rename it.")
+        refused.append(("", why))
+    elif not uploads:
         refused.append(("", _("Choose a file to upload.")))
     for upload in uploads:
         try:

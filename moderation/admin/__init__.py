@@ -1,6 +1,7 @@
 """The admin pages moderators work in: conversations (transcripts, hide, delete), users
-(suspend), uploaded files, and the records (reports, the moderation log, usage, quotas)."""
+(suspend), uploaded files, the records (reports, the moderation log, usage, quotas), and API
+keys with the calls made with them."""
 
-from moderation.admin import conversations, files, records, users
+from moderation.admin import api, conversations, files, records, users
 
-__all__ = ["conversations", "files", "records", "users"]
+__all__ = ["api", "conversations", "files", "records", "users"]

@@ -89,7 +89,7 @@ class ConversationAdmin(admin.ModelAdmin):
         "is_hidden",
         "updated_at",
     ]
-    list_filter = [FlaggedFilter, HiddenFilter, "model", "team", "created_at"]
+    list_filter = [FlaggedFilter, HiddenFilter, "from_api", "model", "team", "created_at"]
     list_select_related = ["owner"]
     date_hierarchy = "updated_at"
     search_fields = ["title"]  # and the owner, and message text: see get_search_results

@@ -8,7 +8,10 @@
   if (!composer) { return; }  // a conversation a moderator removed
   var textarea = composer.querySelector("textarea[name=message]");
   var clientId = composer.querySelector("input[name=client_id]");
-  var messages = document.getElementById("messages");
+  // The server replaces #messages (Regenerate, Edit, a version flip): always look it up, and
+  // listen on #chat, which stays.
+  function thread() { return document.getElementById("messages"); }
+  var chat = document.getElementById("chat");
 
   // Every send carries a fresh id, so a replayed send (a double click, htmx's queue after a
   // reconnect) is taken once.
@@ -43,8 +46,11 @@
   });
 
   var nearBottom = true;
+  var before = null;  // the thread and its scroll position before the frame
   document.body.addEventListener("htmx:wsBeforeMessage", function () {
+    var messages = thread();
     nearBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80;
+    before = { element: messages, top: messages.scrollTop };
   });
 
   document.body.addEventListener("htmx:wsAfterMessage", function () {
@@ -57,7 +63,12 @@
     var url = marker().dataset.url;
     if (url && url !== location.pathname) { history.pushState(null, "", url); }
     if (marker().dataset.title) { document.title = marker().dataset.title + " · KimiChat"; }
-    if (nearBottom) { messages.scrollTop = messages.scrollHeight; }
+    var messages = thread();
+    if (nearBottom) {
+      messages.scrollTop = messages.scrollHeight;
+    } else if (before && before.element !== messages) {
+      messages.scrollTop = before.top;  // a new thread element stays where the reader was
+    }
   });
 
   // On every (re)connect, tell the server how much of each streaming answer is on the page;
@@ -81,7 +92,8 @@
     article.classList.remove("editing");
   }
 
-  messages.addEventListener("click", function (event) {
+  chat.addEventListener("click", function (event) {
+    if (!event.target.closest("#messages")) { return; }
     var edit = event.target.closest("button.edit");
     if (edit) {
       var article = edit.closest("article");
@@ -96,8 +108,12 @@
     if (cancel) { closeEdit(cancel.closest("article")); return; }
     var button = event.target.closest("button.copy");
     if (!button) { return; }
-    var body = button.closest("article").querySelector(".body");
-    navigator.clipboard.writeText(body.innerText).then(function () {
+    // An answer's text; a failed answer has none, and its reason is what is worth copying.
+    var article = button.closest("article");
+    var body = article.querySelector(".body");
+    var error = article.querySelector(".notice.error");
+    var text = body && body.innerText.trim() ? body.innerText : (error ? error.innerText : "");
+    navigator.clipboard.writeText(text).then(function () {
       var label = button.textContent;
       button.textContent = button.dataset.done || "✓";
       setTimeout(function () { button.textContent = label; }, 1500);
@@ -113,7 +129,7 @@
     }
   });
 
-  messages.scrollTop = messages.scrollHeight;
+  thread().scrollTop = thread().scrollHeight;
 })();
 
 // Files: attach (picker, drop, paste) with a progress bar per file, and `@` suggestions. The
@@ -190,8 +206,10 @@
   function upload(file) {
     var chip = chipTemplate.content.firstElementChild.cloneNode(true);
     var bar = chip.querySelector("progress");
+    var remove = chip.querySelector(".remove-file");
     chip.querySelector(".file-name").textContent = file.name;
     bar.setAttribute("aria-label", file.name);
+    remove.setAttribute("aria-label", remove.getAttribute("aria-label").replace("{name}", file.name));
     attachments.append(chip);
     if (file.size > Number(composer.dataset.maxBytes)) {
       fail(chip, composer.dataset.tooLarge.replace("{name}", file.name));
@@ -365,6 +383,7 @@
       event.stopPropagation(); // not a send
       pick(active);
     } else if (event.key === "Escape") {
+      event.preventDefault();  // closes the suggestions only, does not stop an answer
       close();
     }
   });
@@ -378,8 +397,8 @@
   var dialog = document.getElementById("report-dialog");
   if (!dialog) { return; }
 
-  document.getElementById("messages").addEventListener("click", function (event) {
-    var button = event.target.closest("button.report");
+  document.getElementById("chat").addEventListener("click", function (event) {
+    var button = event.target.closest("#messages button.report");
     if (!button) { return; }
     var form = dialog.querySelector("form");
     form.querySelector("input[name=message]").value = button.dataset.messageId;
@@ -443,4 +462,127 @@
   model.addEventListener("change", follow);
   if (search) { search.addEventListener("change", follow); }
   follow();
+})();
+
+// Phones: the conversation list is a drawer ("Conversations"), the settings a sheet ("Done").
+(function () {
+  "use strict";
+
+  var chat = document.getElementById("chat");
+  var toggle = document.querySelector(".drawer-toggle");
+  if (!chat || !toggle) { return; }
+
+  function drawer(open) {
+    chat.classList.toggle("drawer-open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) {
+      var first = document.querySelector("#sidebar a, #sidebar input");
+      if (first) { first.focus(); }
+    }
+  }
+  toggle.addEventListener("click", function () { drawer(!chat.classList.contains("drawer-open")); });
+  chat.addEventListener("click", function (event) {
+    if (event.target.closest("[data-close-drawer]")) { drawer(false); }
+    var done = event.target.closest(".sheet-close");
+    if (done) { done.closest("details").open = false; }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && chat.classList.contains("drawer-open")) {
+      event.preventDefault();
+      drawer(false);
+      toggle.focus();
+    }
+  });
+})();
+
+// Times in the reader's time zone (the server writes UTC), the full date on hover; and the
+// keyboard: Esc stops an answer, Ctrl/⌘+K searches, Ctrl/⌘+Shift+O starts a new chat.
+(function () {
+  "use strict";
+
+  var today = new Date().toDateString();
+  function localTimes() {
+    document.querySelectorAll("time[datetime]:not([data-local])").forEach(function (element) {
+      var when = new Date(element.getAttribute("datetime"));
+      if (isNaN(when)) { return; }
+      element.dataset.local = "";
+      var lang = document.documentElement.lang || undefined;
+      element.textContent = when.toDateString() === today
+        ? when.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" })
+        : when.toLocaleString(lang, { dateStyle: "medium", timeStyle: "short" });
+      element.title = when.toLocaleString(lang, { dateStyle: "full", timeStyle: "long" });
+    });
+  }
+  localTimes();
+  document.body.addEventListener("htmx:wsAfterMessage", localTimes);
+  document.body.addEventListener("htmx:afterSwap", localTimes);
+
+  var chat = document.getElementById("chat");
+  if (!chat) { return; }
+  document.addEventListener("keydown", function (event) {
+    var mod = event.ctrlKey || event.metaKey;
+    if (mod && !event.shiftKey && event.key.toLowerCase() === "k") {
+      var search = document.querySelector("#sidebar input[type=search]");
+      if (!search) { return; }
+      event.preventDefault();
+      var toggle = document.querySelector(".drawer-toggle");
+      if (toggle && getComputedStyle(toggle).display !== "none" && !chat.classList.contains("drawer-open")) {
+        toggle.click();  // on a phone the list is a drawer: open it first
+      }
+      search.focus();
+      search.select();
+    } else if (mod && event.shiftKey && event.key.toLowerCase() === "o") {
+      event.preventDefault();
+      window.location.assign(document.querySelector("#sidebar .new-chat").href);
+    } else if (event.key === "Escape" && !event.defaultPrevented && !event.isComposing) {
+      // Not while Esc closes something else (a dialog, the drawer, the suggestions).
+      if (document.querySelector("dialog[open]") || chat.classList.contains("drawer-open")) { return; }
+      var stop = document.getElementById("stop-form");
+      if (stop && document.querySelector('#messages article[data-state="streaming"]')) {
+        event.preventDefault();
+        stop.requestSubmit();
+      }
+    }
+  });
+})();
+
+// The conversation list in runs of days: Today, Yesterday, Previous 7 days, Older, by when
+// each was last written to, in the browser's time zone. Redone whenever the list changes
+// (a search, a new chat, the next page loaded as it scrolls).
+(function () {
+  "use strict";
+
+  function day(date) { return new Date(date.getFullYear(), date.getMonth(), date.getDate()); }
+  function group(list, when) {
+    var days = Math.round((day(new Date()) - day(when)) / 86400000);
+    if (days <= 0) { return list.dataset.today; }
+    if (days === 1) { return list.dataset.yesterday; }
+    if (days <= 7) { return list.dataset.week; }
+    return list.dataset.older;
+  }
+  function heads() {
+    var list = document.getElementById("conversation-list");
+    if (!list || !list.dataset.today) { return; }
+    list.querySelectorAll(":scope > li.group").forEach(function (head) { head.remove(); });
+    var last = null;
+    list.querySelectorAll(":scope > li[data-updated]").forEach(function (item) {
+      var when = new Date(item.dataset.updated);
+      if (isNaN(when)) { return; }
+      var name = item.hasAttribute("data-pinned") ? list.dataset.pinned : group(list, when);
+      if (name === last) { return; }
+      last = name;
+      var head = document.createElement("li");
+      head.className = "group";
+      var heading = document.createElement("h2");
+      heading.textContent = name;
+      head.append(heading);
+      item.before(head);
+    });
+  }
+  heads();
+  document.body.addEventListener("htmx:afterSettle", heads);
+  document.body.addEventListener("htmx:wsAfterMessage", function () {
+    var list = document.getElementById("conversation-list");
+    if (list && list.querySelector(":scope > li[data-updated]:first-child")) { heads(); }
+  });
 })();

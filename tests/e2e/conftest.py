@@ -54,6 +54,11 @@ def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
         "DJANGO_SUPERUSER_PASSWORD": "password",
         "DJANGO_SUPERUSER_EMAIL": "alice@example.com",
         "PYTHONUNBUFFERED": "1",
+        # Tests sign people up and use their accounts at once (approval is tested on its own).
+        "SIGNUP": "open",
+        # alice answers in most browser tests, one after another on one server: the per-user
+        # limit (tested on its own) would refuse her partway through the suite.
+        "USER_MESSAGES_PER_MINUTE": "1000",
         **extra,
     }
     manage = [sys.executable, "manage.py"]

@@ -1,0 +1,49 @@
+"""Writes that end sessions or an account."""
+
+from allauth.usersessions.models import UserSession
+from django.contrib.admin.utils import NestedObjects
+from django.db import models, router, transaction
+from django.http import HttpRequest
+
+from kimichat import live
+
+
+def sessions_end_all(*, request: HttpRequest, user) -> int:
+    """Sign the user out everywhere, this browser too; the number of sessions ended.
+    Each signed-in session is known to django-allauth's session list (it records every
+    request's session), so ending those ends them all."""
+    from allauth.usersessions.internal.flows.sessions import end_sessions
+
+    sessions = list(UserSession.objects.filter(user_id=user.pk))
+    if request.session.session_key and not any(s.is_current() for s in sessions):
+        # This browser's own session, should it not be listed yet.
+        request.session.flush()
+    end_sessions(request, sessions)
+    live.users_signed_out([user.pk])
+    return len(sessions)
+
+
+def account_delete(*, user) -> None:
+    """Delete the account and everything that goes with it (conversations, files, the files'
+    stored bytes, memberships); the usage ledger keeps its rows, without the person."""
+    using = router.db_for_write(type(user))
+    collector = NestedObjects(using=using)
+    collector.collect([user])
+    stored = [
+        getattr(obj, field.name)
+        for model, objs in collector.data.items()
+        for field in model._meta.fields
+        if isinstance(field, models.FileField)
+        for obj in objs
+        if getattr(obj, field.name)
+    ]
+    user_id = user.pk
+    with transaction.atomic(using=using):
+        sessions = list(UserSession.objects.filter(user_id=user_id))
+        for session in sessions:
+            session._session_store(session.session_key).delete()
+        user.delete()
+        # Bytes go once the rows are surely gone (a failed delete keeps its files).
+        transaction.on_commit(lambda: [f.storage.delete(f.name) for f in stored], using=using)
+    # Open pages close their sockets.
+    live.users_signed_out([user_id])
