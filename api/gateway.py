@@ -173,9 +173,11 @@ async def relay(upstream: Any, call: Call, body: dict[str, Any]) -> AsyncIterato
     async def finish(status: int) -> None:
         nonlocal finished
         finished = True
-        with contextlib.suppress(Exception):
-            await upstream.close()  # Kimi stops generating (and billing) at once
+        # In the ledger first, then Kimi stops generating (and billing): whoever sees the
+        # stream to Kimi closed finds the call counted.
         await _finish(call, body, streamed(b"".join(kept) if keep else tail, status, events))
+        with contextlib.suppress(Exception):
+            await upstream.close()
 
     try:
         async for chunk in upstream.iter_bytes():

@@ -542,9 +542,12 @@ if ALLAUTH_TRUSTED_PROXY_COUNT < 0:
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Redis, or the process's memory while Redis is down (kimichat/cache.py).
+            "BACKEND": "kimichat.cache.RedisOrLocal",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "kimichat",
+            # An unreachable Redis costs a page a second at most, not a TCP time-out.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }
 

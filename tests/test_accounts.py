@@ -1,6 +1,8 @@
 """Who may sign up (SIGNUP), the approval queue, the first user, log-in throttling, and
 accounts made before django-allauth."""
 
+import socket
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
@@ -150,3 +152,23 @@ def test_a_right_password_does_not_reset_the_count(client, alice, settings):
 def test_the_log_in_page_says_what_is_missing(client, db):
     page = client.post(LOGIN, {"username": "", "password": ""}).content.decode()
     assert page.count("This field is required.") == 2
+
+
+def test_log_in_and_its_throttling_go_on_while_redis_is_down(client, alice, settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = s.getsockname()[1]  # nothing listens here once it is closed
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "kimichat.cache.RedisOrLocal",
+            "LOCATION": f"redis://127.0.0.1:{nobody}/0",
+            "OPTIONS": {"socket_connect_timeout": 1},
+        }
+    }
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "20/m/ip,3/900s/key"}
+    assert client.get(LOGIN).status_code == 200
+    for _ in range(3):
+        assert "not correct" in log_in(client, "alice", "wrong").content.decode()
+    # Counted in the process's memory meanwhile: the lock-out holds.
+    assert "Too many failed" in log_in(client, "alice", "password").content.decode()
+    assert log_in(Client(REMOTE_ADDR="10.0.0.4"), "bob-nobody", "x").status_code == 200

@@ -3,6 +3,7 @@ on loopback, serving the real ASGI application) with the Kimi stub behind it."""
 
 import socket
 import threading
+import time
 
 import openai
 import pytest
@@ -179,8 +180,13 @@ def test_answers_at_once_count_the_pages_and_the_apis(api_server, kimi, alice, a
         client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
     assert "2 answers being written" in refused.value.body["message"]
     stream.close()
-    # Leaving closes the stream to Kimi too.
+    # Leaving closes the stream to Kimi too, and the call is in the ledger as one the client
+    # left (its late write would otherwise meet the next test's database).
     kimi.wait_for(lambda: kimi.requests[0].closed_early)
+    deadline = time.monotonic() + 10
+    while not ApiCall.objects.filter(status=499).exists():
+        assert time.monotonic() < deadline, "the call the client left was never recorded"
+        time.sleep(0.01)
 
 
 def test_a_revoked_key_stops_at_once(api_server, kimi, alice, alice_key):
