@@ -116,7 +116,6 @@ def test_after_kill_9_another_process_goes_on_with_the_answer_on_the_page(browse
     resumed = kimi.streams[-1].body["messages"][-1]
     assert resumed["partial"] is True and resumed["content"].startswith(" w0 w1")
     assert len(kimi.streams) == 2
-    expect(watcher.locator('article[data-role="assistant"]')).to_have_count(1)
     print(f"kill -9 to the answer done on the other process: {took:.1f} s")
     context.close()
 
