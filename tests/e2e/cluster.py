@@ -262,7 +262,7 @@ def cluster_env(tmp: Path, *, database_url: str, redis_url: str, kimi_url: str, 
         "S3_SECRET_ACCESS_KEY": "testing",
         "S3_REGION": "us-east-1",
         # Leases short enough that a test sees a crash taken over within seconds.
-        "ANSWER_LEASE": "3",
+        "ANSWER_LEASE": "5",
         "SHUTDOWN_GRACE": "20",
         "USER_MAX_CONCURRENT": "100000",
         "USER_MESSAGES_PER_MINUTE": "100000",

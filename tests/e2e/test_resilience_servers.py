@@ -58,7 +58,7 @@ def serving(env: dict, log: Path):
 def cluster(tmp_path, kimi_stub):
     """Two processes on one database and one Redis, with short leases."""
     env = _prepare(
-        tmp_path, kimi_stub, REDIS_URL=_redis_url(), ANSWER_LEASE="2", SHUTDOWN_GRACE="20"
+        tmp_path, kimi_stub, REDIS_URL=_redis_url(), ANSWER_LEASE="4", SHUTDOWN_GRACE="20"
     )
     with (
         serving(env, tmp_path / "one.log") as one,
