@@ -59,6 +59,9 @@ def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
         # alice answers in most browser tests, one after another on one server: the per-user
         # limit (tested on its own) would refuse her partway through the suite.
         "USER_MESSAGES_PER_MINUTE": "1000",
+        # A lease renewal late on a busy 2-core machine would hand a live answer over; only
+        # the crash tests (which set their own) want short leases.
+        "ANSWER_LEASE": "15",
         **extra,
     }
     manage = [sys.executable, "manage.py"]
