@@ -8,6 +8,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import connection
 from django.template.loader import get_template, render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -74,14 +75,14 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
                 await self.change_thread(action, content)
             elif action == "stop" and self.conversation is not None:
                 await self.stop()
-            elif action == "sync" and isinstance(content.get("streaming"), dict):
-                await self.sync(content["streaming"])
+            elif action == "sync" and isinstance(content.get("streaming", {}), dict):
+                await self.sync(content.get("streaming", {}), _id(content.get("last"), low=0))
             elif action == "statuses":
                 await self.send_statuses(_ids(content))
 
     async def take_message(self, content: dict) -> None:
         try:
-            answering, html = await database_sync_to_async(self.accept_message)(content)
+            answering, html, header = await admission(self.accept_message)(content)
         except Refused as e:
             await self.composer_error(str(e))
             return
@@ -90,18 +91,12 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         if self.conversation is None:
             self.conversation = answering.conversation
             await self.join([live.conversation_group(self.conversation.pk)])
-            # The header a chat's page has: Share among its buttons when the user is in a team.
-            teams = await database_sync_to_async(_teams)(self.user)
-            await self.send(
-                text_data=render_to_string(
-                    "conversations/_new_conversation_frame.html",
-                    {"conversation": self.conversation, "teams": teams},
-                )
-            )
+            await self.send(text_data=header)
         await self.start_answer(answering, html)
 
-    def accept_message(self, content: dict) -> tuple[Answering | None, str]:
-        """One trip to the database thread: the message taken (or None), and its frame."""
+    def accept_message(self, content: dict) -> tuple[Answering | None, str, str]:
+        """One trip to the database: the message taken (or None), its frame, and for a new
+        chat the header its page gets."""
         answering = services.answer_request(
             user=self.user,
             conversation=self.conversation,
@@ -111,12 +106,19 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
             attached=_ids(content),
         )
         if answering is None:
-            return None, ""
+            return None, "", ""
         exchange = answering.exchange
         html = render_to_string(
             "conversations/_append_frame.html", {"messages": [exchange.question, exchange.answer]}
         )
-        return answering, html
+        header = ""
+        if self.conversation is None:
+            # Share among its buttons when the user is in a team.
+            header = render_to_string(
+                "conversations/_new_conversation_frame.html",
+                {"conversation": answering.conversation, "teams": _teams(self.user)},
+            )
+        return answering, html, header
 
     async def throttled(self) -> None:
         """Say once in a while (not for every action refused) that actions come too fast."""
@@ -131,7 +133,7 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         if message_id is None:
             return
         try:
-            answering, html = await database_sync_to_async(self.accept_change)(
+            answering, html = await admission(self.accept_change)(
                 action, message_id, content
             )
         except Refused as e:
@@ -179,11 +181,7 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
             conversation = answering.conversation if answering else None
         if conversation is None:
             return None, ""
-        messages, has_older = conversation.thread().page()
-        html = render_to_string(
-            "conversations/_thread_frame.html",
-            {"conversation": conversation, "messages": messages, "has_older": has_older},
-        )
+        html = _thread_frame(conversation)[0]
         return answering, html
 
     async def start_answer(self, answering: Answering, html: str) -> None:
@@ -204,9 +202,16 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
             # Running in another process (or about to finish): its listener takes it.
             await live.request_stop(self.conversation.pk)
 
-    async def sync(self, streaming: dict) -> None:
-        """After (re)connecting, bring the page's streaming answers up to date: `streaming`
-        has how much of each part the page shows, by "<id>" (the answer) and "<id>:thinking"."""
+    async def sync(self, streaming: dict, last: int | None = None) -> None:
+        """After (re)connecting, bring the page up to date: `last` is the newest message it
+        shows (a page that loaded just before a message was sent, or whose socket was away
+        when one came, is sent the thread anew), `streaming` how much of each part of its
+        streaming answers it shows, by "<id>" (the answer) and "<id>:thinking"."""
+        if last is not None and self.conversation is not None:
+            behind = await database_sync_to_async(_thread_since)(self.conversation.pk, last)
+            if behind is not None:
+                html, streaming = behind
+                await self.send(text_data=html)
         seen = set()
         for key, shown in list(streaming.items())[: MAX_SYNC_MESSAGES * len(live.PARTS)]:
             message_key, _, part = str(key).partition(":")
@@ -341,6 +346,15 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         await self.close(live.CLOSE_SUSPENDED)
 
 
+def admission(function: Any) -> Any:
+    """`function` run where taking a message waits for no other socket's work: on a worker
+    thread with a database connection of its own, where the database takes writers side by
+    side (PostgreSQL); SQLite takes one writer at a time, so there it runs on the thread
+    that every socket's database work shares."""
+    side_by_side = connection.vendor != "sqlite"
+    return database_sync_to_async(function, thread_sensitive=not side_by_side)
+
+
 def _ids(content: dict) -> list[int]:
     """The ids of the files attached in the composer."""
     files = content.get("files", [])
@@ -366,6 +380,34 @@ def _teams(user: Any) -> list[Team]:
 def _client_id(content: dict) -> str:
     """The browser's id for a send, so a send replayed after a reconnect is taken once."""
     return str(content.get("client_id", ""))[:64]
+
+
+def _thread_frame(conversation: Conversation) -> tuple[str, list[Message]]:
+    """The thread as shown now (its newest page), as a frame that replaces the page's."""
+    messages, has_older = conversation.thread().page()
+    html = render_to_string(
+        "conversations/_thread_frame.html",
+        {"conversation": conversation, "messages": messages, "has_older": has_older},
+    )
+    return html, messages
+
+
+def _thread_since(conversation_id: int, last: int) -> tuple[str, dict[str, int]] | None:
+    """For a page whose newest message is `last`: None when that is the thread's newest;
+    otherwise the thread's frame, and how much of each streaming answer it shows."""
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        return None
+    ids = conversation.thread().ids
+    if not ids or ids[-1] == last:
+        return None
+    html, messages = _thread_frame(conversation)
+    shown = {}
+    for message in messages:
+        if message.is_streaming:
+            shown[str(message.pk)] = len(message.content)
+            shown[f"{message.pk}:{live.THINKING}"] = len(message.reasoning)
+    return html, shown
 
 
 def _final_frame(message: Message) -> str:

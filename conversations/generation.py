@@ -9,6 +9,7 @@ the answer is services'."""
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,12 @@ FINAL_SAVE_FOR = 120.0
 
 # Conversation id → the generation running for it in this process.
 _running: dict[int, "Generation"] = {}
+
+# While this process renews its answers' leases (conversations/resume.py sets it): how long
+# after its lease was taken or renewed an answer surely still holds it. Past that, nothing
+# more of it goes to the pages until a renewal says it holds, so two processes never stream
+# one answer (a renewal held up on a busy machine lets another take the answer over).
+lease_holds_for: float | None = None
 
 
 @dataclass(eq=False)
@@ -104,6 +111,8 @@ class Generation:
     resumed: bool = False
     handing_over: bool = False  # this process stops: saved, and left for another to go on
     lost: bool = False  # another process holds its lease now: this one writes nothing more
+    lease_holds_until: float = math.inf  # time.monotonic(): see `lease_holds_for`
+    _renewed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def text(self) -> str:
@@ -128,8 +137,25 @@ class Generation:
         """Its lease lapsed and another process took it (this one could not renew it in
         time): end without a word more, written or sent."""
         self.lost = True
+        self._renewed.set()
         if self.task:
             self.task.cancel()
+
+    def lease_renewed(self, since: float) -> None:
+        """Its lease was taken or renewed at `since` (time.monotonic(), taken before)."""
+        if lease_holds_for is not None:
+            until = since + lease_holds_for
+            held = self.lease_holds_until
+            self.lease_holds_until = until if math.isinf(held) else max(held, until)
+        self._renewed.set()
+
+    async def _holds_lease(self) -> bool:
+        """Whether this process still writes the answer: at once while its lease surely
+        holds, otherwise once the next renewal (or the loss of the answer) says."""
+        while not self.lost and time.monotonic() >= self.lease_holds_until:
+            self._renewed.clear()
+            await self._renewed.wait()
+        return not self.lost
 
     async def run(self) -> Message:
         """Stream the answer to its end (or Stop, or an error), through any web search
@@ -363,7 +389,7 @@ class Generation:
                     return
                 elif event["type"] == live.RESEND and event["message_id"] == self.answer.pk:
                     start, part = event["start"], event.get("part", live.BODY)
-                    if part in self.parts:
+                    if part in self.parts and await self._holds_lease():
                         await live.send_tokens(
                             event["reply_to"],
                             message_id=self.answer.pk,
@@ -374,10 +400,16 @@ class Generation:
 
     async def _save(self, **fields: Any) -> None:
         try:
-            await database_sync_to_async(services.answer_save)(answer_id=self.answer.pk, **fields)
+            saved = await database_sync_to_async(services.answer_write)(
+                answer_id=self.answer.pk, **fields
+            )
         except DatabaseError as e:
             # The database is restarting, say: the next save (or the final one) catches up.
             log.warning("Saving answer %s failed for now: %r", self.answer.pk, e)
+            return
+        if not saved and not self.lost:
+            log.warning("Answer %s was taken over by another process", self.answer.pk)
+            self.lose()
 
     async def _finish(self, pump: asyncio.Task, fields: dict[str, Any]) -> None:
         self._closing = True
@@ -414,7 +446,9 @@ class Generation:
             # Markdown rendering is CPU work: done beside the save, off the event loop, so
             # other streams' tokens keep flowing. Runs after any save still in flight.
             html = await _final_save(answer, fields, usage)
-            if not await live.publish_html(self.conversation_id, html):
+            if html is None:
+                log.warning("Answer %s was taken over by another process", answer.pk)
+            elif not await live.publish_html(self.conversation_id, html):
                 # Redis is away: the pages are shown the end once it is back.
                 _later.add(asyncio.create_task(_publish_when_back(self.conversation_id, html)))
         finally:
@@ -451,6 +485,8 @@ class Generation:
         while not (self._closing and not any(part.pending for _, part in parts)):
             await self._wake.wait()
             self._wake.clear()
+            if not await self._holds_lease():
+                return  # another process writes it now: what is pending is its to send
             # Taken together before any is sent: a thought that comes while the answer's
             # words are being sent waits for the next frame, never overtakes them.
             frames = []
@@ -515,9 +551,10 @@ def _settle(future: asyncio.Future) -> None:
         future.set_result(None)
 
 
-async def _final_save(answer: Message, fields: dict[str, Any], usage: dict | None) -> str:
+async def _final_save(answer: Message, fields: dict[str, Any], usage: dict | None) -> str | None:
     """The final save, tried again while the database is unreachable (a PostgreSQL restart
-    under a running answer), for up to FINAL_SAVE_FOR seconds; the answer's frame."""
+    under a running answer), for up to FINAL_SAVE_FOR seconds; the answer's frame (None:
+    another process took the answer over, and says how it ends)."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + FINAL_SAVE_FOR
     retry = False
@@ -534,10 +571,11 @@ async def _final_save(answer: Message, fields: dict[str, Any], usage: dict | Non
 
 def _finish_and_render(
     answer: Message, fields: dict[str, Any], usage: dict | None, retry: bool = False
-) -> str:
+) -> str | None:
     if retry:
         close_old_connections()  # the broken connection goes; the save opens a new one
-    services.answer_finish(answer=answer, fields=fields, usage=usage)
+    if not services.answer_finish(answer=answer, fields=fields, usage=usage):
+        return None
     return _render_frame(answer)
 
 
@@ -565,6 +603,7 @@ def generation_start(*, answering: Answering, user_id: int, resumed: bool = Fals
         generation.carried_text[name] = len(text)
     for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
         generation.carried[name] = getattr(answer, name) or 0
+    generation.lease_renewed(answering.leased_at)
     _running[generation.conversation_id] = generation
     generation.task = asyncio.create_task(_answer_then_title(generation, answering))
     return generation

@@ -15,11 +15,14 @@ is written anew, and the tokens the dead process was sent are counted by estimat
 
 import asyncio
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -36,6 +39,13 @@ log = logging.getLogger(__name__)
 TAKE_AT_ONCE = 20
 # Seconds a handed-over answer may take to save before the process exits regardless.
 HAND_OVER_SAVE = 10.0
+# Of a lease, the part its writer counts on (the rest allows for clocks and delays): past
+# it with no renewal heard, the writer sends the pages nothing until one is.
+LEASE_COUNTED_ON = 0.75
+
+# Renewals have a thread (and database connection) of their own: on the thread every socket
+# shares, a busy minute would hold them up until the leases lapse under live answers.
+_renewing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leases")
 
 
 @dataclass
@@ -55,6 +65,7 @@ def keep_watch() -> None:
     loop = asyncio.get_running_loop()
     watch = _watch
     if watch is None or watch.task.done() or watch.loop is not loop:
+        generation.lease_holds_for = settings.ANSWER_LEASE * LEASE_COUNTED_ON
         _watch = _Watch(loop, loop.create_task(_watch_loop()))
         lifecycle.on_drain(drain)
 
@@ -78,18 +89,27 @@ async def leases_renew() -> None:
     writing = {g.answer.pk: g for g in generation.all_running() if not g.lost}
     if not writing:
         return
-    held = await database_sync_to_async(_renew)(list(writing))
+    since = time.monotonic()
+    held = await asyncio.get_running_loop().run_in_executor(_renewing, _renew, list(writing))
     for pk, running in writing.items():
-        if pk not in held:
+        if pk in held:
+            running.lease_renewed(since)
+        else:
             log.warning("Answer %s was taken over by another process", pk)
             running.lose()
 
 
 def _renew(ids: list[int]) -> set[int]:
-    now = timezone.now()
-    mine = Message.objects.filter(pk__in=ids, lease_owner=lifecycle.PROCESS)
-    mine.filter(state=Message.State.STREAMING).update(lease_expires=lease_until(), updated_at=now)
-    return set(mine.values_list("pk", flat=True))
+    # A connection of its own, closed after: no broken one is kept across a database
+    # restart, and none is left open between renewals a few seconds apart.
+    try:
+        now = timezone.now()
+        mine = Message.objects.filter(pk__in=ids, lease_owner=lifecycle.PROCESS)
+        streaming = mine.filter(state=Message.State.STREAMING)
+        streaming.update(lease_expires=lease_until(), updated_at=now)
+        return set(mine.values_list("pk", flat=True))
+    finally:
+        connection.close()
 
 
 async def answers_take_over() -> list[generation.Generation]:

@@ -7,8 +7,9 @@ then save the question (if new) and an empty streaming answer. Any refusal is on
 with the sentence for the page. Streaming the answer is generation.py's."""
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -56,6 +57,9 @@ class Answering:
     waiting: list[UploadedFile]  # those files
     params: dict[str, Any]  # sampling parameters from the conversation's settings
     title_wanted: bool  # the first answer of a chat not named by its owner
+    # When (time.monotonic()) its lease was taken, or a moment after: it holds from then on
+    # for ANSWER_LEASE seconds, unless renewed (conversations/resume.py).
+    leased_at: float = field(default_factory=time.monotonic)
 
     @property
     def conversation(self) -> Conversation:
@@ -545,6 +549,13 @@ def answer_save(*, answer_id: int, **fields) -> None:
     Message.objects.filter(pk=answer_id).update(updated_at=timezone.now(), **fields)
 
 
+def answer_write(*, answer_id: int, **fields) -> bool:
+    """Save an answer this process writes, as long as it holds the answer's lease: whether
+    it did (if not, another process took the answer over and writes it now)."""
+    mine = Message.objects.filter(pk=answer_id, lease_owner=lifecycle.PROCESS)
+    return bool(mine.update(updated_at=timezone.now(), **fields))
+
+
 def conversation_rename(*, conversation: Conversation, title: str) -> None:
     conversation.title = title
     conversation.title_is_custom = True
@@ -560,12 +571,16 @@ def conversation_autotitle(*, conversation_id: int, title: str) -> bool:
     return bool(updated)
 
 
-def answer_finish(*, answer: Message, fields: dict[str, Any], usage: dict[str, Any] | None) -> None:
-    """The final save of an answer (its text in `answer.content`), and the tokens it spent
-    into the user's ledger."""
-    answer_save(answer_id=answer.pk, **{"content": answer.content, **fields})
-    if usage:
-        Usage.objects.record(**usage)
+def answer_finish(*, answer: Message, fields: dict[str, Any], usage: dict[str, Any] | None) -> bool:
+    """The final save of an answer this process writes (its text in `answer.content`), and
+    the tokens it spent into the user's ledger: whether it was still this process's to
+    save (the process that took it over counts what this one spent)."""
+    with transaction.atomic():
+        if not answer_write(answer_id=answer.pk, **{"content": answer.content, **fields}):
+            return False
+        if usage:
+            Usage.objects.record(**usage)
+    return True
 
 
 def conversation_pin(*, conversation: Conversation, pinned: bool) -> None:

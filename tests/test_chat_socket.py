@@ -267,6 +267,38 @@ async def test_a_page_that_missed_the_end_gets_the_finished_answer(kimi, alice, 
     assert 'data-state="done"' in frame and 'hx-swap-oob="true"' in frame
 
 
+async def test_a_page_loaded_before_a_message_came_is_sent_the_thread_anew(
+    kimi, alice, conversation
+):
+    """A second tab loaded just before the first sent (or whose socket was away when a
+    message came) shows the new question and the answer, streaming on from where it is."""
+    kimi.script.tokens = ["Partial", " answer"] + [" more"] * 100
+    kimi.script.stall_after = 2
+    first = await open_chat(alice, conversation)
+    await first.send_json_to({"message": "Hi", "client_id": "c1"})
+    frames = []
+    while "Partial answer" not in streamed_text(frames):
+        frames.append(await first.receive_from(10))
+    answer_row = await answer(conversation)
+
+    late = await open_chat(alice, conversation)  # its page showed no message yet
+    await late.send_json_to({"action": "sync", "streaming": {}, "last": 0})
+    thread = await late.receive_from(10)
+    assert 'id="messages"' in thread and "Hi" in thread and f'id="msg-{answer_row.pk}"' in thread
+    caught_up = []
+    while "Partial answer" not in re.sub(r"<[^>]+>", "", thread) + streamed_text(caught_up):
+        caught_up.append(await late.receive_from(10))
+
+    # A page that shows the newest message is sent nothing anew.
+    await late.send_json_to({"action": "sync", "streaming": {}, "last": answer_row.pk})
+    await first.send_json_to({"action": "stop"})
+    rest = await frames_until_final(late)
+    assert not any('id="messages"' in frame for frame in rest)
+    await frames_until_final(first)
+    await first.disconnect(timeout=10)
+    await late.disconnect(timeout=10)
+
+
 @pytest.mark.parametrize(
     ("status", "error_type", "code", "expected"),
     [

@@ -3,6 +3,7 @@ partial mode when its writer dies; a stopping process finishes or hands over its
 the channel layer going away never loses an answer."""
 
 import asyncio
+import threading
 from datetime import timedelta
 
 import pytest
@@ -188,6 +189,46 @@ async def test_a_lost_lease_ends_the_old_writer_without_a_word_more(kimi, alice,
         "Once upon a time",
         "other:2:0",
     )
+
+
+async def test_a_writer_unsure_of_its_lease_sends_nothing_until_a_renewal_says_it_holds(
+    kimi, alice, conversation, settings
+):
+    """A renewal held up (a busy machine) must not let two processes stream one answer: past
+    the part of its lease it counts on, the writer holds its text back; once the renewal
+    goes through, the page gets the rest, whole and once."""
+    settings.ANSWER_LEASE = 0.6
+    words = [f" w{i}" for i in range(30)]
+    kimi.script.tokens, kimi.script.delay = words, 0.03
+    resume.keep_watch()  # renews this process's leases, in their own thread
+    held_up = threading.Event()
+    try:
+        chat = await open_chat(alice, conversation)
+        await chat.send_json_to({"message": "Count", "client_id": "c1"})
+        frames = [await chat.receive_from(10)]
+        while not streamed_text(frames):
+            frames.append(await chat.receive_from(10))
+        resume._renewing.submit(held_up.wait)  # the next renewal waits behind this
+        await sync_to_async(kimi.wait_for, thread_sensitive=False)(
+            lambda: kimi.streams[-1].last_chunk_at
+        )
+        # Kimi has sent every word; the lease is no longer sure: the page got only some.
+        while not await chat.receive_nothing(0.3):
+            frames.append(await chat.receive_from(10))
+        assert len(streamed_text(frames)) < len("".join(words))
+        assert not any(
+            FINAL.search(frame).group(1) == "done" for frame in frames if FINAL.search(frame)
+        )
+
+        held_up.set()
+        frames += await frames_until_final(chat)
+        await chat.disconnect(timeout=10)
+        assert streamed_text(frames) == "".join(words)
+        assert (await answer(conversation)).content == "".join(words)
+    finally:
+        held_up.set()
+        resume._watch.task.cancel()
+        generation.lease_holds_for = None
 
 
 async def test_a_stopping_process_takes_no_new_message_and_the_page_keeps_it(

@@ -71,8 +71,9 @@
     }
   });
 
-  // On every (re)connect, tell the server how much of each streaming answer is on the page;
-  // it sends the rest and then the live tokens.
+  // On every (re)connect, tell the server the newest message on the page (it sends the
+  // thread anew if more came meanwhile) and how much of each streaming answer is on it (it
+  // sends the rest and then the live tokens).
   document.body.addEventListener("htmx:wsOpen", function (event) {
     var streaming = {};
     document.querySelectorAll('#messages article[data-state="streaming"]').forEach(function (article) {
@@ -80,9 +81,22 @@
       streaming[id] = Array.from(article.querySelector(".body").textContent).length;
       streaming[id + ":thinking"] = Array.from(article.querySelector(".thinking-text").textContent).length;
     });
-    if (Object.keys(streaming).length) {
-      event.detail.socketWrapper.send(JSON.stringify({ action: "sync", streaming: streaming }));
+    var shown = document.querySelectorAll('#messages article[id^="msg-"]');
+    var last = shown.length ? shown[shown.length - 1].id.slice(4) : null;
+    if (last || Object.keys(streaming).length) {
+      event.detail.socketWrapper.send(JSON.stringify({ action: "sync", streaming: streaming, last: last }));
     }
+  });
+
+  // A message is on the page once: a frame that brings one again (its own frame, late,
+  // after the thread was sent anew on a reconnect) is dropped. The copy already there is
+  // the one tokens go to (the first with its id), and it is at least as far along.
+  document.body.addEventListener("htmx:wsAfterMessage", function (event) {
+    if (String(event.detail.message).indexOf("beforeend:#messages") < 0) { return; }
+    var seen = {};
+    thread().querySelectorAll("article[id]").forEach(function (article) {
+      if (seen[article.id]) { article.remove(); } else { seen[article.id] = true; }
+    });
   });
 
   function closeEdit(article) {
