@@ -76,9 +76,10 @@ def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
 
 
 @contextmanager
-def _daphne(env: dict, log: Path):
-    """`python -m kimichat.serve` on a free port; yields its base URL. Its output goes to
-    `log` (read it when a browser test fails)."""
+def serving(env: dict, log: Path):
+    """`python -m kimichat.serve` on a free port; yields (its process, its base URL). Its
+    output goes to `log` (read it when a browser test fails). Stopped on the way out, unless
+    a test stopped it (or killed it) already."""
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "kimichat.serve"],
@@ -88,6 +89,7 @@ def _daphne(env: dict, log: Path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert process.stdout is not None
     # Wait for Daphne to say it listens, not for a fixed time.
     output = []
     for line in process.stdout:
@@ -98,12 +100,24 @@ def _daphne(env: dict, log: Path):
             threading.Thread(target=out.writelines, args=(process.stdout,), daemon=True).start()
             break
     else:
-        pytest.fail("Daphne did not start:\n" + "".join(output))
+        pytest.fail("kimichat.serve did not start:\n" + "".join(output))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield process, f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(10)
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+@contextmanager
+def _daphne(env: dict, log: Path):
+    """`serving`, for the tests that need only its URL."""
+    with serving(env, log) as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="session")

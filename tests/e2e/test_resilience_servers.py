@@ -7,51 +7,18 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import ROOT, _free_port, _prepare, _redis_url, log_in
+from tests.e2e.conftest import _free_port, _prepare, _redis_url, log_in, serving
 from tests.e2e.test_chat_browser import send
 from tests.kimi_stub import Script
 
 WORDS = [f" w{i}" for i in range(60)]
-
-
-@contextmanager
-def serving(env: dict, log: Path):
-    """`python -m kimichat.serve` on a free port: yields (process, base URL)."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kimichat.serve"],
-        cwd=ROOT,
-        env={**env, "PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    output = []
-    for line in process.stdout:
-        output.append(line)
-        if "Listening on TCP address" in line:
-            out = log.open("w", buffering=1)
-            threading.Thread(target=out.writelines, args=(process.stdout,), daemon=True).start()
-            break
-    else:
-        pytest.fail("kimichat.serve did not start:\n" + "".join(output))
-    try:
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 @pytest.fixture
