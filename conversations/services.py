@@ -260,7 +260,8 @@ def _fresh(conversation: Conversation | None) -> Conversation | None:
     # Another tab may have moved the thread on (or changed settings) since the page loaded.
     if conversation is None:
         return None
-    return Conversation.objects.get(pk=conversation.pk)
+    # With its owner, whose files the request may refer to.
+    return Conversation.objects.select_related("owner").get(pk=conversation.pk)
 
 
 def _changing(
@@ -451,11 +452,8 @@ def exchange_create(
 ) -> Exchange:
     """Save the user's message (after `parent_id`, referring to `files`) and an empty
     streaming answer, creating the conversation if new. A few inserts in one transaction:
-    kept small, as it runs before the upstream call."""
-    if conversation is not None:
-        replay = exchange_replayed(conversation=conversation, client_id=client_id)
-        if replay:
-            return replay
+    kept small, as it runs before the upstream call. (Callers look for a replayed send
+    first; one that comes meanwhile is caught by the unique client id.)"""
     try:
         with transaction.atomic():
             if conversation is None:
