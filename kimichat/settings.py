@@ -258,6 +258,10 @@ else:
 # archive) may unpack to.
 UPLOAD_MAX_BYTES = _positive("UPLOAD_MAX_BYTES", env.int, 100 * 1024 * 1024)
 UPLOAD_MAX_UNPACKED_BYTES = _positive("UPLOAD_MAX_UNPACKED_BYTES", env.int, 500 * 1024 * 1024)
+# What one person's uploads may take in all (in their own library and their teams'), and how
+# many files they may keep: a signed-up account cannot fill the disk or the Files page.
+USER_STORAGE_MB = _positive("USER_STORAGE_MB", env.int, 2048)
+USER_MAX_FILES = _positive("USER_MAX_FILES", env.int, 1000)
 # Reading a file's text stops after this many pages, and fails after this many seconds.
 EXTRACT_MAX_PAGES = _positive("EXTRACT_MAX_PAGES", env.int, 2000)
 EXTRACT_TIMEOUT = _positive("EXTRACT_TIMEOUT", env.float, 300.0)

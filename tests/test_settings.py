@@ -53,6 +53,8 @@ def start(*command: str, **env: str) -> subprocess.CompletedProcess:
         ("KIMI_MODELS_REFRESH", "every few minutes"),
         ("TASKS_BACKEND", "celery"),
         ("UPLOAD_MAX_BYTES", "0"),
+        ("USER_STORAGE_MB", "0"),
+        ("USER_MAX_FILES", "lots"),
         ("USER_DAILY_TOKENS", "-5"),
         ("MODERATION_TRANSCRIPTS", "maybe"),
         ("SECURE_SSL_REDIRECT", "sometimes"),

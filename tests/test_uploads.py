@@ -424,3 +424,25 @@ async def test_a_page_that_missed_a_files_news_asks_and_is_told(alice, conversat
     assert f'hx-swap-oob="outerHTML:.file-status-{file.pk}"' in frame
     assert "Ready" in frame
     assert await chat.receive_nothing(0.2)
+
+
+async def test_a_person_cannot_upload_past_their_storage_or_their_number_of_files(
+    alice, settings
+):
+    client = await logged_in(alice)
+    settings.USER_STORAGE_MB = 1
+    response = await upload(client, "a.txt", b"a" * 700_000)
+    assert response.status_code == 200
+    response = await upload(client, "b.txt", b"b" * 400_000)
+    [error] = refusals(response)
+    assert error.startswith("“b.txt” was not uploaded:") and "more than 1.0\xa0MB" in error
+    assert "Delete files you no longer need" in error
+
+    settings.USER_STORAGE_MB, settings.USER_MAX_FILES = 100, 2
+    assert (await upload(client, "c.txt", b"c")).status_code == 200
+    [error] = refusals(await upload(client, "d.txt", b"d"))
+    assert "you have 2 files, the most allowed" in error
+    # The same bytes again are the file already there, not one more.
+    assert (await upload(client, "c.txt", b"c")).status_code == 200
+    assert await UploadedFile.objects.acount() == 2
+    await background.idle()

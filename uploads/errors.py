@@ -29,6 +29,14 @@ ERRORS = {
     "pixels": _("the image is larger than %(limit)s pixels, the most allowed."),
     "interrupted": _("reading it stopped when KimiChat restarted. Upload it again."),
     "ocr": _("Kimi could not read its text."),
+    "storage": _(
+        "your files would take more than %(limit)s, the most allowed. Delete files you no "
+        "longer need, then upload it again."
+    ),
+    "count": _(
+        "you have %(count)s files, the most allowed. Delete files you no longer need, then "
+        "upload it again."
+    ),
 }
 
 

@@ -12,9 +12,12 @@ from typing import Any, BinaryIO, cast
 
 import openai
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile as Upload
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from kimichat import catalogue, kimi, live
@@ -50,6 +53,7 @@ def file_create(*, owner: User, upload: Upload, team: Team | None = None) -> Sav
     existing = UploadedFile.objects.filter(sha256=sha256, **library).first()
     if existing is not None:
         return Saved(existing, _retry(existing))
+    room_check(owner=owner, size=size)
     file = UploadedFile(
         owner=owner,
         team=team,
@@ -69,6 +73,16 @@ def file_create(*, owner: User, upload: Upload, team: Team | None = None) -> Sav
         file.file.delete(save=False)
         return Saved(UploadedFile.objects.get(sha256=sha256, **library), False)
     return Saved(file, True)
+
+
+def room_check(*, owner: User, size: int) -> None:
+    """Refuse a file its owner has no room left for (USER_STORAGE_MB, USER_MAX_FILES)."""
+    held = UploadedFile.objects.filter(owner=owner).aggregate(count=Count("id"), bytes=Sum("size"))
+    if held["count"] >= settings.USER_MAX_FILES:
+        raise ExtractError("count", count=settings.USER_MAX_FILES)
+    limit = settings.USER_STORAGE_MB * 1024 * 1024
+    if (held["bytes"] or 0) + size > limit:
+        raise ExtractError("storage", limit=filesizeformat(limit))
 
 
 def _retry(file: UploadedFile) -> bool:
