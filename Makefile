@@ -53,8 +53,9 @@ test-cluster: $(VENV)/.dev chromium nginx
 	$(PY) -m pytest tests/e2e/test_cluster.py tests/e2e/test_resilience_servers.py tests/test_resilience.py tests/test_resilience_redis.py
 
 bench: $(VENV)/.dev
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m bench.ttft
-	$(PY) -m bench.capacity
+	$(PY) -m bench.capacity 100 200 500
 	$(PY) -m bench.capacity --thinking 100 200
 	$(PY) -m bench.extract
 	$(PY) -m bench.retrieval

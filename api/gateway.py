@@ -231,7 +231,7 @@ def streamed(data: bytes, status: int, events: int) -> Outcome:
         if not line.startswith(b"data:"):
             continue
         try:
-            chunk = json.loads(line[5:])
+            chunk = kimi.event_data(line[5:])
         except ValueError:
             continue  # [DONE], or the start of the tail cut through a line
         if not isinstance(chunk, dict):
@@ -242,7 +242,7 @@ def streamed(data: bytes, status: int, events: int) -> Outcome:
             continue
         usage = chunk.get("usage") or choice.get("usage")
         if isinstance(usage, dict):
-            outcome.usage = _usage(usage)
+            outcome.usage = kimi.usage_of(usage)
         delta = choice.get("delta") or {}
         content.append(delta.get("content") or "")
         reasoning.append(delta.get("reasoning_content") or "")
@@ -263,7 +263,7 @@ def answered(data: bytes) -> Outcome:
         return outcome
     outcome.model = str(response.get("model") or "")
     if isinstance(response.get("usage"), dict):
-        outcome.usage = _usage(response["usage"])
+        outcome.usage = kimi.usage_of(response["usage"])
     choice = (response.get("choices") or [{}])[0]
     if not isinstance(choice, dict):
         return outcome
@@ -273,14 +273,6 @@ def answered(data: bytes) -> Outcome:
     outcome.finish_reason = str(choice.get("finish_reason") or "")
     outcome.estimated_completion = catalogue.estimate_tokens(outcome.content + outcome.reasoning)
     return outcome
-
-
-def _usage(usage: dict[str, Any]) -> kimi.Usage:
-    def count(name: str) -> int | None:
-        value = usage.get(name)
-        return value if isinstance(value, int) else None
-
-    return kimi.Usage(count("prompt_tokens"), count("completion_tokens"), count("cached_tokens"))
 
 
 def upstream_error(exc: BaseException) -> tuple[int, JsonResponse]:

@@ -20,6 +20,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN_TEXT = re.compile(r'hx-swap-oob="beforeend:#msg-\d+-body">(.*?)</div>', re.S)
 THOUGHT_TEXT = re.compile(r'hx-swap-oob="beforeend:#msg-\d+-thinking">(.*?)</div>', re.S)
+# An answer shown whole while it streams: after its first words, only a takeover does that.
+REWOUND = 'data-role="assistant" data-state="streaming"'
 
 
 def free_port() -> int:
@@ -101,6 +103,7 @@ class Server:
     pid: int
     cookies: list[str] = field(default_factory=list)  # one session per user
     conversations: list[int] = field(default_factory=list)
+    database: Path | None = None  # its SQLite file
 
 
 @contextmanager
@@ -125,7 +128,10 @@ def daphne(
         )
         seeded = json.loads(setup.stdout.strip().splitlines()[-1])
         port = free_port()
-        command = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+        # Listening as kimichat.serve does: Twisted's default queue (50) overflows when
+        # hundreds of sockets connect at once.
+        listen = f"tcp:port={port}:interface=127.0.0.1:backlog=1024"
+        command = ["-m", "daphne", "-e", listen, app]
         if app == "kimichat.asgi:application":
             command = ["-m", "kimichat.serve"]  # what `make run` starts
             env.update(HOST="127.0.0.1", PORT=str(port))
@@ -140,7 +146,11 @@ def daphne(
         _wait_for_line(process, "Listening on TCP address")
         try:
             yield Server(
-                f"127.0.0.1:{port}", process.pid, seeded["cookies"], seeded["conversations"]
+                f"127.0.0.1:{port}",
+                process.pid,
+                seeded["cookies"],
+                seeded["conversations"],
+                Path(tmp) / "db.sqlite3",
             )
         finally:
             process.terminate()
@@ -153,8 +163,16 @@ def cpu_seconds(pid: int) -> float:
 
 
 def peak_rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmRSS:")
+
+
+def _status_mb(pid: int, name: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(name):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -167,7 +185,12 @@ class Stream:
     first_thought_at: float | None = None
     last_token_at: float | None = None
     max_gap: float = 0.0  # the longest wait between two token frames (s)
+    # Each token frame: when it came, and how many tokens it held.
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
     text: str = ""
+    # Times the answer was shown again as saved mid-stream (taken over: its lease lapsed),
+    # after which the words since that save come again.
+    rewinds: int = 0
     done: bool = False
     error: str = ""
 
@@ -192,6 +215,8 @@ async def run_stream(
             frame = msg.data
             if stream.first_thought_at is None and THOUGHT_TEXT.search(frame):
                 stream.first_thought_at = now
+            if stream.first_token_at is not None and REWOUND in frame:
+                stream.rewinds += 1
             pieces = TOKEN_TEXT.findall(frame)
             if pieces:
                 if stream.last_token_at is None:
@@ -199,7 +224,9 @@ async def run_stream(
                 else:
                     stream.max_gap = max(stream.max_gap, now - stream.last_token_at)
                 stream.last_token_at = now
-                stream.text += "".join(pieces)
+                text = "".join(pieces)
+                stream.arrivals.append((now, text.count(" t")))
+                stream.text += text
             if 'data-state="error"' in frame:
                 stream.error = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", frame)).strip()[-200:]
             if (

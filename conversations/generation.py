@@ -21,8 +21,6 @@ from django.db import DatabaseError, close_old_connections
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from openai import AsyncStream
-from openai.types.chat import ChatCompletionChunk
 
 from conversations import services
 from conversations.models import Message
@@ -248,7 +246,7 @@ class Generation:
             fields.update(state=Message.State.ERROR, error_code="cut_off")
 
     async def _stream(
-        self, stream: AsyncStream[ChatCompletionChunk], fields: dict[str, Any]
+        self, stream: kimi.ChunkStream, fields: dict[str, Any]
     ) -> tuple[list[ToolCall], str]:
         """Read one response: its text into the parts, its tool calls joined by index, its
         usage added up; the calls and this round's reasoning."""
@@ -260,26 +258,29 @@ class Generation:
         answering = False
         fields.pop("finish_reason", None)
         async for chunk in stream:
-            if chunk.choices:
-                choice = chunk.choices[0]
-                delta = choice.delta
-                # Kimi's own field, which the SDK's types lack (kimi-api.md §2).
-                reasoning = getattr(delta, "reasoning_content", None)
+            choices = chunk.get("choices")
+            if choices:
+                choice = choices[0]
+                delta = choice.get("delta") or {}
+                # Kimi's own field (kimi-api.md §2).
+                reasoning = delta.get("reasoning_content")
                 if reasoning:
                     self._received(live.THINKING, reasoning)
-                if delta.content:
+                content = delta.get("content")
+                if content:
                     if not answering:
                         answering = True
                         await self._answer_begins()
-                    self._received(live.BODY, delta.content)
-                for piece in delta.tool_calls or ():
-                    call = calls.setdefault(piece.index, ToolCall())
-                    call.id += piece.id or ""
-                    if piece.function is not None:
-                        call.name += piece.function.name or ""
-                        call.arguments += piece.function.arguments or ""
-                if choice.finish_reason:
-                    fields["finish_reason"] = choice.finish_reason
+                    self._received(live.BODY, content)
+                for piece in delta.get("tool_calls") or ():
+                    call = calls.setdefault(piece.get("index", 0), ToolCall())
+                    call.id += piece.get("id") or ""
+                    function = piece.get("function")
+                    if function:
+                        call.name += function.get("name") or ""
+                        call.arguments += function.get("arguments") or ""
+                if choice.get("finish_reason"):
+                    fields["finish_reason"] = choice["finish_reason"]
             usage = kimi.chunk_usage(chunk)
             if usage:
                 self._count(usage)

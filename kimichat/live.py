@@ -6,13 +6,15 @@ in-memory layer in one process, Redis across several). Apps publish through here
 import a consumer."""
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
 from asgiref.sync import async_to_sync
-from channels.layers import BaseChannelLayer, get_channel_layer
+from channels.exceptions import ChannelFull
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
 from django.http import HttpRequest
 from django.utils import translation
 
@@ -124,8 +126,18 @@ def _layer() -> BaseChannelLayer:
 async def _group_send(group: str, event: Mapping[str, Any]) -> bool:
     """Whether the event went out. Redis carries frames, not answers: while it is
     unreachable, answers go on and are saved, and pages catch up when it is back."""
+    layer = _layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        # One process, so every member is here: its queue gets the event at once. Channels'
+        # group_send starts a task per member and waits for them all, which made every frame
+        # of every answer cost three times as much (docs/benchmarks.md).
+        message = {**event}
+        for channel in list(layer.groups.get(group, ())):
+            with contextlib.suppress(ChannelFull):  # as group_send: a full queue misses it
+                await layer.send(channel, message)
+        return True
     try:
-        await _layer().group_send(group, {**event})
+        await layer.group_send(group, {**event})
     except Exception as e:  # any failure of the layer's transport (Redis down)
         _outage(e)
         return False
