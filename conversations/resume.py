@@ -115,9 +115,7 @@ def _renew(ids: list[int]) -> set[int]:
 async def answers_take_over() -> list[generation.Generation]:
     """Take over the answers whose lease lapsed, and go on with each: the answers now
     written here."""
-    # Never its own: an answer this process writes is renewed, not taken over.
-    mine = [g.answer.pk for g in generation.all_running()]
-    taken = await database_sync_to_async(answers_claim)(mine=mine)
+    taken = await database_sync_to_async(answers_claim)()
     started = []
     for answer, answering, html in taken:
         if answering is None:
@@ -132,15 +130,15 @@ async def answers_take_over() -> list[generation.Generation]:
     return started
 
 
-def answers_claim(
-    limit: int = TAKE_AT_ONCE, mine: list[int] | None = None
-) -> list[tuple[Message, Answering | None, str]]:
+def answers_claim(limit: int = TAKE_AT_ONCE) -> list[tuple[Message, Answering | None, str]]:
     """Claim lapsed answers for this process, each with one UPDATE that only one process
-    can win; for each, what to go on with (None: left interrupted, with its frame)."""
+    can win; for each, what to go on with (None: left interrupted, with its frame). Never
+    its own: one it writes is renewed, and one it took in but has not started yet (a process
+    seconds behind, under a burst of messages) is about to be written here."""
     claimed = []
     lapsed = (
         Message.objects.filter(lapsed_answers())
-        .exclude(pk__in=mine or [])
+        .exclude(lease_owner=lifecycle.PROCESS)
         .values_list("pk", "lease_owner")
     )
     for pk, owner in lapsed[:limit]:

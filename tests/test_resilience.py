@@ -100,6 +100,12 @@ async def test_exactly_one_process_takes_an_answer_over(kimi, alice, conversatio
         lease_expires=timezone.now() + timedelta(seconds=30), lease_owner="alive:2:0"
     )
     assert await sync_to_async(resume.answers_claim)() == []
+    # Nor one of this process's own whose lease lapsed: taken in, it is about to be written
+    # here (a process seconds behind under a burst), not by a second writer.
+    await sync_to_async(Message.objects.filter(pk=orphan.pk).update)(
+        lease_expires=timezone.now() - timedelta(seconds=1), lease_owner=lifecycle.PROCESS
+    )
+    assert await sync_to_async(resume.answers_claim)() == []
 
 
 async def test_an_answer_that_cannot_go_on_is_left_interrupted_with_continue(
