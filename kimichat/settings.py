@@ -12,7 +12,20 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class _Env(environ.Env):
+    """django-environ, but a value that begins with "$" is taken as it is rather than as the
+    name of another variable: secrets do (Django's generated keys can), and would otherwise
+    be lost (or stop the start with a misleading "Set the … environment variable")."""
+
+    def get_value(self, var_name, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        value = self.ENVIRON.get(var_name)
+        if isinstance(value, str) and value.startswith("$"):
+            return self.parse_value(value, cast) if cast is not None else value
+        return super().get_value(var_name, cast, default, parse_default)
+
+
+env = _Env()
 environ.Env.read_env(BASE_DIR / ".env")
 
 

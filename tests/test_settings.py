@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # A deployment behind a proxy that terminates TLS, as README and .env.example describe it.
 PRODUCTION = {
     "DEBUG": "false",
-    "SECRET_KEY": get_random_secret_key(),
+    # One that begins with "$", as Django's generated keys can: taken as it is.
+    "SECRET_KEY": "$" + get_random_secret_key(),
     "ALLOWED_HOSTS": "chat.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://chat.example.com",
     "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
