@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import openai
@@ -18,7 +17,6 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -31,7 +29,7 @@ from conversations.forms import (
     first_error,
     settings_form_for_message,
 )
-from conversations.models import Conversation, Message, lease_until, live_answers
+from conversations.models import Conversation, Message, lease_until
 from kimichat import catalogue, kimi, lifecycle, live, params
 from teams.models import Team
 from uploads import references
@@ -348,7 +346,7 @@ def generation_check(*, user: User, conversation: Conversation | None) -> None:
         raise Refused(_("KimiChat is restarting. Try again in a moment."))
     if conversation is not None and conversation.is_hidden:
         raise Refused(_("A moderator removed this conversation. It cannot be continued."))
-    standing = Usage.objects.standing(user)
+    standing = Message.objects.standing(user.pk, conversation.pk if conversation else None)
     if not standing.active:
         raise Refused(_("Your account is suspended."))
     if standing.over_quota:
@@ -359,22 +357,9 @@ def generation_check(*, user: User, conversation: Conversation | None) -> None:
             )
             % {"quota": f"{standing.quota:,}", "zone": settings.TIME_ZONE}
         )
-    minute_ago = timezone.now() - timedelta(minutes=1)
-    live = live_answers()
-    recent = Q(role=Message.Role.ASSISTANT, created_at__gte=minute_ago)
-    # One query for all three counts: it runs before every answer.
-    counts = (
-        Message.objects.of_user(user)
-        .filter(live | recent)
-        .aggregate(
-            live=Count("id", filter=live),
-            here=Count("id", filter=live & Q(conversation=conversation)),
-            recent=Count("id", filter=recent),
-        )
-    )
-    if conversation is not None and counts["here"]:
+    if standing.here:
         raise Refused(_("Kimi is still answering. Wait for it or press Stop."))
-    if counts["live"] >= settings.USER_MAX_CONCURRENT:
+    if standing.live >= settings.USER_MAX_CONCURRENT:
         raise Refused(
             _(
                 "You already have %(count)s answers being written, the most at once. "
@@ -382,7 +367,7 @@ def generation_check(*, user: User, conversation: Conversation | None) -> None:
             )
             % {"count": settings.USER_MAX_CONCURRENT}
         )
-    if counts["recent"] >= settings.USER_MESSAGES_PER_MINUTE:
+    if standing.recent >= settings.USER_MESSAGES_PER_MINUTE:
         raise Refused(
             _(
                 "You have asked for %(count)s answers in the last minute, the most allowed. "
