@@ -14,6 +14,14 @@ from tests.kimi_stub import KimiStub, Script
 ORIGIN = (b"origin", b"http://localhost")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last (after pytest-django has put its groups in order): Playwright's
+    sync API leaves an event loop running in the main thread, where no async test can run
+    after it."""
+    items.sort(key=lambda item: "e2e" in item.path.parts)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_async_db_connections(django_db_setup, django_db_blocker):
     """Async tests reach the database from asgiref's one shared thread; close its
