@@ -426,9 +426,7 @@ async def test_a_page_that_missed_a_files_news_asks_and_is_told(alice, conversat
     assert await chat.receive_nothing(0.2)
 
 
-async def test_a_person_cannot_upload_past_their_storage_or_their_number_of_files(
-    alice, settings
-):
+async def test_a_person_cannot_upload_past_their_storage_or_their_number_of_files(alice, settings):
     client = await logged_in(alice)
     settings.USER_STORAGE_MB = 1
     response = await upload(client, "a.txt", b"a" * 700_000)
