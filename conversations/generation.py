@@ -399,10 +399,10 @@ class Generation:
                             text=self.published_text(part)[start:],
                         )
 
-    async def _save(self, **fields: Any) -> None:
+    async def _save(self, *, content: str, reasoning: str) -> None:
         try:
-            saved = await database_sync_to_async(services.answer_write)(
-                answer_id=self.answer.pk, **fields
+            saved = await database_sync_to_async(services.answer_progress)(
+                answer_id=self.answer.pk, content=content, reasoning=reasoning
             )
         except DatabaseError as e:
             # The database is restarting, say: the next save (or the final one) catches up.

@@ -293,6 +293,19 @@ class MessageQuerySet(models.QuerySet):
     def live(self) -> "MessageQuerySet":
         return self.filter(live_answers())
 
+    def progress_save(self, answer_id: int, *, owner: str, content: str, reasoning: str) -> bool:
+        """Save the text of an answer being written by `owner` (the process holding its
+        lease): whether it still was. In SQL, as `standing` below: every answer saves about
+        once a second, and the ORM's UPDATE cost five times the statement."""
+        sql = (
+            f"UPDATE {_table(Message)} SET content = %s, reasoning = %s, updated_at = %s "
+            "WHERE id = %s AND lease_owner = %s"
+        )
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [content, reasoning, now, answer_id, owner])
+            return cursor.rowcount > 0
+
     def standing(self, user_id: int, conversation_id: int | None) -> "Standing":
         """What decides whether `user_id` may have another answer now, in one statement:
         the account's standing (active, tokens today, quota) and its answers being written

@@ -532,6 +532,14 @@ def answer_save(*, answer_id: int, **fields) -> None:
     Message.objects.filter(pk=answer_id).update(updated_at=timezone.now(), **fields)
 
 
+def answer_progress(*, answer_id: int, content: str, reasoning: str) -> bool:
+    """Save the text so far of an answer this process writes (about once a second), as
+    long as it holds the answer's lease: whether it did."""
+    return Message.objects.progress_save(
+        answer_id, owner=lifecycle.PROCESS, content=content, reasoning=reasoning
+    )
+
+
 def answer_write(*, answer_id: int, **fields) -> bool:
     """Save an answer this process writes, as long as it holds the answer's lease: whether
     it did (if not, another process took the answer over and writes it now)."""

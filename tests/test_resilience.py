@@ -197,6 +197,34 @@ async def test_a_lost_lease_ends_the_old_writer_without_a_word_more(kimi, alice,
     )
 
 
+async def test_a_writer_whose_save_finds_another_owner_ends_there(kimi, alice, conversation):
+    """Before its next renewal, a writer that lost its answer learns it from its next save
+    (every save is conditional on its name on the row): it writes and sends nothing more."""
+    kimi.script.tokens = [f" w{i}" for i in range(40)]
+    kimi.script.delay = 0.05
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Count", "client_id": "c1"})
+    frames = []
+    while not streamed_text(frames):
+        frames.append(await chat.receive_from(10))
+    writing = generation.running(conversation.pk)
+    await sync_to_async(Message.objects.filter(pk=writing.answer.pk).update)(
+        lease_owner="other:2:0", content="taken over"
+    )
+    await asyncio.wait_for(asyncio.shield(writing.task), 10)  # its next save ends it
+    assert writing.lost
+    await chat.disconnect(timeout=10)
+    saved = await answer(conversation)
+    assert (saved.state, saved.content, saved.lease_owner) == (
+        "streaming",
+        "taken over",
+        "other:2:0",
+    )
+    await sync_to_async(kimi.wait_for, thread_sensitive=False)(
+        lambda: kimi.streams[-1].closed_early
+    )
+
+
 async def test_a_writer_unsure_of_its_lease_sends_nothing_until_a_renewal_says_it_holds(
     kimi, alice, conversation, settings
 ):
