@@ -143,8 +143,8 @@ class Conversation(models.Model):
 
     def thread(self) -> "Thread":
         """The messages shown, following the chosen version of each: one query, ids only."""
-        rows = self.messages.order_by("id").values_list("id", "parent_id")
-        parents: dict[int, int | None] = dict(rows)
+        rows = self.messages.order_by("id").values_list("id", "parent_id", "client_id")
+        parents: dict[int, int | None] = {pk: parent for pk, parent, _ in rows}
         children: dict[int | None, list[int]] = {}
         for message_id, parent_id in parents.items():
             children.setdefault(parent_id, []).append(message_id)
@@ -153,7 +153,8 @@ class Conversation(models.Model):
         while leaf is not None:
             path.append(leaf)
             leaf = parents[leaf]
-        return Thread(self, path[::-1], parents, children)
+        sent = {client_id for _, _, client_id in rows if client_id}
+        return Thread(self, path[::-1], parents, children, sent)
 
     def snippet_for(self, query: str, width: int = 90) -> str:
         """Where the first word of a search was found in a message (after `search()`)."""
@@ -179,6 +180,7 @@ class Thread:
     ids: list[int]  # the path shown, oldest first
     parents: dict[int, int | None] = field(default_factory=dict)
     children: dict[int | None, list[int]] = field(default_factory=dict)
+    client_ids: set[str] = field(default_factory=set)  # of the sends taken (a replay's is here)
 
     def page(self, before: int | None = None, size: int = 50) -> tuple[list["Message"], bool]:
         """The newest `size` messages of the path (before a message id), oldest first, each

@@ -89,14 +89,12 @@ def answer_request(
     if not text:
         return None
     conversation = _fresh(conversation)
-    if conversation is not None and exchange_replayed(
-        conversation=conversation, client_id=client_id
-    ):
-        return None
+    thread = conversation.thread() if conversation else None
+    if thread is not None and client_id in thread.client_ids:
+        return None  # a replayed send: the first one is being answered
     form = settings_form_for_message(options or {}, conversation or Conversation(owner=user))
     if not form.is_valid():
         raise Refused(first_error(form))
-    thread = conversation.thread() if conversation else None
     leaf = thread.ids[-1] if thread and thread.ids else None
     # The user's limits first: they are cheap, and a refused message costs no more.
     generation_check(user=user, conversation=conversation)
