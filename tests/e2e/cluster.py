@@ -220,8 +220,9 @@ def database(tmp: Path):
 
 
 def prepare(env: dict) -> None:
-    """Migrate, repair (creates the bucket), collect static files, and make alice, as the
-    deployment's kimichat-migrate unit does before the processes start."""
+    """What comes before a server starts (`make run`; deploy/'s kimichat-migrate unit): the
+    database migrated and repaired (the bucket made), static files collected, and alice
+    with her password "password"."""
     env = {
         **env,
         "DJANGO_SUPERUSER_USERNAME": "alice",

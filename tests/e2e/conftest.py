@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.e2e.cluster import prepare
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -50,28 +52,19 @@ def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
         "SECRET_KEY": "e2e-secret",
         "DEBUG": "false",
         "HOST": "127.0.0.1",
-        "DJANGO_SUPERUSER_USERNAME": "alice",
-        "DJANGO_SUPERUSER_PASSWORD": "password",
-        "DJANGO_SUPERUSER_EMAIL": "alice@example.com",
         "PYTHONUNBUFFERED": "1",
         # Tests sign people up and use their accounts at once (approval is tested on its own).
         "SIGNUP": "open",
         # alice answers in most browser tests, one after another on one server: the per-user
         # limit (tested on its own) would refuse her partway through the suite.
         "USER_MESSAGES_PER_MINUTE": "1000",
-        # A lease renewal late on a busy 2-core machine would hand a live answer over; only
-        # the crash tests (which set their own) want short leases.
+        # A lease renewal late on a busy 2-core machine would pause a live answer (its writer
+        # holds its text back until the renewal); only the crash tests (which set their own)
+        # want short leases.
         "ANSWER_LEASE": "15",
         **extra,
     }
-    manage = [sys.executable, "manage.py"]
-    for command in (
-        ["migrate", "-v0"],
-        ["repair"],
-        ["collectstatic", "--noinput", "-v0"],
-        ["createsuperuser", "--noinput"],
-    ):
-        subprocess.run(manage + command, cwd=ROOT, env=env, check=True, capture_output=True)
+    prepare(env)
     return env
 
 
