@@ -94,3 +94,54 @@ def test_others_are_not_asked_for_two_factor(carol, settings):
     client = Client()
     log_in(client, "carol")
     assert client.get("/accounts/").status_code == 200
+
+
+def test_the_admin_log_in_page_is_the_front_door_with_its_two_factor(carol):
+    carol.is_staff = True
+    carol.save()
+    client = Client()
+    log_in(client, "carol")
+    secret, _ = turn_on_totp(client)
+
+    # A password posted to the admin's own form logs no one in: it sends to the front door.
+    browser = Client()
+    for _ in range(2):
+        r = browser.post(
+            "/admin/login/?next=/admin/",
+            {"username": "carol", "password": "a-long-passphrase-9", "next": "/admin/"},
+        )
+        assert r.status_code == 302 and r.url == "/accounts/login/?next=/admin/"
+    assert browser.get("/admin/").status_code == 302
+    assert browser.get("/api-keys/").status_code == 302
+
+    # Through the front door, the code is asked for, then the admin opens.
+    r = browser.post(
+        "/accounts/login/?next=/admin/",
+        {"username": "carol", "password": "a-long-passphrase-9", "next": "/admin/"},
+    )
+    assert r.url == "/accounts/2fa/authenticate/"
+    r = browser.post("/accounts/2fa/authenticate/", {"code": totp.code(secret)})
+    assert r.status_code == 302 and r.url == "/admin/"
+    assert browser.get("/admin/").status_code == 200
+    # Already in, the admin's log-in page goes on to where it was going.
+    r = browser.get("/admin/login/?next=/admin/accounts/")
+    assert r.status_code == 302 and r.url == "/admin/accounts/"
+    assert browser.get("/admin/login/?next=https://evil.example/").url == "/admin/"
+
+
+def test_an_account_locked_at_the_front_door_is_locked_at_the_admin_too(carol, settings):
+    carol.is_staff = True
+    carol.save()
+    for _ in range(settings.LOGIN_ATTEMPTS_PER_ACCOUNT + 1):
+        log_in(Client(), "carol", "wrong")
+    assert "Too many failed login attempts" in log_in(Client(), "carol").content.decode()
+    browser = Client()
+    browser.post("/admin/login/", {"username": "carol", "password": "a-long-passphrase-9"})
+    assert browser.get("/admin/").status_code == 302
+
+
+def test_signed_in_people_who_are_not_staff_are_refused_the_admin_log_in(carol):
+    client = Client()
+    log_in(client, "carol")
+    assert client.get("/admin/login/").status_code == 403
+    assert client.post("/admin/login/", {"username": "x", "password": "y"}).status_code == 403

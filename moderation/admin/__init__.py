@@ -2,6 +2,12 @@
 (suspend), uploaded files, the records (reports, the moderation log, usage, quotas), and API
 keys with the calls made with them."""
 
+from django.contrib import admin
+
 from moderation.admin import api, conversations, files, records, users
+from moderation.views import admin_login
+
+# The admin's own log-in form would skip two-factor and the log-in throttling.
+admin.site.login = admin_login  # type: ignore[method-assign]
 
 __all__ = ["api", "conversations", "files", "records", "users"]
