@@ -14,6 +14,12 @@ from tests.kimi_stub import KimiStub, Script
 ORIGIN = (b"origin", b"http://localhost")
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Browser tests (tests/e2e/) are marked `e2e`: `-m e2e` runs them, `-m "not e2e"` the rest."""
+    if "e2e" in item.path.parts:
+        item.add_marker(pytest.mark.e2e)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last (after pytest-django has put its groups in order): Playwright's
