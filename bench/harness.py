@@ -51,7 +51,7 @@ def stub(*, tokens: int, rate: float, reasoning: int = 0):
             sys.executable,
             "-u",
             "-c",
-            "import tests.kimi_stub as s, asyncio, sys; "
+            "import tests.helpers.kimi_stub as s, asyncio, sys; "
             "stub = s.KimiStub('127.0.0.1', int(sys.argv[1])); "
             "stub.script = s.Script(tokens=[f' t{i}' for i in range(int(sys.argv[2]))], "
             "delay=1 / float(sys.argv[3]), "

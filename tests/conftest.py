@@ -1,17 +1,12 @@
 import pytest
-from asgiref.sync import SyncToAsync, sync_to_async
-from channels.testing import WebsocketCommunicator
+from asgiref.sync import SyncToAsync
 from django.contrib.auth.models import User
 from django.db import connections
-from django.test import Client
 from django.utils import translation
 
 from kimichat import catalogue, limits
 from kimichat import kimi as kimi_client
-from kimichat.asgi import application
-from tests.kimi_stub import KimiStub, Script
-
-ORIGIN = (b"origin", b"http://localhost")
+from tests.helpers.kimi_stub import KimiStub, Script
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -115,20 +110,6 @@ def bob(db):
     return User.objects.create_user("bob", password="password")
 
 
-async def connect(
-    user: User | None, path: str, origin: tuple = ORIGIN, language: str = "en"
-) -> WebsocketCommunicator:
-    """A websocket through the real ASGI application, logged in as `user` by session cookie."""
-    # The browser's page is on the host the socket connects to (kimichat/origin.py).
-    headers = [origin, (b"host", b"localhost"), (b"accept-language", language.encode())]
-    if user is not None:
-        client = Client()
-        await sync_to_async(client.force_login)(user)
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    return communicator
-
-
 @pytest.fixture(autouse=True)
 def _storages(settings, tmp_path):
     # Pages render without a collectstatic manifest; uploads go to a folder of the test's.
@@ -139,17 +120,3 @@ def _storages(settings, tmp_path):
             "OPTIONS": {"location": tmp_path / "media"},
         },
     }
-
-
-def add_thread(conversation, *messages: dict) -> list:
-    """Messages that follow one another (each answering the one before), shown as the thread."""
-    from conversations.models import Message
-
-    parent = conversation.leaf
-    saved = []
-    for fields in messages:
-        parent = Message.objects.create(conversation=conversation, parent=parent, **fields)
-        saved.append(parent)
-    conversation.leaf = parent
-    conversation.save(update_fields=["leaf"])
-    return saved

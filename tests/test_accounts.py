@@ -8,24 +8,11 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from accounts.models import Approval
-from tests.mail import Mailbox, body
+from tests.helpers.accounts import log_in, sign_up
+from tests.helpers.mail import Mailbox, body
 
 SIGNUP = "/accounts/signup/"
 LOGIN = "/accounts/login/"
-
-
-def sign_up(client: Client, username: str, **extra: str):
-    data = {
-        "username": username,
-        "password1": "a-long-passphrase-9",
-        "password2": "a-long-passphrase-9",
-        **extra,
-    }
-    return client.post(SIGNUP, data)
-
-
-def log_in(client: Client, username: str, password: str = "a-long-passphrase-9"):
-    return client.post(LOGIN, {"username": username, "password": password})
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from teams.models import Invite, Membership
 from teams.services import team_create
-from tests.test_accounts import sign_up
+from tests.helpers.accounts import sign_up
 
 
 @pytest.fixture

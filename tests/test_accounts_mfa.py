@@ -8,8 +8,8 @@ from allauth.mfa.models import Authenticator
 from django.contrib.auth.models import User
 from django.test import Client
 
-from tests import totp
-from tests.test_accounts import log_in
+from tests.helpers import totp
+from tests.helpers.accounts import log_in
 
 
 @pytest.fixture

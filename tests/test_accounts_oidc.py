@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from teams.models import Membership, Team
-from tests.oidc import Provider
+from tests.helpers.oidc import Provider
 
 CALLBACK = "/accounts/oidc/oidc/login/callback/"
 PEOPLE = [

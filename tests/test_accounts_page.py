@@ -13,9 +13,9 @@ from django.test import Client
 
 from accounts.models import Usage
 from conversations.models import Conversation
-from tests.conftest import connect
-from tests.mail import Mailbox, link
-from tests.test_accounts import log_in
+from tests.helpers.accounts import log_in
+from tests.helpers.chat import connect
+from tests.helpers.mail import Mailbox, link
 from uploads.models import UploadedFile
 
 NEW = "a-new-passphrase-77"

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from kimichat.settings import _email_url, _read
-from tests.test_settings import start
+from tests.helpers.processes import start
 
 
 def test_a_new_install_signs_up_by_approval_and_sends_no_e_mail():

@@ -17,8 +17,8 @@ from api import services
 from api.models import ApiCall, ApiKey
 from conversations.models import Conversation, Message
 from kimichat.asgi import application
-from tests.kimi_stub import Script
-from tests.test_settings import start
+from tests.helpers.kimi_stub import Script
+from tests.helpers.processes import start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

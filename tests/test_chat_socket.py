@@ -1,56 +1,30 @@
 """The chat websocket against the real ASGI application and the Kimi stub over HTTP."""
 
-import asyncio
 import re
 import socket
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import generation
-from conversations.models import Conversation, Message
-from tests.conftest import connect
+from conversations.models import Conversation
+from tests.helpers.chat import (
+    answer,
+    connect,
+    frames_until_final,
+    generation_finished,
+    open_chat,
+    streamed_text,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("close_kimi_clients"),
 ]
 
-FINAL = re.compile(r'<article id="msg-\d+" data-role="assistant" data-state="(\w+)"')
-
-
-async def frames_until_final(communicator) -> list[str]:
-    """Every frame up to and including the one that swaps in the finished answer."""
-    frames = []
-    while True:
-        frame = await communicator.receive_from(10)
-        frames.append(frame)
-        match = FINAL.search(frame)
-        if match and match.group(1) != "streaming":
-            return frames
-
-
-def streamed_text(frames: list[str]) -> str:
-    return "".join(
-        re.findall(r'hx-swap-oob="beforeend:#msg-\d+-body">(.*?)</div>', "".join(frames), re.S)
-    )
-
-
-async def open_chat(user, conversation=None):
-    path = f"/ws/conversations/{conversation.pk}/" if conversation else "/ws/conversations/new/"
-    communicator = await connect(user, path)
-    connected, _ = await communicator.connect(10)
-    assert connected
-    return communicator
-
 
 @pytest.fixture
 def conversation(alice):
     return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Test")
-
-
-async def answer(conversation) -> Message:
-    return await conversation.messages.filter(role="assistant").alast()
 
 
 async def test_it_streams_the_answer_then_swaps_in_the_rendered_markdown(kimi, alice, conversation):
@@ -193,12 +167,6 @@ async def test_closing_the_tab_does_not_stop_the_answer(kimi, alice, conversatio
     assert saved.state == "done"
     assert saved.content == "".join(kimi.script.tokens)
     assert not kimi.requests[0].closed_early
-
-
-async def generation_finished(conversation) -> None:
-    running = generation.running(conversation.pk)
-    if running:
-        await asyncio.wait_for(asyncio.shield(running.task), 10)
 
 
 async def test_stop_closes_the_upstream_stream_and_keeps_the_partial_answer(

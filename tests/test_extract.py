@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import documents
+from tests.helpers import documents
 from uploads.errors import ExtractError
 from uploads.extract import check, extract
 

@@ -20,9 +20,8 @@ from PIL import Image
 from conversations.models import Conversation, Message
 from kimichat import limits, live
 from kimichat.asgi import application
-from tests.conftest import ORIGIN, add_thread, connect
-from tests.test_chat_socket import frames_until_final, open_chat
-from tests.test_uploads import logged_in, refusals, upload, uploaded
+from tests.helpers.chat import ORIGIN, add_thread, connect, frames_until_final, open_chat
+from tests.helpers.uploads import logged_in, refusals, upload, uploaded
 from uploads import background
 from uploads.models import UploadedFile
 

@@ -11,8 +11,14 @@ from django.utils import timezone
 
 from accounts.models import Usage
 from conversations.models import Conversation
-from tests.conftest import add_thread
-from tests.test_chat_socket import FINAL, answer, frames_until_final, open_chat, streamed_text
+from tests.helpers.chat import (
+    FINAL,
+    add_thread,
+    answer,
+    frames_until_final,
+    open_chat,
+    streamed_text,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

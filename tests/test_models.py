@@ -15,9 +15,8 @@ from django.utils import translation
 
 from conversations.models import Conversation
 from kimichat import catalogue
-from tests.conftest import connect
-from tests.kimi_stub import MODELS
-from tests.test_chat_socket import frames_until_final, open_chat
+from tests.helpers.chat import connect, frames_until_final, open_chat
+from tests.helpers.kimi_stub import MODELS
 
 RETIRED = "is no longer offered by Kimi; pick another model."
 

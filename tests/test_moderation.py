@@ -16,8 +16,7 @@ from accounts.models import TokenQuota, Usage
 from conversations import generation
 from conversations.models import Conversation, Message
 from moderation.models import ModerationAction, Report
-from tests.conftest import add_thread, connect
-from tests.test_chat_socket import frames_until_final, open_chat, streamed_text
+from tests.helpers.chat import add_thread, connect, frames_until_final, open_chat, streamed_text
 
 CHANGELIST = "/admin/conversations/conversation/"
 USERS = "/admin/auth/user/"

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
-from tests.conftest import add_thread
+from tests.helpers.chat import add_thread
 
 
 @pytest.fixture

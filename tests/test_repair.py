@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
-from tests.conftest import add_thread
+from tests.helpers.chat import add_thread
 from uploads.models import UploadedFile
 
 

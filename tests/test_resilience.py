@@ -14,9 +14,9 @@ from accounts.models import Usage
 from conversations import generation, resume
 from conversations.models import Conversation, Message
 from kimichat import lifecycle
-from tests.conftest import add_thread
-from tests.test_chat_socket import (
+from tests.helpers.chat import (
     FINAL,
+    add_thread,
     answer,
     frames_until_final,
     generation_finished,

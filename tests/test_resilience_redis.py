@@ -12,9 +12,8 @@ from asgiref.sync import sync_to_async
 
 from accounts.models import Usage
 from conversations.models import Conversation
-from tests.conftest import connect
 from tests.e2e.cluster import REDIS_SERVER, Redis
-from tests.test_chat_socket import FINAL, answer, generation_finished, open_chat, streamed_text
+from tests.helpers.chat import FINAL, answer, connect, generation_finished, open_chat, streamed_text
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -13,9 +13,9 @@ from conversations.models import Conversation, Message
 from kimichat import catalogue
 from teams import services as teams
 from teams.models import Membership
-from tests import documents
-from tests.test_chat_socket import frames_until_final, open_chat
-from tests.test_uploads import uploaded
+from tests.helpers import documents
+from tests.helpers.chat import frames_until_final, open_chat
+from tests.helpers.uploads import uploaded
 from uploads import references, retrieval, services
 from uploads.models import Passage, UploadedFile
 

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests import documents
-from tests.test_settings import ROOT
-from tests.test_uploads import REPORT, chips, logged_in, upload
+from tests.helpers import documents
+from tests.helpers.processes import ROOT
+from tests.helpers.uploads import REPORT, chips, logged_in, upload
 from uploads import background
 from uploads.models import UploadedFile
 from uploads.services import bucket_create_missing

@@ -7,7 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from conversations import services
 from conversations.models import Conversation, Message
 from conversations.services import Refused
-from tests.conftest import add_thread
+from tests.helpers.chat import add_thread
 from uploads import services as files
 from uploads.models import UploadedFile
 

@@ -1,16 +1,11 @@
 """Settings come from the environment; a bad value stops the start and names the variable."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.management.utils import get_random_secret_key
 
-ROOT = Path(__file__).resolve().parents[1]
-
+from tests.helpers.processes import start
 
 # A deployment behind a proxy that terminates TLS, as README and .env.example describe it.
 PRODUCTION = {
@@ -27,16 +22,6 @@ PRODUCTION = {
     "SESSION_COOKIE_SECURE": "true",
     "CSRF_COOKIE_SECURE": "true",
 }
-
-
-def start(*command: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *(command or ["check"])],
-        cwd=ROOT,
-        env={**os.environ, "SECRET_KEY": "x", **env},
-        capture_output=True,
-        text=True,
-    )
 
 
 @pytest.mark.parametrize(

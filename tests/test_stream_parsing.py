@@ -10,8 +10,8 @@ import pytest
 
 from conversations.models import Conversation
 from kimichat import kimi
-from tests.kimi_stub import KimiStub
-from tests.test_chat_socket import answer, frames_until_final, open_chat, streamed_text
+from tests.helpers.chat import answer, frames_until_final, open_chat, streamed_text
+from tests.helpers.kimi_stub import KimiStub
 
 pytestmark = pytest.mark.usefixtures("close_kimi_clients")
 

@@ -9,8 +9,8 @@ from django.test import AsyncClient, Client
 from conversations.models import Conversation, Message
 from teams import services as teams
 from teams.models import Membership, Team
-from tests.conftest import add_thread
-from tests.test_uploads import suggested
+from tests.helpers.chat import add_thread
+from tests.helpers.uploads import suggested
 from uploads import background, references, services
 from uploads.models import UploadedFile
 

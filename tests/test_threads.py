@@ -11,8 +11,7 @@ from django.utils import timezone
 from conversations import generation
 from conversations.models import Conversation, Message
 from kimichat import live
-from tests.conftest import add_thread
-from tests.test_chat_socket import FINAL, frames_until_final, open_chat, streamed_text
+from tests.helpers.chat import FINAL, add_thread, frames_until_final, open_chat, streamed_text
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import AsyncClient
 
 from conversations.models import Conversation, Message
-from tests import documents
-from tests.conftest import connect
-from tests.test_chat_socket import frames_until_final, open_chat
+from tests.helpers import documents
+from tests.helpers.chat import connect, frames_until_final, open_chat
+from tests.helpers.uploads import REPORT, chips, logged_in, refusals, suggested, upload, uploaded
 from uploads import background, services
 from uploads.models import UploadedFile
 
@@ -21,41 +21,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("close_kimi_clients"),
 ]
-
-REPORT = "收入增长了百分之十二。Revenue grew by twelve percent."
-
-
-async def logged_in(user) -> AsyncClient:
-    client = AsyncClient()
-    await client.aforce_login(user)
-    return client
-
-
-async def upload(client: AsyncClient, name: str, data: bytes, *more: tuple[str, bytes]):
-    """Files attached in the composer (an htmx request)."""
-    files = [SimpleUploadedFile(name, data), *(SimpleUploadedFile(n, d) for n, d in more)]
-    return await client.post("/files/upload/", {"file": files}, headers={"hx-request": "true"})
-
-
-def chips(response) -> list[tuple[int, str]]:
-    """(id, name) of each file whose chip the composer got back."""
-    found = re.findall(r'data-file-id="(\d+)" data-reference="@([^"]*)"', response.content.decode())
-    return [(int(pk), html.unescape(name)) for pk, name in found]
-
-
-def refusals(response) -> list[str]:
-    """Why each refused file was refused, as its chip says."""
-    found = re.findall(r'class="file-chip failed" title="([^"]*)"', response.content.decode())
-    return [html.unescape(text) for text in found]
-
-
-async def uploaded(user, name: str, data: bytes) -> UploadedFile:
-    """A file uploaded through the view, once its text has been read."""
-    response = await upload(await logged_in(user), name, data)
-    assert response.status_code == 200, response.content
-    await background.idle()
-    [(pk, _name)] = chips(response)
-    return await UploadedFile.objects.aget(pk=pk)
 
 
 @pytest.fixture
@@ -300,16 +265,6 @@ async def test_suggestions_list_only_the_users_own_files(alice, bob):
     await uploaded(bob, "alpha secret.txt", b"b")
     response = await (await logged_in(alice)).get("/files/suggest/", {"q": "alpha"})
     assert suggested(response) == [("@alpha report.txt", "alpha report.txt", "Text · 1\xa0byte")]
-
-
-def suggested(response) -> list[tuple[str, str, str]]:
-    """The `@` suggestions as the listbox shows them: (reference, name, detail)."""
-    found = re.findall(
-        r'<li id="[\w-]+" role="option" aria-selected="false" data-reference="([^"]*)">'
-        r'<span class="name">([^<]*)</span><span class="detail">([^<]*)</span></li>',
-        response.content.decode(),
-    )
-    return [tuple(html.unescape(part) for part in option) for option in found]
 
 
 async def test_the_files_page_lists_downloads_and_deletes(alice, bob):

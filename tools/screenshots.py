@@ -8,7 +8,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from bench.harness import daphne
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.kimi_stub import KimiStub, Script
+from tests.helpers.kimi_stub import KimiStub, Script
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 TESTDATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "pdf"

@@ -8,9 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import log_in
-from tests.e2e.test_chat_browser import send
-from tests.e2e.test_page_browser import RICH
-from tests.kimi_stub import Script
+from tests.helpers.browser import RICH, send
+from tests.helpers.kimi_stub import Script
 
 AXE = Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}

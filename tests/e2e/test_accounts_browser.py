@@ -6,10 +6,10 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests import totp
 from tests.e2e.conftest import _daphne, _prepare
-from tests.mail import Mailbox, link
-from tests.oidc import Provider
+from tests.helpers import totp
+from tests.helpers.mail import Mailbox, link
+from tests.helpers.oidc import Provider
 
 PEOPLE = [{"username": "erin", "email": "erin@acme.test", "password": "erin-pass"}]
 CALLBACK = "http://127.0.0.1/accounts/oidc/oidc/login/callback/"  # any loopback port

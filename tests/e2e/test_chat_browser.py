@@ -4,7 +4,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.kimi_stub import Script
+from tests.helpers.browser import send
+from tests.helpers.kimi_stub import Script
 
 # Records every length the streaming answer's text takes, to see it grow step by step.
 WATCH_GROWTH = """() => {
@@ -15,12 +16,6 @@ WATCH_GROWTH = """() => {
   }).observe(document.getElementById('messages'),
              {subtree: true, childList: true, characterData: true});
 }"""
-
-
-def send(page: Page, text: str) -> None:
-    box = page.get_by_role("textbox", name="Message")
-    box.fill(text)
-    box.press("Enter")
 
 
 def test_an_answer_streams_in_and_is_still_there_after_a_reload(page: Page, kimi):

@@ -17,11 +17,11 @@ import pytest
 from moto.server import ThreadedMotoServer
 from playwright.sync_api import Page, expect
 
-from tests import documents
 from tests.e2e.cluster import Cluster, Missing, Redis, cluster_env, database, prepare
 from tests.e2e.conftest import log_in
-from tests.e2e.test_chat_browser import send
-from tests.kimi_stub import Script
+from tests.helpers import documents
+from tests.helpers.browser import send
+from tests.helpers.kimi_stub import Script
 
 WORDS = [f" w{i}" for i in range(50)]
 

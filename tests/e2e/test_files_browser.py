@@ -2,8 +2,8 @@
 
 from playwright.sync_api import Page, expect
 
-from tests import documents
-from tests.kimi_stub import Script
+from tests.helpers import documents
+from tests.helpers.kimi_stub import Script
 
 REPORT = "收入增长了百分之十二。Revenue grew by twelve percent."
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import ROOT, _daphne, _prepare
-from tests.kimi_stub import Script
+from tests.helpers.kimi_stub import Script
 
 UPLOAD_LIMIT = 1024 * 1024
 UNSENT_LIMIT = 256 * 1024

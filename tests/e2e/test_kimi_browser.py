@@ -5,8 +5,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_chat_browser import send
-from tests.kimi_stub import Script
+from tests.helpers.browser import send
+from tests.helpers.kimi_stub import Script
 
 # Records every text the answer's status line shows, however briefly.
 WATCH_STATUS = """() => {

@@ -5,9 +5,8 @@ import re
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import log_in
-from tests.e2e.test_chat_browser import send
-from tests.e2e.test_thread_browser import answer_done
-from tests.kimi_stub import Script
+from tests.helpers.browser import answer_done, send
+from tests.helpers.kimi_stub import Script
 
 
 def test_a_reported_conversation_is_found_read_and_hidden(browser, server, kimi):

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import log_in
-from tests.e2e.test_chat_browser import send
-from tests.e2e.test_thread_browser import answer_done
-from tests.kimi_stub import Script
+from tests.helpers.browser import RICH, answer_done, send
+from tests.helpers.kimi_stub import Script
 
 PHONE = {"width": 390, "height": 844}
 
@@ -420,18 +419,6 @@ def test_the_usage_tables_total_column_is_on_screen_at_1280(page: Page, kimi):
     visible = page.locator(".results").evaluate("e => e.getBoundingClientRect().right")
     assert right <= visible <= 1280, (right, visible)
     assert page.locator(".results").evaluate("e => e.scrollWidth <= e.clientWidth")
-
-
-RICH = [
-    "Euler says $e^{i\\pi}+1=0$ and\n\n$$\n\\int_0^1 x\\,dx = \\frac{1}{2}\n$$\n\n",
-    "```python\n",
-    "print('hi')\n",
-    "```\n\n",
-    "| n | square |\n|--:|:--|\n| 2 | 4 |\n\n",
-    "- [x] done\n- [ ] to do\n\n",
-    "![a cat](https://example.com/cat.png)\n\n",
-    "<img src=x onerror=alert(1)> still",
-]
 
 
 def _rich_answer_looks_right(page: Page, answer, where: str) -> None:

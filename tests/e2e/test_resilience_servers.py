@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import _free_port, _prepare, _redis_url, log_in, serving
-from tests.e2e.test_chat_browser import send
-from tests.kimi_stub import Script
+from tests.helpers.browser import send
+from tests.helpers.kimi_stub import Script
 
 WORDS = [f" w{i}" for i in range(60)]
 

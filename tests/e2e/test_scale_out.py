@@ -6,8 +6,8 @@ import re
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import log_in
-from tests.e2e.test_chat_browser import send
-from tests.kimi_stub import Script
+from tests.helpers.browser import send
+from tests.helpers.kimi_stub import Script
 
 
 def test_two_processes_share_a_stream_and_stop_reaches_across(browser, two_servers, kimi):

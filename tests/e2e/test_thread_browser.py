@@ -4,15 +4,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_chat_browser import send
-from tests.kimi_stub import Script
-
-
-def answer_done(page: Page, text: str):
-    answer = page.locator('article[data-role="assistant"]').last
-    expect(answer).to_have_attribute("data-state", "done")
-    expect(answer).to_contain_text(text)
-    return answer
+from tests.helpers.browser import answer_done, send
+from tests.helpers.kimi_stub import Script
 
 
 def test_regenerate_then_flip_between_versions(page: Page, kimi):

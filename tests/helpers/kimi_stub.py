@@ -5,7 +5,7 @@ with `finish_reason` and `usage` inside the choice, then `data: [DONE]`) and fai
 Kimi fails: an HTTP error with Kimi's error body, a stream that stalls, or one that stops
 without `finish_reason`. Tests run it in a thread; benchmarks run it as a process:
 
-    python -m tests.kimi_stub --port 8765 --tokens 200 --rate 50
+    python -m tests.helpers.kimi_stub --port 8765 --tokens 200 --rate 50
 """
 
 import argparse

@@ -9,9 +9,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.mail import _free_port
+from tests.helpers.mail import _free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ID = "kimichat"
 CLIENT_SECRET = "kimichat-secret"
 
