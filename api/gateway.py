@@ -21,9 +21,10 @@ from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+import kimi
 from api import services
 from api.services import Call, Outcome, Refusal
-from kimichat import catalogue, kimi
+from kimi import catalogue
 
 log = logging.getLogger(__name__)
 

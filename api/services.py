@@ -12,10 +12,11 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+import kimi
 from accounts.models import Usage
 from api.models import SHOWN, ApiCall, ApiKey, digest
 from conversations.models import Conversation, Message, live_answers
-from kimichat import catalogue, kimi
+from kimi import catalogue
 
 
 class Refusal(Exception):

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from conversations import generation, services
 from conversations.models import Conversation, Message, stale_before
 from conversations.services import Answering, Refused
-from kimichat import limits, live
+from realtime import limits, live
 from teams.models import Team
 from uploads.consumers import FileStatusConsumer
 
@@ -257,7 +257,7 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
 
     async def send_tokens(self, message_id: int, part: str, text: str) -> None:
         # Text that came all at once (a catch-up, a fast stream) goes in frames of a bounded
-        # size: what waits for a slow page is counted in frames (kimichat/server.py).
+        # size: what waits for a slow page is counted in frames (realtime/server.py).
         for start in range(0, len(text), MAX_FRAME_CHARS):
             # The one frame built without a template: it is sent for every few tokens to
             # every page, and format_html (escaping as a template does) costs a third.
@@ -278,7 +278,7 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
                 reply_to=self.channel_name,
             )
 
-    # Channel-layer events (kimichat/live.py) published by answers and by other sockets.
+    # Channel-layer events (realtime/live.py) published by answers and by other sockets.
 
     async def dispatch(self, message: dict) -> None:
         if message["type"] in RELAY_EVENTS:

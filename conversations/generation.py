@@ -1,9 +1,9 @@
 """One answer streamed from Kimi, owned by the server rather than by a socket.
 
 A generation streams in its own asyncio task, publishes what it receives to every page of the
-conversation (kimichat/live.py), saves the text about once a second and at the end, and keeps
+conversation (realtime/live.py), saves the text about once a second and at the end, and keeps
 going when the tab that asked closes. Stop and resend requests reach it from any socket in any
-process. Opening the stream (with retries) is kimichat/kimi.py's; what comes before and after
+process. Opening the stream (with retries) is kimi/__init__.py's; what comes before and after
 the answer is services'."""
 
 import asyncio
@@ -22,10 +22,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+import kimi
 from conversations import services
 from conversations.models import Message
 from conversations.services import Answering, Refused
-from kimichat import catalogue, kimi, live
+from kimi import catalogue
+from realtime import live
 from uploads.models import UploadedFile
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+import kimi
 from accounts.models import Standing as AccountStanding
 from accounts.models import TokenQuota, Usage
-from kimichat import kimi
 
 TITLE_LENGTH = 80
 
@@ -420,7 +420,7 @@ class Message(models.Model):
     sources = models.JSONField(default=list, blank=True)
     # Set by the browser for each send, so a replayed send is taken once.
     client_id = models.CharField(max_length=64, blank=True)
-    # While it streams: the process writing it (kimichat.lifecycle.PROCESS, emptied when it
+    # While it streams: the process writing it (realtime.lifecycle.PROCESS, emptied when it
     # handed the answer over cleanly), until when (renewed every few seconds), and how many
     # times another process took it over (conversations/resume.py).
     lease_owner = models.CharField(max_length=64, blank=True)

@@ -31,7 +31,8 @@ from accounts.models import Usage
 from conversations import context, generation
 from conversations.models import Message, lapsed_answers, lease_until, live_answers
 from conversations.services import Answering, Exchange
-from kimichat import catalogue, lifecycle, live, params
+from kimi import catalogue, params
+from realtime import lifecycle, live
 
 log = logging.getLogger(__name__)
 

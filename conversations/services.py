@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+import kimi
 from accounts.models import Usage
 from conversations import context
 from conversations.forms import (
@@ -30,7 +31,8 @@ from conversations.forms import (
     settings_form_for_message,
 )
 from conversations.models import Conversation, Message, lease_until
-from kimichat import catalogue, kimi, lifecycle, live, params
+from kimi import catalogue, params
+from realtime import lifecycle, live
 from teams.models import Team
 from uploads import references
 from uploads.models import UploadedFile

@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import Usage
 from conversations import generation, resume
 from conversations.models import Conversation, Message
-from kimichat import lifecycle
+from realtime import lifecycle
 from tests.conftest import add_thread
 from tests.test_chat_socket import (
     FINAL,

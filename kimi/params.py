@@ -5,7 +5,8 @@ from typing import Any
 
 from django.conf import settings
 
-from kimichat import catalogue, kimi
+import kimi
+from kimi import catalogue
 
 DISABLED = {"thinking": {"type": "disabled"}}
 
