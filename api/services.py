@@ -152,7 +152,7 @@ class Outcome:
     model: str = ""  # the model that answered (moonshot-v1-auto names its tier)
     estimated_completion: int = 0
     content: str = ""
-    reasoning: str = ""
+    thinking: str = ""
     finish_reason: str = ""
 
 
@@ -229,7 +229,7 @@ def conversation_keep(
             parent=parent,
             role=Message.Role.ASSISTANT,
             content=outcome.content,
-            reasoning=outcome.reasoning,
+            thinking=outcome.thinking,
             state=Message.State.DONE if done else Message.State.INTERRUPTED,
             model=outcome.model or conversation.model,
             finish_reason=outcome.finish_reason,

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 import kimi
 from accounts.models import Standing as AccountStanding
 from accounts.models import TokenQuota, Usage
+from conversations.parts import PARTS
 
 TITLE_LENGTH = 80
 
@@ -295,17 +296,21 @@ class MessageQuerySet(models.QuerySet):
     def live(self) -> "MessageQuerySet":
         return self.filter(live_answers())
 
-    def progress_save(self, answer_id: int, *, owner: str, content: str, reasoning: str) -> bool:
+    def progress_save(self, answer_id: int, *, owner: str, texts: dict[str, str]) -> bool:
         """Save the text of an answer being written by `owner` (the process holding its
-        lease): whether it still was. In SQL, as `standing` below: every answer saves about
-        once a second, and the ORM's UPDATE cost five times the statement."""
+        lease), each part's by its field (conversations/parts.py): whether it still was. In
+        SQL, as `standing` below: every answer saves about once a second, and the ORM's
+        UPDATE cost five times the statement."""
+        fields = [part.field for part in PARTS]
+        quote = connection.ops.quote_name
         sql = (
-            f"UPDATE {_table(Message)} SET content = %s, reasoning = %s, updated_at = %s "
-            "WHERE id = %s AND lease_owner = %s"
+            f"UPDATE {_table(Message)} SET "
+            + "".join(f"{quote(name)} = %s, " for name in fields)
+            + "updated_at = %s WHERE id = %s AND lease_owner = %s"
         )
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         with connection.cursor() as cursor:
-            cursor.execute(sql, [content, reasoning, now, answer_id, owner])
+            cursor.execute(sql, [*(texts[name] for name in fields), now, answer_id, owner])
             return cursor.rowcount > 0
 
     def standing(self, user_id: int, conversation_id: int | None) -> "Standing":
@@ -393,8 +398,9 @@ class Message(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
-    # What Kimi thought before answering (thinking models); never sent back to Kimi.
-    reasoning = models.TextField(blank=True)
+    # What Kimi thought before answering (thinking models); never sent back to Kimi. The
+    # parts of an answer that stream, and their fields, are declared in conversations/parts.py.
+    thinking = models.TextField(blank=True)
     # How long it thought: set when the answer began after thinking.
     thinking_seconds = models.FloatField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.DONE)

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 import kimi
 from accounts.models import Usage
-from conversations import context
+from conversations import context, parts
 from conversations.forms import (
     MAX_MESSAGE_CHARS,
     RETIRED,
@@ -216,7 +216,7 @@ def answer_continue(*, user: User, conversation: Conversation, message_id: int) 
         )
     except context.TooLong as e:
         raise Refused(str(e)) from e
-    request.messages.append({"role": "assistant", "content": answer.content, "partial": True})
+    request.messages.append(parts.partial_reply(answer))
     request.model = answer.model
     answer_save(
         answer_id=answer.pk,
@@ -532,12 +532,10 @@ def answer_save(*, answer_id: int, **fields) -> None:
     Message.objects.filter(pk=answer_id).update(updated_at=timezone.now(), **fields)
 
 
-def answer_progress(*, answer_id: int, content: str, reasoning: str) -> bool:
-    """Save the text so far of an answer this process writes (about once a second), as
-    long as it holds the answer's lease: whether it did."""
-    return Message.objects.progress_save(
-        answer_id, owner=lifecycle.PROCESS, content=content, reasoning=reasoning
-    )
+def answer_progress(*, answer_id: int, texts: dict[str, str]) -> bool:
+    """Save the text so far of an answer this process writes (about once a second: `texts`,
+    each part's by its field), as long as it holds the answer's lease: whether it did."""
+    return Message.objects.progress_save(answer_id, owner=lifecycle.PROCESS, texts=texts)
 
 
 def answer_write(*, answer_id: int, **fields) -> bool:
@@ -620,9 +618,7 @@ def conversation_copy(*, conversation: Conversation, user: User) -> Conversation
                 conversation=copy,
                 parent=parent,
                 role=original.role,
-                content=original.content,
-                reasoning=original.reasoning,
-                thinking_seconds=original.thinking_seconds,
+                **parts.copied(original),
                 # An answer still being written there is, here, as far as it had come.
                 state=Message.State.INTERRUPTED if original.is_streaming else original.state,
                 model=original.model,

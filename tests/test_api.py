@@ -289,7 +289,7 @@ def test_kept_calls_become_conversations_marked_api(
     question, answer = conversation.messages.order_by("id")
     assert question.content == "Hello Kimi"
     assert answer.content == "Hello from the Kimi stub."
-    assert answer.reasoning == "Let me think about it."
+    assert answer.thinking == "Let me think about it."
     assert answer.state == Message.State.DONE and answer.completion_tokens > 0
     assert conversation.leaf == answer
     client.force_login(alice)
