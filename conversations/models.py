@@ -1,8 +1,8 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.urls import reverse
@@ -11,8 +11,6 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 import kimi
-from accounts.models import Standing as AccountStanding
-from accounts.models import TokenQuota, Usage
 from conversations.parts import PARTS
 
 TITLE_LENGTH = 80
@@ -263,21 +261,36 @@ def live_answers() -> Q:
     return Q(state=Message.State.STREAMING) & (leased | unleased)
 
 
+def answers_counted() -> tuple[str, dict[str, Any]]:
+    """A user's chat answers, as the admission rule counts them (accounts/admission.py): being
+    written (`live_answers`, in SQL), in the conversation asked in, and asked for in the last
+    minute. Answers of API calls kept as conversations count once, as calls (api/models.py)."""
+    live = (
+        "m.state = %(chat_streaming)s AND (m.lease_expires > %(now)s OR "
+        "(m.lease_expires IS NULL AND m.updated_at >= %(chat_stale)s))"
+    )
+    recent = "m.role = %(chat_assistant)s AND m.created_at >= %(minute_ago)s"
+    sql = f"""
+        SELECT COUNT(CASE WHEN {live} THEN 1 END) AS live,
+            COUNT(CASE WHEN {live} AND m.conversation_id = %(conversation)s THEN 1 END) AS here,
+            COUNT(CASE WHEN {recent} THEN 1 END) AS recent
+        FROM {_table(Message)} m
+        JOIN {_table(Conversation)} c ON c.id = m.conversation_id
+        WHERE c.owner_id = %(user)s AND NOT c.from_api AND (({live}) OR ({recent}))
+    """
+    params = {
+        "chat_stale": connection.ops.adapt_datetimefield_value(stale_before()),
+        "chat_streaming": Message.State.STREAMING.value,
+        "chat_assistant": Message.Role.ASSISTANT.value,
+    }
+    return sql, params
+
+
 def lapsed_answers() -> Q:
     """Answers left streaming whose writer stopped renewing its lease: to take over."""
     lapsed = Q(lease_expires__lte=timezone.now())
     unleased = Q(lease_expires__isnull=True, updated_at__lt=stale_before())
     return Q(state=Message.State.STREAMING) & (lapsed | unleased)
-
-
-@dataclass
-class Standing(AccountStanding):
-    """The account's standing, and its answers: being written (`live`; `here`, in the
-    conversation asked in) and asked for in the last minute (`recent`)."""
-
-    live: int
-    here: int
-    recent: int
 
 
 def _table(model: type[models.Model]) -> str:
@@ -299,8 +312,8 @@ class MessageQuerySet(models.QuerySet):
     def progress_save(self, answer_id: int, *, owner: str, texts: dict[str, str]) -> bool:
         """Save the text of an answer being written by `owner` (the process holding its
         lease), each part's by its field (conversations/parts.py): whether it still was. In
-        SQL, as `standing` below: every answer saves about once a second, and the ORM's
-        UPDATE cost five times the statement."""
+        SQL, as `answers_counted` below: every answer saves about once a second, and the
+        ORM's UPDATE cost five times the statement."""
         fields = [part.field for part in PARTS]
         quote = connection.ops.quote_name
         sql = (
@@ -312,64 +325,6 @@ class MessageQuerySet(models.QuerySet):
         with connection.cursor() as cursor:
             cursor.execute(sql, [*(texts[name] for name in fields), now, answer_id, owner])
             return cursor.rowcount > 0
-
-    def standing(self, user_id: int, conversation_id: int | None) -> "Standing":
-        """What decides whether `user_id` may have another answer now, in one statement:
-        the account's standing (active, tokens today, quota) and its answers being written
-        (in all, and in the conversation) and asked for in the last minute. Written out in
-        SQL because it runs before every answer: built by the ORM, it cost more than the
-        rest of taking a message in (a burst of messages waits on it)."""
-        now = timezone.now()
-        dates = connection.ops.adapt_datetimefield_value
-        live = (
-            "m.state = %(streaming)s AND (m.lease_expires > %(now)s OR "
-            "(m.lease_expires IS NULL AND m.updated_at >= %(stale)s))"
-        )
-        recent = "m.role = %(assistant)s AND m.created_at >= %(minute_ago)s"
-        sql = f"""
-            SELECT u.is_active, used.tokens, quota.daily_tokens, answers.live, answers.here,
-                answers.recent
-            FROM {_table(get_user_model())} u
-            CROSS JOIN (
-                SELECT SUM(prompt_tokens + completion_tokens) AS tokens
-                FROM {_table(Usage)} WHERE user_id = %(user)s AND day = %(day)s
-            ) used
-            LEFT JOIN {_table(TokenQuota)} quota ON quota.user_id = u.id
-            CROSS JOIN (
-                SELECT COUNT(CASE WHEN {live} THEN 1 END) AS live,
-                    COUNT(CASE WHEN {live} AND m.conversation_id = %(conversation)s THEN 1 END)
-                        AS here,
-                    COUNT(CASE WHEN {recent} THEN 1 END) AS recent
-                FROM {_table(Message)} m
-                JOIN {_table(Conversation)} c ON c.id = m.conversation_id
-                WHERE c.owner_id = %(user)s AND (({live}) OR ({recent}))
-            ) answers
-            WHERE u.id = %(user)s
-        """
-        params = {
-            "user": user_id,
-            "conversation": conversation_id,
-            "day": connection.ops.adapt_datefield_value(timezone.localdate(now)),
-            "now": dates(now),
-            "stale": dates(stale_before()),
-            "minute_ago": dates(now - timedelta(minutes=1)),
-            "streaming": Message.State.STREAMING.value,
-            "assistant": Message.Role.ASSISTANT.value,
-        }
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return Standing(active=False, used=0, quota=0, live=0, here=0, recent=0)
-        active, used, quota, live_count, here, recent_count = row
-        return Standing(
-            active=bool(active),
-            used=used or 0,
-            quota=settings.USER_DAILY_TOKENS if quota is None else quota,
-            live=live_count,
-            here=here,
-            recent=recent_count,
-        )
 
     def of_user(self, user) -> "MessageQuerySet":
         return self.filter(conversation__owner=user)

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 import kimi
+from accounts import admission
 from accounts.models import Usage
 from conversations import context, parts
 from conversations.forms import (
@@ -346,35 +347,10 @@ def generation_check(*, user: User, conversation: Conversation | None) -> None:
         raise Refused(_("KimiChat is restarting. Try again in a moment."))
     if conversation is not None and conversation.is_hidden:
         raise Refused(_("A moderator removed this conversation. It cannot be continued."))
-    standing = Message.objects.standing(user.pk, conversation.pk if conversation else None)
-    if not standing.active:
-        raise Refused(_("Your account is suspended."))
-    if standing.over_quota:
-        raise Refused(
-            _(
-                "You have used today's quota of %(quota)s tokens. It renews at midnight "
-                "(%(zone)s); an administrator can raise it."
-            )
-            % {"quota": f"{standing.quota:,}", "zone": settings.TIME_ZONE}
-        )
-    if standing.here:
-        raise Refused(_("Kimi is still answering. Wait for it or press Stop."))
-    if standing.live >= settings.USER_MAX_CONCURRENT:
-        raise Refused(
-            _(
-                "You already have %(count)s answers being written, the most at once. "
-                "Wait for one to finish."
-            )
-            % {"count": settings.USER_MAX_CONCURRENT}
-        )
-    if standing.recent >= settings.USER_MESSAGES_PER_MINUTE:
-        raise Refused(
-            _(
-                "You have asked for %(count)s answers in the last minute, the most allowed. "
-                "Please wait a moment and send again."
-            )
-            % {"count": settings.USER_MESSAGES_PER_MINUTE}
-        )
+    standing = admission.standing(user.pk, conversation.pk if conversation else None)
+    refused = admission.refusal(standing)
+    if refused is not None:
+        raise Refused(refused.message)
 
 
 def files_check(*, files: list[UploadedFile], model: str) -> None:
