@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from conversations.models import Conversation, Message, Thread
-from kimichat import catalogue
+from kimi import catalogue
 from uploads import retrieval
 from uploads.models import UploadedFile
 

@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,8 +13,9 @@ from accounts.models import Preferences
 from conversations import services
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
-from kimichat import catalogue, live
+from kimi import catalogue
 from kimichat.http import AuthenticatedRequest
+from realtime import live
 from teams.models import Team
 
 
@@ -26,10 +30,22 @@ def _get_conversation_for_user(
     return get_object_or_404(conversations, pk=conversation_id)
 
 
+# Which of a user's messages they reported, for their Report buttons: reports are
+# moderation's, an app above this one, which says so from its AppConfig.ready.
+ReportedBy = Callable[[Any, list[int]], set[int]]
+_reported_by: list[ReportedBy] = []
+
+
+def reports_known(finder: ReportedBy) -> None:
+    """`finder(user, message_ids)` says which of the messages the user reported."""
+    if finder not in _reported_by:
+        _reported_by.append(finder)
+
+
 def _reported(request: AuthenticatedRequest, messages: list[Message]) -> set[int]:
     """Which of these messages the user has reported: their Report button says so."""
-    mine = Message.objects.filter(pk__in=[m.pk for m in messages], reports__reporter=request.user)
-    return set(mine.values_list("pk", flat=True))
+    ids = [m.pk for m in messages]
+    return set().union(*(finder(request.user, ids) for finder in _reported_by))
 
 
 # The list shows this many conversations, then loads as many more each time it is scrolled
@@ -278,3 +294,10 @@ def conversation_copy(request: AuthenticatedRequest, conversation_id: int) -> Ht
     conversation = _shared(request, conversation_id)
     copy = services.conversation_copy(conversation=conversation, user=request.user)
     return redirect(copy)
+
+
+def team_shared(request: AuthenticatedRequest, team: Team) -> dict[str, Any]:
+    """The conversations shared with a team, as its page shows them (teams/views.py:
+    team_section)."""
+    shared = Conversation.objects.filter(team=team).visible().select_related("owner")
+    return {"template": "conversations/_team_shared.html", "conversations": shared}

@@ -4,8 +4,9 @@ from django.contrib.auth.models import User
 from django.db import connections
 from django.utils import translation
 
-from kimichat import catalogue, limits
-from kimichat import kimi as kimi_client
+import kimi as kimi_client
+from kimi import catalogue
+from realtime import limits
 from tests.helpers.kimi_stub import KimiStub, Script
 
 

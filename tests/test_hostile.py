@@ -18,8 +18,8 @@ from django.test import AsyncClient, Client
 from PIL import Image
 
 from conversations.models import Conversation, Message
-from kimichat import limits, live
 from kimichat.asgi import application
+from realtime import live
 from tests.helpers.chat import ORIGIN, add_thread, connect, frames_until_final, open_chat
 from tests.helpers.uploads import logged_in, refusals, upload, uploaded
 from uploads import background

@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import translation
 
 from conversations.models import Conversation
-from kimichat import catalogue
+from kimi import catalogue
 from tests.helpers.chat import connect, frames_until_final, open_chat
 from tests.helpers.kimi_stub import MODELS
 

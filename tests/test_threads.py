@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from conversations import generation
 from conversations.models import Conversation, Message
-from kimichat import live
+from realtime import live
 from tests.helpers.chat import FINAL, add_thread, frames_until_final, open_chat, streamed_text
 
 pytestmark = [

@@ -2,7 +2,7 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from conversations import forms
+from conversations import forms, parts
 from conversations import markdown as md
 
 register = template.Library()
@@ -31,3 +31,9 @@ def source_label(source: dict) -> str:
 @register.filter
 def thinking_modes(form: forms.ConversationSettingsForm) -> str:
     return forms.thinking_modes(form)
+
+
+@register.simple_tag
+def streamed_parts() -> tuple[parts.Part, ...]:
+    """The parts of an answer, in the order they stream and are shown."""
+    return parts.PARTS

@@ -20,7 +20,7 @@ async def connect(
     user: User | None, path: str, origin: tuple = ORIGIN, language: str = "en"
 ) -> WebsocketCommunicator:
     """A websocket through the real ASGI application, logged in as `user` by session cookie."""
-    # The browser's page is on the host the socket connects to (kimichat/origin.py).
+    # The browser's page is on the host the socket connects to (realtime/origin.py).
     headers = [origin, (b"host", b"localhost"), (b"accept-language", language.encode())]
     if user is not None:
         client = Client()

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 
-from kimichat import catalogue, kimi
+from kimi import catalogue, tools
 
 DISABLED = {"thinking": {"type": "disabled"}}
 
@@ -27,7 +27,7 @@ def request_params(conversation: Any, model: str) -> dict[str, Any]:
         params["stop"] = conversation.stop
     searching = conversation.web_search and settings.KIMI_WEB_SEARCH
     if searching:
-        params["tools"] = [kimi.WEB_SEARCH_TOOL]
+        params["tools"] = [tools.WEB_SEARCH_TOOL]
     if catalogue.thinking(model) == "optional" and (searching or not conversation.thinking):
         params["extra_body"] = DISABLED
     return params
