@@ -19,7 +19,7 @@ from PIL import Image
 
 from conversations.models import Conversation, Message
 from kimichat.asgi import application
-from realtime import live
+from realtime import limits, live
 from tests.helpers.chat import ORIGIN, add_thread, connect, frames_until_final, open_chat
 from tests.helpers.uploads import logged_in, refusals, upload, uploaded
 from uploads import background

@@ -23,7 +23,6 @@ from tests.helpers.chat import (
     open_chat,
     streamed_text,
 )
-from tests.test_chat_socket import add_thread
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
