@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations import services
+from conversations import services, tools
 from conversations.models import Message
 from conversations.services import Answering, Refused
 from kimichat import catalogue, kimi, live
@@ -68,15 +68,6 @@ class Part:
         return "".join(self.published)
 
 
-@dataclass
-class ToolCall:
-    """A call Kimi makes to a tool, joined from the pieces a stream sends."""
-
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
-
-
 @dataclass(eq=False)
 class Generation:
     conversation_id: int
@@ -90,7 +81,9 @@ class Generation:
     stop_requested: bool = False
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # Stop can reach it now
     reached_upstream: bool = False  # Kimi took the request: its tokens count as spent
+    web: bool = False  # "Web search" is on: Kimi may search and read pages (tools.py)
     searches: int = 0
+    steps: list[dict] = field(default_factory=list)  # what the tools did, as shown
     thinking_since: float | None = None  # when the first thought came
     thinking_seconds: float | None = None  # how long it thought, once the answer began
     # Tokens Kimi counted for this generation's requests (each web search round adds up).
@@ -194,12 +187,18 @@ class Generation:
         return self.answer
 
     async def _rounds(self, fields: dict[str, Any]) -> None:
-        """One request, and one more after each web search Kimi asks for (the search's
-        arguments handed back as they came), up to KIMI_SEARCH_ROUNDS."""
+        """One request, and one more after each round of tool calls Kimi makes (web search,
+        reading a page: conversations/tools.py), up to tools.MAX_ROUNDS."""
         messages, params = list(self.messages), dict(self.params)
-        for round_ in range(settings.KIMI_SEARCH_ROUNDS + 1):
-            if round_ == settings.KIMI_SEARCH_ROUNDS:
-                params.pop("tools", None)  # enough searching: now it answers
+        offer = await tools.offer(self.answer.model) if self.web else None
+        if offer is not None:
+            params["tools"] = offer.tools
+            if offer.legacy and catalogue.thinking(self.answer.model) == "optional":
+                # Kimi's guides never combine its builtin search with thinking.
+                params["extra_body"] = {"thinking": {"type": "disabled"}}
+        for round_ in range(tools.MAX_ROUNDS + 1):
+            if round_ == tools.MAX_ROUNDS:
+                params["tool_choice"] = "none"  # enough calls: now it answers
             stream = await kimi.stream_open(
                 model=self.answer.model, messages=messages, params=params, on_retry=self._retrying
             )
@@ -211,49 +210,46 @@ class Generation:
             finally:
                 # Closes the HTTP response, so Kimi stops generating (and billing) at once.
                 await stream.close()
-            if fields.get("finish_reason") != "tool_calls" or not calls:
+            if fields.get("finish_reason") != "tool_calls" or not calls or offer is None:
                 break
-            await self._status(_("Searching the web…"))
-            self.searches += len(calls)
-            asked: dict[str, Any] = {
-                "role": "assistant",
-                "content": "",
-                "tool_calls": [
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments},
-                    }
-                    for call in calls
-                ],
-            }
-            if reasoning:
-                asked["reasoning_content"] = reasoning  # Kimi refuses the turn without it
-            messages.append(asked)
-            messages += [
-                {
-                    "role": "tool",
-                    "tool_call_id": call.id,
-                    "name": call.name,
-                    # Kimi ran the search itself: its arguments go back unchanged.
-                    "content": call.arguments,
-                }
-                for call in calls
-            ]
+            await self._steps(calls)
+            messages.append(tools.asked(calls, reasoning))
+            enough = round_ == tools.MAX_ROUNDS - 1
+            messages += await tools.results(calls, legacy=offer.legacy, enough=enough)
         if fields.get("finish_reason") in ("stop", "length"):
             fields["state"] = Message.State.DONE
         else:
             fields.update(state=Message.State.ERROR, error_code="cut_off")
 
+    async def _steps(self, calls: list[tools.Call]) -> None:
+        """Show what the calls do ("Searching: …", "Reading: …") on every page, and save it:
+        a page loaded meanwhile shows it too. Each search counts in the usage."""
+        steps = [step for step in map(tools.step, calls) if step is not None]
+        self.searches += sum(step["kind"] == "search" for step in steps)
+        self.steps += steps
+        if steps:
+            await self._status(tools.step_text(steps[-1]))
+            await database_sync_to_async(services.answer_write)(
+                answer_id=self.answer.pk, steps=self.steps, searches=self.searches
+            )
+            html = render_to_string(
+                "conversations/_steps.html", {"message": self._shown(), "oob": True}
+            )
+            await live.publish_html(self.conversation_id, html)
+
+    def _shown(self) -> Message:
+        self.answer.steps = self.steps
+        return self.answer
+
     async def _stream(
         self, stream: kimi.ChunkStream, fields: dict[str, Any]
-    ) -> tuple[list[ToolCall], str]:
+    ) -> tuple[list[tools.Call], str]:
         """Read one response: its text into the parts, its tool calls joined by index, its
         usage added up; the calls and this round's reasoning."""
         loop = asyncio.get_running_loop()
         next_save = loop.time() + SAVE_INTERVAL
         saving: asyncio.Task | None = None
-        calls: dict[int, ToolCall] = {}
+        calls: dict[int, tools.Call] = {}
         thought = len(self.parts[live.THINKING].text)
         answering = False
         fields.pop("finish_reason", None)
@@ -273,7 +269,7 @@ class Generation:
                         await self._answer_begins()
                     self._received(live.BODY, content)
                 for piece in delta.get("tool_calls") or ():
-                    call = calls.setdefault(piece.get("index", 0), ToolCall())
+                    call = calls.setdefault(piece.get("index", 0), tools.Call())
                     call.id += piece.get("id") or ""
                     function = piece.get("function")
                     if function:
@@ -424,7 +420,7 @@ class Generation:
         if self.thinking_since is not None and self.thinking_seconds is None:
             self.thinking_seconds = time.monotonic() - self.thinking_since  # stopped mid-thought
         fields.update(self._texts(), thinking_seconds=self.thinking_seconds)
-        fields.update(searches=self.searches)
+        fields.update(searches=self.searches, steps=self.steps)
         if self.spent.get("counted"):
             fields.update(
                 {
@@ -598,6 +594,9 @@ def generation_start(*, answering: Answering, user_id: int, resumed: bool = Fals
         user_id=user_id,
         waiting=answering.waiting,
         resumed=resumed,
+        web=answering.web,
+        searches=answer.searches,
+        steps=list(answer.steps),
     )
     for name, text in ((live.BODY, answer.content), (live.THINKING, answer.reasoning)):
         generation.parts[name] = Part(published=[text], published_len=len(text))

@@ -30,7 +30,7 @@ from django.utils import timezone
 from accounts.models import Usage
 from conversations import context, generation
 from conversations.models import Message, lapsed_answers, lease_until, live_answers
-from conversations.services import Answering, Exchange
+from conversations.services import Answering, Exchange, web_offered
 from kimichat import catalogue, lifecycle, live, params
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def answer_resume(*, answer: Message, writer_died: bool) -> tuple[Message, Answe
     if writer_died:
         _count_lost(answer, request.messages)
     if answer.content:
-        request.messages.append({"role": "assistant", "content": answer.content, "partial": True})
+        request.messages.append(context.partial(answer))
     request.model = answer.model
     fresh = not answer.content and not answer.reasoning
     answering = Answering(
@@ -207,6 +207,7 @@ def answer_resume(*, answer: Message, writer_died: bool) -> tuple[Message, Answe
             conversation, answer.model
         ),
         title_wanted=False,
+        web=web_offered(conversation),
     )
     return answer, answering, ""
 

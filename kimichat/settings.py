@@ -383,13 +383,8 @@ MOONSHOT_BASE_URL = _read("MOONSHOT_BASE_URL", env.url, "https://api.moonshot.cn
 # KIMI_MODELS, when given, narrows that list to these ids, in this order; either way it is what
 # is offered while Kimi has not been reached (no key, Kimi down, KIMI_MODELS_REFRESH=0), with
 # the built-in list below as its default.
-BUILT_IN_MODELS = [
-    "kimi-k2.5",
-    "moonshot-v1-auto",
-    "moonshot-v1-8k",
-    "moonshot-v1-32k",
-    "moonshot-v1-128k",
-]
+# The built-in list is only that fallback: today's models (December 2026), the first the default.
+BUILT_IN_MODELS = ["kimi-k3", "kimi-k2.6"]
 KIMI_MODELS = [m.strip() for m in _read("KIMI_MODELS", env.list, []) if m.strip()]
 KIMI_MODELS_FILTER = bool(KIMI_MODELS)  # given (here or in .env): Kimi's list is narrowed
 KIMI_MODELS = KIMI_MODELS or BUILT_IN_MODELS

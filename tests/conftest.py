@@ -6,10 +6,10 @@ from django.db import connections
 from django.test import Client
 from django.utils import translation
 
-from kimichat import catalogue, limits
+from kimichat import catalogue, formulas, limits
 from kimichat import kimi as kimi_client
 from kimichat.asgi import application
-from tests.kimi_stub import KimiStub, Script
+from tests.kimi_stub import LEGACY_MODELS, KimiStub
 
 ORIGIN = (b"origin", b"http://localhost")
 
@@ -41,15 +41,23 @@ def kimi_stub():
 @pytest.fixture
 def kimi(kimi_stub, settings):
     """The Kimi stub, reset, with the app pointed at it."""
-    kimi_stub.script = Script()
-    kimi_stub.requests.clear()
-    kimi_stub.reads.clear()
+    kimi_stub.reset()
     settings.MOONSHOT_API_KEY = "sk-test"
     settings.MOONSHOT_BASE_URL = kimi_stub.base_url
     settings.KIMI_MAX_RETRIES = 0
     settings.KIMI_RETRY_BACKOFF = 0.01
     settings.KIMI_AUTO_TITLE = False
     return kimi_stub
+
+
+@pytest.fixture
+def older_kimi(kimi, settings):
+    """Kimi as it was before it retired moonshot-v1 and the kimi-k2 previews (models that
+    never think, sampling of one's own), for what KimiChat still does with such a model
+    where an operator names one."""
+    kimi.script.models = [dict(m) for m in LEGACY_MODELS]
+    settings.KIMI_MODELS = [m["id"] for m in LEGACY_MODELS]
+    return kimi
 
 
 @pytest.fixture
@@ -67,6 +75,7 @@ def _models_offered(settings):
     settings.KIMI_MODELS_REFRESH = 0
     yield
     catalogue.forget()
+    formulas.forget()
 
 
 @pytest.fixture(autouse=True)

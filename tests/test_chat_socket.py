@@ -46,7 +46,7 @@ async def open_chat(user, conversation=None):
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Test")
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Test")
 
 
 async def answer(conversation) -> Message:
@@ -56,7 +56,7 @@ async def answer(conversation) -> Message:
 async def test_it_streams_the_answer_then_swaps_in_the_rendered_markdown(kimi, alice, conversation):
     kimi.script.tokens = ["**Bold**", " and", " `code`"]
     chat = await open_chat(alice, conversation)
-    await chat.send_json_to({"message": "Hi Kimi", "client_id": "c1", "model": "moonshot-v1-8k"})
+    await chat.send_json_to({"message": "Hi Kimi", "client_id": "c1", "model": "kimi-k2.6"})
 
     frames = await frames_until_final(chat)
     # The question and an empty streaming answer appear first, for every tab.
@@ -70,7 +70,7 @@ async def test_it_streams_the_answer_then_swaps_in_the_rendered_markdown(kimi, a
     assert saved.state == "done"
     assert saved.content == "**Bold** and `code`"
     assert saved.finish_reason == "stop"
-    assert saved.model == "moonshot-v1-8k"
+    assert saved.model == "kimi-k2.6"
     assert saved.completion_tokens == 3 and saved.prompt_tokens > 0
 
 
@@ -93,7 +93,7 @@ async def test_the_first_message_of_a_new_chat_creates_the_conversation(kimi, al
 
     conversation = await Conversation.objects.aget(owner=alice)
     assert conversation.title == "Plan a trip to Hangzhou in May"
-    assert conversation.model == "kimi-k2.5"  # KIMI_DEFAULT_MODEL
+    assert conversation.model == "kimi-k2.6"  # KIMI_DEFAULT_MODEL
     # The page learns its new URL and lists the conversation in the sidebar.
     assert f'data-url="/c/{conversation.pk}/"' in frames[0]
     assert 'hx-swap-oob="afterbegin:#conversation-list"' in frames[0]
@@ -109,7 +109,7 @@ async def test_history_and_settings_reach_kimi(kimi, alice, conversation):
         {
             "message": "Second",
             "client_id": "c2",
-            "model": "moonshot-v1-32k",
+            "model": "kimi-k3",
             "system_prompt": "Answer in French.",
             "temperature": "0.3",
             "top_p": "0.9",
@@ -121,7 +121,7 @@ async def test_history_and_settings_reach_kimi(kimi, alice, conversation):
     await chat.disconnect(timeout=10)
 
     body = kimi.requests[1].body
-    assert body["model"] == "moonshot-v1-32k"
+    assert body["model"] == "kimi-k3"
     assert body["messages"] == [
         {"role": "system", "content": "Answer in French."},
         {"role": "user", "content": "First"},

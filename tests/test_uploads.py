@@ -60,7 +60,7 @@ async def uploaded(user, name: str, data: bytes) -> UploadedFile:
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-32k", title="Docs")
+    return Conversation.objects.create(owner=alice, model="kimi-k3", title="Docs")
 
 
 def system_texts(request) -> list[str]:
@@ -222,14 +222,14 @@ async def test_an_image_goes_as_an_image_part_to_a_model_that_sees(kimi, alice, 
     image = await uploaded(alice, "chart.png", documents.png_bytes())
     chat = await open_chat(alice, conversation)
     await chat.send_json_to(
-        {"message": "What is @chart.png", "model": "moonshot-v1-8k", "client_id": "c1"}
+        {"message": "What is @chart.png", "model": "kimi-k2.6", "client_id": "c1"}
     )
     error = await chat.receive_from(10)
-    assert "“chart.png” is an image, and moonshot-v1-8k cannot see images" in error
-    assert "kimi-k2.5" in error and kimi.requests == []
+    assert "“chart.png” is an image, and kimi-k2.6 cannot see images" in error
+    assert "kimi-k2.6" in error and kimi.requests == []
 
     await chat.send_json_to(
-        {"message": "What is @chart.png", "model": "kimi-k2.5", "client_id": "c2"}
+        {"message": "What is @chart.png", "model": "kimi-k2.6", "client_id": "c2"}
     )
     await frames_until_final(chat)
     content = kimi.streams[0].body["messages"][-1]["content"]

@@ -2,7 +2,7 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from conversations import forms
+from conversations import forms, tools
 from conversations import markdown as md
 
 register = template.Library()
@@ -31,3 +31,14 @@ def source_label(source: dict) -> str:
 @register.filter
 def thinking_modes(form: forms.ConversationSettingsForm) -> str:
     return forms.thinking_modes(form)
+
+
+@register.filter
+def step_text(step: dict) -> str:
+    """ "Searching: …", "Reading: example.org/…": a step of Kimi's tools, as it runs."""
+    return tools.step_text(step)
+
+
+@register.filter
+def page_label(url: str) -> str:
+    return tools.page_label(url)

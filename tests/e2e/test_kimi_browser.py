@@ -56,9 +56,9 @@ def test_the_thinking_switch_follows_the_model(page: Page, kimi):
     assert kimi.streams[-1].body["thinking"] == {"type": "disabled"}
 
     # A model that never thinks: no switch.
-    page.get_by_label("Model").select_option("moonshot-v1-8k")
+    page.get_by_label("Model").select_option("kimi-k2.6")
     expect(switch).to_be_hidden()
-    page.get_by_label("Model").select_option("kimi-k2.5")
+    page.get_by_label("Model").select_option("kimi-k2.6")
     expect(switch).to_be_visible()
     expect(switch).not_to_be_checked()
     page.reload()
@@ -82,7 +82,7 @@ def test_web_search_says_so_then_answers(page: Page, kimi):
 
 
 def test_continue_goes_on_with_a_cut_answer(page: Page, kimi):
-    page.get_by_label("Model").select_option("moonshot-v1-8k")
+    page.get_by_label("Model").select_option("kimi-k2.6")
     kimi.script = Script(tokens=["Once upon", " a time"], finish_reason="length")
     send(page, "Tell me a story")
     answer = page.locator('article[data-role="assistant"]')
