@@ -422,8 +422,27 @@ KIMI_AUTO_TITLE = _read("KIMI_AUTO_TITLE", _strict_bool, True)
 # Kimi's built-in web search, offered by the composer's "Web search" switch (each search is
 # billed by Kimi); false hides it, for deployments that must not reach the web.
 KIMI_WEB_SEARCH = _read("KIMI_WEB_SEARCH", _strict_bool, True)
-# Rounds of searching one answer may take before it must answer.
-KIMI_SEARCH_ROUNDS = 4
+
+
+def _prices(name: str, default: str) -> dict[str, tuple[float, float, float | None]]:
+    """ "model=input/cached/output,…" in USD per million tokens; an output of "-" is unknown."""
+    prices = {}
+    for item in env.list(name, default=default.split(",")):
+        model, _, figures = item.strip().partition("=")
+        numbers = figures.split("/")
+        if not model or len(numbers) != 3:
+            raise ValueError("use model=input/cached/output, e.g. kimi-k3=3/0.3/-")
+        output = None if numbers[2].strip() == "-" else float(numbers[2])
+        prices[model.strip()] = (float(numbers[0]), float(numbers[1]), output)
+    return prices
+
+
+# What Kimi charges, for the estimated cost on the admin's Usage page: per model, USD per
+# million input tokens, cached input tokens and output tokens ("-": not known; that part is
+# left out of the estimate). Defaults: Kimi's list prices as known in December 2026.
+KIMI_PRICES = _read("KIMI_PRICES", _prices, "kimi-k3=3/0.3/-")
+# USD per web search Kimi runs (billed per call).
+KIMI_SEARCH_PRICE = _read("KIMI_SEARCH_PRICE", env.float, 0.005)
 
 # Seconds a stopping process (SIGTERM) lets its running answers finish before it hands the
 # rest to another process (conversations/resume.py).

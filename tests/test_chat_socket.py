@@ -46,7 +46,10 @@ async def open_chat(user, conversation=None):
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Test")
+    # Thinking off: kimi-k2.6 answers at once, as models that never thought did.
+    return Conversation.objects.create(
+        owner=alice, model="kimi-k2.6", title="Test", thinking=False
+    )
 
 
 async def answer(conversation) -> Message:
@@ -93,7 +96,7 @@ async def test_the_first_message_of_a_new_chat_creates_the_conversation(kimi, al
 
     conversation = await Conversation.objects.aget(owner=alice)
     assert conversation.title == "Plan a trip to Hangzhou in May"
-    assert conversation.model == "kimi-k2.6"  # KIMI_DEFAULT_MODEL
+    assert conversation.model == "kimi-k3"  # KIMI_DEFAULT_MODEL
     # The page learns its new URL and lists the conversation in the sidebar.
     assert f'data-url="/c/{conversation.pk}/"' in frames[0]
     assert 'hx-swap-oob="afterbegin:#conversation-list"' in frames[0]
@@ -128,11 +131,17 @@ async def test_history_and_settings_reach_kimi(kimi, alice, conversation):
         {"role": "assistant", "content": "Hello from the Kimi stub."},
         {"role": "user", "content": "Second"},
     ]
-    assert body["temperature"] == 0.3 and body["top_p"] == 0.9
+    # kimi-k3 fixes its sampling and always thinks: the temperature and top p are kept for
+    # other models but not sent, nor is a thinking field; its effort is (Max, Kimi's default).
+    assert "temperature" not in body and "top_p" not in body and "thinking" not in body
+    assert body["reasoning_effort"] == "max"
     assert body["max_completion_tokens"] == 256
     assert body["stop"] == ["END", "STOP"]
-    # The model's own defaults are kept unless the user sets one.
-    assert "temperature" not in kimi.requests[0].body
+    # Each turn lands where the conversation's earlier turns are cached.
+    key = f"kimichat-conversation-{conversation.pk}"
+    assert body["prompt_cache_key"] == kimi.requests[0].body["prompt_cache_key"] == key
+    saved = await Conversation.objects.aget(pk=conversation.pk)
+    assert (saved.temperature, saved.top_p) == (0.3, 0.9)
 
 
 async def test_invalid_settings_are_refused_before_anything_is_saved(kimi, alice, conversation):
