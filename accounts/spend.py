@@ -4,6 +4,7 @@ tokens and cost per model as chart lines (drawn by the page's SVG, no script).""
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet, Sum
@@ -51,7 +52,7 @@ def by_model(rows: QuerySet[Usage]) -> list[dict]:
     and the input's estimated cost against what it would have been with no cache."""
     found = []
     for row in rows.order_by().values("model").annotate(**SUMS).order_by("model"):
-        counts = {k: row[k] or 0 for k in ("prompt", "cached", "completion", "searches")}
+        counts = _counts(row)
         model, prompt = row["model"], counts["prompt"]
         inputs = {"prompt": prompt, "completion": 0, "searches": 0}
         found.append(
@@ -66,6 +67,10 @@ def by_model(rows: QuerySet[Usage]) -> list[dict]:
     return found
 
 
+def _counts(row: Any) -> dict[str, int]:
+    return {k: row[k] or 0 for k in ("prompt", "cached", "completion", "searches")}
+
+
 def chart(rows: QuerySet[Usage], today: datetime.date) -> dict:
     """The last CHART_DAYS days' tokens and estimated cost per model, as SVG polylines."""
     first = today - datetime.timedelta(days=CHART_DAYS - 1)
@@ -73,7 +78,7 @@ def chart(rows: QuerySet[Usage], today: datetime.date) -> dict:
     daily: dict[str, dict[datetime.date, tuple[int, float]]] = {}
     recent = rows.filter(day__gte=first, day__lte=today).order_by()
     for row in recent.values("model", "day").annotate(**SUMS):
-        counts = {k: row[k] or 0 for k in ("prompt", "cached", "completion", "searches")}
+        counts = _counts(row)
         spent = cost(row["model"], **counts) or 0.0
         daily.setdefault(row["model"], {})[row["day"]] = (
             counts["prompt"] + counts["completion"],

@@ -47,9 +47,7 @@ async def open_chat(user, conversation=None):
 @pytest.fixture
 def conversation(alice):
     # Thinking off: kimi-k2.6 answers at once, as models that never thought did.
-    return Conversation.objects.create(
-        owner=alice, model="kimi-k2.6", title="Test", thinking=False
-    )
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Test", thinking=False)
 
 
 async def answer(conversation) -> Message:
