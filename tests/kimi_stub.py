@@ -298,7 +298,7 @@ class KimiStub:
             return
         parts = path.rstrip("/").split("/")  # ['', 'v1', 'files', id, 'content']
         if method == "POST" and len(parts) == 3:
-            file_id = f"file-stub-{len(self.files) + 1}"
+            file_id = f"file_stub{len(self.files) + 1}"  # today's ids carry "file_"
             name = re.search(rb'filename="([^"]*)"', body)
             purpose = re.search(rb'name="purpose"\r\n\r\n([^\r]*)', body)
             self.files[file_id] = {
