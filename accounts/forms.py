@@ -3,7 +3,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Preferences
-from kimichat import catalogue
+from kimi import catalogue
 
 
 class LoginForm(allauth_forms.LoginForm):

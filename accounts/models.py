@@ -1,27 +1,12 @@
-"""A user's standing: the tokens they spend a day (a ledger that outlives conversations) and
-the quota that caps them. Checked before every answer, recorded after it."""
-
-from dataclasses import dataclass
+"""A user's tokens: those they spend a day (a ledger that outlives conversations) and the quota
+that caps them. Recorded after every answer; checked before it (accounts/admission.py)."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, OuterRef, Subquery, Sum
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-
-
-@dataclass
-class Standing:
-    """What decides whether a user may ask for another answer now."""
-
-    active: bool
-    used: int  # tokens today
-    quota: int  # tokens a day; 0 for no limit
-
-    @property
-    def over_quota(self) -> bool:
-        return bool(self.quota) and self.used >= self.quota
 
 
 class UsageQuerySet(models.QuerySet):
@@ -56,23 +41,6 @@ class UsageQuerySet(models.QuerySet):
         except IntegrityError:
             # Another answer of the same user made today's row meanwhile.
             row.update(**added)
-
-    def standing(self, user) -> Standing:
-        """One query: whether the account is active, its tokens today and its quota."""
-        today = self.filter(user=OuterRef("pk"), day=timezone.localdate())
-        used = today.values("user").annotate(t=Sum(F("prompt_tokens") + F("completion_tokens")))
-        quota = TokenQuota.objects.filter(user=OuterRef("pk")).values("daily_tokens")
-        row = (
-            get_user_model()
-            .objects.filter(pk=user.pk)
-            .values("is_active")
-            .annotate(used=Subquery(used.values("t")), quota=Subquery(quota))
-            .first()
-        )
-        if row is None:
-            return Standing(active=False, used=0, quota=0)
-        daily = settings.USER_DAILY_TOKENS if row["quota"] is None else row["quota"]
-        return Standing(active=row["is_active"], used=row["used"] or 0, quota=daily)
 
 
 class Usage(models.Model):

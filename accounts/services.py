@@ -5,7 +5,7 @@ from django.contrib.admin.utils import NestedObjects
 from django.db import models, router, transaction
 from django.http import HttpRequest
 
-from kimichat import live
+from realtime import live
 
 
 def sessions_end_all(*, request: HttpRequest, user) -> int:

@@ -21,9 +21,11 @@ from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+import kimi
 from api import services
 from api.services import Call, Outcome, Refusal
-from kimichat import catalogue, kimi
+from kimi import catalogue
+from kimi.tools import WEB_SEARCH
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ def _searches(body: dict[str, Any]) -> bool:
     return isinstance(tools, list) and any(
         isinstance(tool, dict)
         and isinstance(tool.get("function"), dict)
-        and tool["function"].get("name") == kimi.WEB_SEARCH
+        and tool["function"].get("name") == WEB_SEARCH
         for tool in tools
     )
 
@@ -226,7 +228,7 @@ def streamed(data: bytes, status: int, events: int) -> Outcome:
     # The role chunk and the final chunk carry no words; every other event about one token.
     outcome.estimated_completion = max(events - 2, 0)
     content: list[str] = []
-    reasoning: list[str] = []
+    thinking: list[str] = []
     for line in data.split(b"\n"):
         if not line.startswith(b"data:"):
             continue
@@ -245,10 +247,10 @@ def streamed(data: bytes, status: int, events: int) -> Outcome:
             outcome.usage = kimi.usage_of(usage)
         delta = choice.get("delta") or {}
         content.append(delta.get("content") or "")
-        reasoning.append(delta.get("reasoning_content") or "")
+        thinking.append(delta.get("reasoning_content") or "")
         if choice.get("finish_reason"):
             outcome.finish_reason = str(choice["finish_reason"])
-    outcome.content, outcome.reasoning = "".join(content), "".join(reasoning)
+    outcome.content, outcome.thinking = "".join(content), "".join(thinking)
     return outcome
 
 
@@ -269,9 +271,9 @@ def answered(data: bytes) -> Outcome:
         return outcome
     message = choice.get("message") or {}
     outcome.content = str(message.get("content") or "")
-    outcome.reasoning = str(message.get("reasoning_content") or "")
+    outcome.thinking = str(message.get("reasoning_content") or "")
     outcome.finish_reason = str(choice.get("finish_reason") or "")
-    outcome.estimated_completion = catalogue.estimate_tokens(outcome.content + outcome.reasoning)
+    outcome.estimated_completion = catalogue.estimate_tokens(outcome.content + outcome.thinking)
     return outcome
 
 

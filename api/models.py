@@ -4,10 +4,10 @@ tokens, and which calls are still running (the limits count them)."""
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Count, Q
+from django.db import connection, models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -76,16 +76,18 @@ def stale_before() -> datetime:
     return timezone.now() - timedelta(minutes=15)
 
 
-class ApiCallQuerySet(models.QuerySet):
-    def counts(self, user) -> dict[str, int]:
-        """The user's calls running now and those started in the last minute (one query)."""
-        live = Q(finished_at=None, started_at__gte=stale_before())
-        recent = Q(started_at__gte=timezone.now() - timedelta(minutes=1))
-        return (
-            self.filter(user=user)
-            .filter(live | recent)
-            .aggregate(live=Count("id", filter=live), recent=Count("id", filter=recent))
-        )
+def calls_counted() -> tuple[str, dict[str, Any]]:
+    """A user's API calls, as the admission rule counts them (accounts/admission.py): running
+    now, and started in the last minute."""
+    live = "a.finished_at IS NULL AND a.started_at >= %(api_stale)s"
+    recent = "a.started_at >= %(minute_ago)s"
+    sql = f"""
+        SELECT COUNT(CASE WHEN {live} THEN 1 END) AS live, 0 AS here,
+            COUNT(CASE WHEN {recent} THEN 1 END) AS recent
+        FROM {connection.ops.quote_name(ApiCall._meta.db_table)} a
+        WHERE a.user_id = %(user)s AND (({live}) OR ({recent}))
+    """
+    return sql, {"api_stale": connection.ops.adapt_datetimefield_value(stale_before())}
 
 
 class ApiCall(models.Model):
@@ -108,8 +110,6 @@ class ApiCall(models.Model):
     prompt_tokens = models.PositiveBigIntegerField(_("prompt tokens"), default=0)
     completion_tokens = models.PositiveBigIntegerField(_("completion tokens"), default=0)
     cached_tokens = models.PositiveBigIntegerField(_("cached tokens"), default=0)
-
-    objects = ApiCallQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -2,20 +2,20 @@
 is asked, finished (usage into the ledger, the conversation kept where asked) after."""
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+import kimi
+from accounts import admission
 from accounts.models import Usage
 from api.models import SHOWN, ApiCall, ApiKey, digest
-from conversations.models import Conversation, Message, live_answers
-from kimichat import catalogue, kimi
+from conversations.models import Conversation, Message
+from kimi import catalogue
 
 
 class Refusal(Exception):
@@ -58,6 +58,16 @@ def key_user(*, text: str) -> tuple[ApiKey, User]:
     return key, key.user
 
 
+# The admission rule's reasons (accounts/admission.py) as the OpenAI API says them: HTTP
+# status, error type (Moonshot's names), code, and seconds to wait before trying again.
+REFUSED: dict[str, tuple[int, str, str | None, int]] = {
+    "suspended": (403, "permission_denied_error", None, 0),
+    "quota": (429, "exceeded_current_quota_error", "insufficient_quota", 0),
+    "concurrency": (429, "rate_limit_reached_error", "concurrency_limit", 1),
+    "rate": (429, "rate_limit_reached_error", "rate_limit", 60),
+}
+
+
 @dataclass
 class Call:
     """A call let through to Kimi."""
@@ -79,65 +89,14 @@ def call_start(*, key_text: str, model: str, stream: bool) -> Call:
             % {"model": model},
             code="model_not_found",
         )
-    standing = Usage.objects.standing(user)
-    if not standing.active:
-        raise Refusal(403, "permission_denied_error", _("Your account is suspended."))
-    if standing.over_quota:
-        raise Refusal(
-            429,
-            "exceeded_current_quota_error",
-            _(
-                "You have used today's quota of %(quota)s tokens. It renews at midnight "
-                "(%(zone)s); an administrator can raise it."
-            )
-            % {"quota": f"{standing.quota:,}", "zone": settings.TIME_ZONE},
-            code="insufficient_quota",
-        )
-    live, recent = _running(user)
-    if live >= settings.USER_MAX_CONCURRENT:
-        raise Refusal(
-            429,
-            "rate_limit_reached_error",
-            _(
-                "You already have %(count)s answers being written, the most at once. "
-                "Wait for one to finish."
-            )
-            % {"count": settings.USER_MAX_CONCURRENT},
-            code="concurrency_limit",
-            retry_after=1,
-        )
-    if recent >= settings.USER_MESSAGES_PER_MINUTE:
-        raise Refusal(
-            429,
-            "rate_limit_reached_error",
-            _(
-                "You have asked for %(count)s answers in the last minute, the most allowed. "
-                "Please wait a moment and send again."
-            )
-            % {"count": settings.USER_MESSAGES_PER_MINUTE},
-            code="rate_limit",
-            retry_after=60,
-        )
+    refused = admission.refusal(admission.standing(user.pk))
+    if refused is not None:
+        status, kind, code, retry_after = REFUSED[refused.reason]
+        raise Refusal(status, kind, refused.message, code=code, retry_after=retry_after)
     with transaction.atomic():
         row = ApiCall.objects.create(user=user, key=key, model=model, stream=stream)
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=row.started_at)
     return Call(row, user)
-
-
-def _running(user: User) -> tuple[int, int]:
-    """Answers being written now, and answers asked for in the last minute: the page's and
-    the API's together (two queries). Calls kept as conversations count once, as calls."""
-    minute_ago = timezone.now() - timedelta(minutes=1)
-    live = live_answers()
-    recent = Q(role=Message.Role.ASSISTANT, created_at__gte=minute_ago)
-    page = (
-        Message.objects.of_user(user)
-        .filter(live | recent)
-        .exclude(conversation__from_api=True)
-        .aggregate(live=Count("id", filter=live), recent=Count("id", filter=recent))
-    )
-    calls = ApiCall.objects.counts(user)
-    return page["live"] + calls["live"], page["recent"] + calls["recent"]
 
 
 @dataclass
@@ -151,7 +110,7 @@ class Outcome:
     model: str = ""  # the model that answered (moonshot-v1-auto names its tier)
     estimated_completion: int = 0
     content: str = ""
-    reasoning: str = ""
+    thinking: str = ""
     finish_reason: str = ""
 
 
@@ -228,7 +187,7 @@ def conversation_keep(
             parent=parent,
             role=Message.Role.ASSISTANT,
             content=outcome.content,
-            reasoning=outcome.reasoning,
+            thinking=outcome.thinking,
             state=Message.State.DONE if done else Message.State.INTERRUPTED,
             model=outcome.model or conversation.model,
             finish_reason=outcome.finish_reason,

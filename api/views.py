@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from api import services
 from api.forms import ApiKeyForm
 from api.models import ApiKey
-from kimichat import catalogue
+from kimi import catalogue
 from kimichat.http import AuthenticatedRequest
 
 

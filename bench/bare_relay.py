@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from kimichat import kimi  # noqa: E402
+import kimi  # noqa: E402
 
 # The model the conversations of the run use (a thinking one: reasoning, then content).
 MODEL = os.environ.get("BENCH_MODEL", "moonshot-v1-8k")

@@ -5,7 +5,12 @@ class ConversationsConfig(AppConfig):
     name = "conversations"
 
     def ready(self) -> None:
+        from accounts import admission
         from conversations import markdown
+        from conversations.models import answers_counted
+
+        # A chat's answers count towards the user's limits (with the API's calls).
+        admission.counts_answers("chat_answers", answers_counted)
 
         # Load markdown-it, Pygments' lexers and nh3 now rather than during the first answer,
         # when the import would stall every stream in the process for ~100 ms.

@@ -16,8 +16,9 @@ from django.utils.translation import gettext as _
 
 from conversations import generation, services
 from conversations.models import Conversation, Message, stale_before
+from conversations.parts import BODY, BY_NAME, PARTS
 from conversations.services import Answering, Refused
-from kimichat import limits, live
+from realtime import limits, live
 from teams.models import Team
 from uploads import references
 from uploads.consumers import FileStatusConsumer
@@ -27,7 +28,7 @@ MAX_ATTACHED = 20
 THREAD_ACTIONS = ("regenerate", "edit", "select", "continue")
 THROTTLE_NOTICE_SECONDS = 2
 MAX_FRAME_CHARS = 64 * 1024
-# Text of a part of an answer, added to it on the page (#msg-<id>-body, #msg-<id>-thinking).
+# Text of a part of an answer, added to it on the page (#msg-<id>-<part>: conversations/parts.py).
 TOKENS_FRAME = '<div hx-swap-oob="beforeend:#msg-{}-{}">{}</div>'
 
 
@@ -190,8 +191,8 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         """Show the new messages on every page of the conversation, and start the answer."""
         conversation, answer = answering.conversation, answering.answer
         # The page shows the answer as saved (a Continue: its text so far).
-        self.offsets[answer.pk, live.BODY] = len(answer.content)
-        self.offsets[answer.pk, live.THINKING] = len(answer.reasoning)
+        for part in PARTS:
+            self.offsets[answer.pk, part.name] = len(getattr(answer, part.field))
         await live.publish_html(conversation.pk, html)
         generation.generation_start(answering=answering, user_id=self.user.pk)
 
@@ -208,18 +209,18 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
         """After (re)connecting, bring the page up to date: `last` is the newest message it
         shows (a page that loaded just before a message was sent, or whose socket was away
         when one came, is sent the thread anew), `streaming` how much of each part of its
-        streaming answers it shows, by "<id>" (the answer) and "<id>:thinking"."""
+        streaming answers it shows, by "<id>:<part>" ("<id>" alone: the answer's body)."""
         if last is not None and self.conversation is not None:
             behind = await database_sync_to_async(_thread_since)(self.conversation.pk, last)
             if behind is not None:
                 html, streaming = behind
                 await self.send(text_data=html)
         seen = set()
-        for key, shown in list(streaming.items())[: MAX_SYNC_MESSAGES * len(live.PARTS)]:
+        for key, shown in list(streaming.items())[: MAX_SYNC_MESSAGES * len(PARTS)]:
             message_key, _, part = str(key).partition(":")
             message_id, shown = _id(message_key), _id(shown, low=0)
-            part = part or live.BODY
-            if message_id is None or shown is None or part not in live.PARTS:
+            part = part or BODY.name
+            if message_id is None or shown is None or part not in BY_NAME:
                 continue
             if (message_id, part) in seen:
                 continue  # "7" and "007" are one message: it is sent once
@@ -237,7 +238,7 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
                 # Streaming in another process: it sends the missing text, then frames follow.
                 self.offsets[message_id, part] = shown
                 await self.ask_resend(message_id, part)
-            elif part == live.BODY:
+            elif part == BODY.name:
                 await self.send(text_data=await database_sync_to_async(_final_frame)(message))
 
     async def conversation_message(self, message_id: int) -> Message | None:
@@ -258,7 +259,7 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
 
     async def send_tokens(self, message_id: int, part: str, text: str) -> None:
         # Text that came all at once (a catch-up, a fast stream) goes in frames of a bounded
-        # size: what waits for a slow page is counted in frames (kimichat/server.py).
+        # size: what waits for a slow page is counted in frames (realtime/server.py).
         for start in range(0, len(text), MAX_FRAME_CHARS):
             # The one frame built without a template: it is sent for every few tokens to
             # every page, and format_html (escaping as a template does) costs a third.
@@ -279,7 +280,7 @@ class ChatConsumer(FileStatusConsumer, AsyncJsonWebsocketConsumer):
                 reply_to=self.channel_name,
             )
 
-    # Channel-layer events (kimichat/live.py) published by answers and by other sockets.
+    # Channel-layer events (realtime/live.py) published by answers and by other sockets.
 
     async def dispatch(self, message: dict) -> None:
         if message["type"] in RELAY_EVENTS:
@@ -404,8 +405,8 @@ def _thread_since(conversation_id: int, last: int) -> tuple[str, dict[str, int]]
     shown = {}
     for message in messages:
         if message.is_streaming:
-            shown[str(message.pk)] = len(message.content)
-            shown[f"{message.pk}:{live.THINKING}"] = len(message.reasoning)
+            for part in PARTS:
+                shown[f"{message.pk}:{part.name}"] = len(getattr(message, part.field))
     return html, shown
 
 

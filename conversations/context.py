@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext as _
 
 from conversations.models import Conversation, Message, Thread
-from kimichat import catalogue
+from kimi import catalogue
 from uploads import retrieval
 from uploads.models import UploadedFile
 
@@ -181,12 +181,3 @@ def _data_url(file: UploadedFile) -> str:
     with file.file.open("rb") as f:
         data = base64.b64encode(f.read()).decode("ascii")
     return f"data:{file.content_type};base64,{data}"
-
-
-def partial(answer: Message) -> dict:
-    """An answer's words so far as the start of Kimi's reply (partial mode), with what it
-    thought before them on a model that thinks: Kimi goes on from both."""
-    message: dict = {"role": "assistant", "content": answer.content, "partial": True}
-    if answer.reasoning and catalogue.thinking(answer.model) != "never":
-        message["reasoning_content"] = answer.reasoning
-    return message

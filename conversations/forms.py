@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from conversations.models import Conversation
-from kimichat import catalogue
+from kimi import catalogue
 
 MAX_STOP_SEQUENCES = 5  # Kimi's limit, each at most 32 bytes
 MAX_MESSAGE_CHARS = 100_000

@@ -1,116 +1,77 @@
 """One answer streamed from Kimi, owned by the server rather than by a socket.
 
-A generation streams in its own asyncio task, publishes what it receives to every page of the
-conversation (kimichat/live.py), saves the text about once a second and at the end, and keeps
-going when the tab that asked closes. Stop and resend requests reach it from any socket in any
-process. Opening the stream (with retries) is kimichat/kimi.py's; what comes before and after
-the answer is services'."""
+A generation runs in its own asyncio task and keeps going when the tab that asked closes.
+Its jobs are three: the reader runs Kimi's rounds (conversations/reader.py), the publisher
+turns the parts of the answer into frames for every page (conversations/publisher.py), the
+writer holds the answer's lease and saves it (conversations/writer.py). The generation
+starts them, hears Stop, resend requests and files being read from any socket in any
+process, and ends the answer. What comes before and after the answer is services'."""
 
 import asyncio
 import contextlib
 import logging
-import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import openai
 from channels.db import database_sync_to_async
-from django.conf import settings
-from django.db import DatabaseError, close_old_connections
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations import services, tools
+import kimi
+from conversations import services
 from conversations.models import Message
+from conversations.parts import BODY
+from conversations.publisher import Publisher
+from conversations.reader import Reader
 from conversations.services import Answering, Refused
-from kimichat import catalogue, kimi, live
+from conversations.writer import RETRY_EVERY, Writer
+from realtime import live
 from uploads.models import UploadedFile
 
 log = logging.getLogger(__name__)
 
-# First token goes out at once; after that, tokens are coalesced into one frame per interval.
-FRAME_INTERVAL = 0.04
-SAVE_INTERVAL = 1.0
 # While waiting for files to be read, look again this often should a "read" event be lost.
 FILES_RECHECK = 5.0
 # While the channel layer is unreachable, try to hear Stop (and send a final frame) again
 # this often, the final frame for this long.
-RELISTEN = 2.0
+RELISTEN = RETRY_EVERY
 REPUBLISH_FOR = 120.0
-FINAL_SAVE_FOR = 120.0
 
 # Conversation id → the generation running for it in this process.
 _running: dict[int, "Generation"] = {}
-
-# While this process renews its answers' leases (conversations/resume.py sets it): how long
-# after its lease was taken or renewed an answer surely still holds it. Past that, nothing
-# more of it goes to the pages until a renewal says it holds, so two processes never stream
-# one answer (a renewal held up on a busy machine lets another take the answer over).
-lease_holds_for: float | None = None
-
-
-@dataclass(eq=False)
-class Part:
-    """A part of the answer as it streams (what Kimi thinks, or the answer): the text sent to
-    the pages, and the text received since."""
-
-    published: list[str] = field(default_factory=list)
-    published_len: int = 0
-    pending: list[str] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.published) + "".join(self.pending)
-
-    def published_text(self) -> str:
-        return "".join(self.published)
 
 
 @dataclass(eq=False)
 class Generation:
     conversation_id: int
     answer: Message
-    messages: list[dict]  # the request; built once `waiting` files are read
-    params: dict[str, Any]
     user_id: int  # whose answer: the files waited for and the tokens spent are theirs
-    waiting: list[UploadedFile] = field(default_factory=list)
-    task: asyncio.Task | None = None
-    parts: dict[str, Part] = field(default_factory=lambda: {p: Part() for p in live.PARTS})
-    stop_requested: bool = False
-    listening: asyncio.Event = field(default_factory=asyncio.Event)  # Stop can reach it now
-    reached_upstream: bool = False  # Kimi took the request: its tokens count as spent
-    web: bool = False  # "Web search" is on: Kimi may search and read pages (tools.py)
-    searches: int = 0
-    steps: list[dict] = field(default_factory=list)  # what the tools did, as shown
-    thinking_since: float | None = None  # when the first thought came
-    thinking_seconds: float | None = None  # how long it thought, once the answer began
-    # Tokens Kimi counted for this generation's requests (each web search round adds up).
-    spent: dict[str, int] = field(default_factory=dict)
-    # Continuing an answer: the tokens it had spent, and how much of each part was written.
-    carried: dict[str, int] = field(default_factory=dict)
-    carried_text: dict[str, int] = field(default_factory=dict)
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _files_changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _closing: bool = False
-    _status_shown: bool = False  # a status line is on the page (retrying, searching, …)
-    _resting: asyncio.Future | None = None  # the pump's wait between two frames
-    _thought_due: bool = False  # the answer began: the pages fold the thinking
+    reader: Reader
+    publisher: Publisher
+    writer: Writer
+    waiting: list[UploadedFile]
     # Taken over from a process that stopped (resume.py): the pages are shown the answer as
     # saved first, and a failure leaves it interrupted, to Continue, rather than failed.
     resumed: bool = False
+    task: asyncio.Task | None = None
+    stop_requested: bool = False
     handing_over: bool = False  # this process stops: saved, and left for another to go on
-    lost: bool = False  # another process holds its lease now: this one writes nothing more
-    lease_holds_until: float = math.inf  # time.monotonic(): see `lease_holds_for`
-    _renewed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.listening = asyncio.Event()  # Stop can reach it now
+        self._files_changed = asyncio.Event()
+
+    @property
+    def lost(self) -> bool:
+        return self.writer.lost
 
     @property
     def text(self) -> str:
-        return self.parts[live.BODY].text
+        return self.publisher.text(BODY.name)
 
-    def published_text(self, part: str = live.BODY) -> str:
-        return self.parts[part].published_text()
+    def published_text(self, part: str = BODY.name) -> str:
+        return self.publisher.published_text(part)
 
     def stop(self) -> None:
         self.stop_requested = True
@@ -125,41 +86,25 @@ class Generation:
             self.task.cancel()
 
     def lose(self) -> None:
-        """Its lease lapsed and another process took it (this one could not renew it in
-        time): end without a word more, written or sent."""
-        self.lost = True
-        self._renewed.set()
+        """Another process took the answer: end without a word more, written or sent."""
+        self.writer.lose()
+
+    def _lost(self) -> None:
         if self.task:
             self.task.cancel()
 
-    def lease_renewed(self, since: float) -> None:
-        """Its lease was taken or renewed at `since` (time.monotonic(), taken before)."""
-        if lease_holds_for is not None:
-            until = since + lease_holds_for
-            held = self.lease_holds_until
-            self.lease_holds_until = until if math.isinf(held) else max(held, until)
-        self._renewed.set()
-
-    async def _holds_lease(self) -> bool:
-        """Whether this process still writes the answer: at once while its lease surely
-        holds, otherwise once the next renewal (or the loss of the answer) says."""
-        while not self.lost and time.monotonic() >= self.lease_holds_until:
-            self._renewed.clear()
-            await self._renewed.wait()
-        return not self.lost
-
     async def run(self) -> Message:
-        """Stream the answer to its end (or Stop, or an error), through any web search
-        rounds, and save it: the answer as saved."""
+        """Stream the answer to its end (or Stop, or an error), through any tool rounds, and
+        save it: the answer as saved."""
         fields: dict[str, Any] = {}
-        pump = asyncio.create_task(self._pump())
+        pump = asyncio.create_task(self.publisher.pump())
         listener = asyncio.create_task(self._listen())
         try:
             if self.resumed:
-                await self._rewind()
+                await self.publisher.rewind()
             if self.waiting:
                 await self._wait_for_files()
-            await self._rounds(fields)
+            fields.update(await self.reader.rounds())
         except asyncio.CancelledError:
             if self.handing_over and not self.stop_requested:
                 # Left streaming, its lease lapsed now: the next process goes on with it.
@@ -182,138 +127,47 @@ class Generation:
                 fields["state"] = Message.State.INTERRUPTED
         finally:
             listener.cancel()
-            await self._finish(pump, fields)
+            try:
+                await self._finish(pump, fields)
+            finally:
+                if _running.get(self.conversation_id) is self:
+                    del _running[self.conversation_id]
             await asyncio.gather(listener, return_exceptions=True)
         return self.answer
 
-    async def _rounds(self, fields: dict[str, Any]) -> None:
-        """One request, and one more after each round of tool calls Kimi makes (web search,
-        reading a page: conversations/tools.py), up to tools.MAX_ROUNDS."""
-        messages, params = list(self.messages), dict(self.params)
-        offer = await tools.offer(self.answer.model) if self.web else None
-        if offer is not None:
-            params["tools"] = offer.tools
-            if offer.legacy and catalogue.thinking(self.answer.model) == "optional":
-                # Kimi's guides never combine its builtin search with thinking.
-                params["extra_body"] = {"thinking": {"type": "disabled"}}
-        for round_ in range(tools.MAX_ROUNDS + 1):
-            if round_ == tools.MAX_ROUNDS:
-                params["tool_choice"] = "none"  # enough calls: now it answers
-            stream = await kimi.stream_open(
-                model=self.answer.model, messages=messages, params=params, on_retry=self._retrying
+    async def _finish(self, pump: asyncio.Task, fields: dict[str, Any]) -> None:
+        self.publisher.close()
+        await pump
+        if self.writer.lost:
+            return
+        reader, writer = self.reader, self.writer
+        texts = self.publisher.saved()
+        fields.update(texts, thinking_seconds=reader.thinking_time(), searches=reader.tool_calls)
+        fields["steps"] = reader.steps
+        if reader.spent.get("counted"):
+            fields.update(writer.tokens(reader.spent))
+        written = "".join(text[writer.carried_text.get(name, 0) :] for name, text in texts.items())
+        usage = reader.usage(self.user_id, written)
+        if self.handing_over and usage and not reader.spent.get("counted"):
+            # The next writer carries these on: the answer's count ends whole.
+            fields.update(
+                {
+                    name: writer.carried[name] + usage[name]
+                    for name in ("prompt_tokens", "completion_tokens")
+                }
             )
-            self.reached_upstream = True
-            try:
-                if round_ == 0:
-                    await self._status("")
-                calls, reasoning = await self._stream(stream, fields)
-            finally:
-                # Closes the HTTP response, so Kimi stops generating (and billing) at once.
-                await stream.close()
-            if fields.get("finish_reason") != "tool_calls" or not calls or offer is None:
-                break
-            await self._steps(calls)
-            messages.append(tools.asked(calls, reasoning))
-            enough = round_ == tools.MAX_ROUNDS - 1
-            messages += await tools.results(calls, legacy=offer.legacy, enough=enough)
-        if fields.get("finish_reason") in ("stop", "length"):
-            fields["state"] = Message.State.DONE
-        else:
-            fields.update(state=Message.State.ERROR, error_code="cut_off")
-
-    async def _steps(self, calls: list[tools.Call]) -> None:
-        """Show what the calls do ("Searching: …", "Reading: …") on every page, and save it:
-        a page loaded meanwhile shows it too. Each search counts in the usage."""
-        steps = [step for step in map(tools.step, calls) if step is not None]
-        self.searches += sum(step["kind"] == "search" for step in steps)
-        self.steps += steps
-        if steps:
-            await self._status(tools.step_text(steps[-1]))
-            await database_sync_to_async(services.answer_write)(
-                answer_id=self.answer.pk, steps=self.steps, searches=self.searches
-            )
-            html = render_to_string(
-                "conversations/_steps.html", {"message": self._shown(), "oob": True}
-            )
-            await live.publish_html(self.conversation_id, html)
-
-    def _shown(self) -> Message:
-        self.answer.steps = self.steps
-        return self.answer
-
-    async def _stream(
-        self, stream: kimi.ChunkStream, fields: dict[str, Any]
-    ) -> tuple[list[tools.Call], str]:
-        """Read one response: its text into the parts, its tool calls joined by index, its
-        usage added up; the calls and this round's reasoning."""
-        loop = asyncio.get_running_loop()
-        next_save = loop.time() + SAVE_INTERVAL
-        saving: asyncio.Task | None = None
-        calls: dict[int, tools.Call] = {}
-        thought = len(self.parts[live.THINKING].text)
-        answering = False
-        fields.pop("finish_reason", None)
-        async for chunk in stream:
-            choices = chunk.get("choices")
-            if choices:
-                choice = choices[0]
-                delta = choice.get("delta") or {}
-                # Kimi's own field (kimi-api.md §2).
-                reasoning = delta.get("reasoning_content")
-                if reasoning:
-                    self._received(live.THINKING, reasoning)
-                content = delta.get("content")
-                if content:
-                    if not answering:
-                        answering = True
-                        await self._answer_begins()
-                    self._received(live.BODY, content)
-                for piece in delta.get("tool_calls") or ():
-                    call = calls.setdefault(piece.get("index", 0), tools.Call())
-                    call.id += piece.get("id") or ""
-                    function = piece.get("function")
-                    if function:
-                        call.name += function.get("name") or ""
-                        call.arguments += function.get("arguments") or ""
-                if choice.get("finish_reason"):
-                    fields["finish_reason"] = choice["finish_reason"]
-            usage = kimi.chunk_usage(chunk)
-            if usage:
-                self._count(usage)
-            if loop.time() >= next_save and (saving is None or saving.done()):
-                # Saved beside the stream, never in its way: tokens keep flowing meanwhile.
-                next_save = loop.time() + SAVE_INTERVAL
-                saving = asyncio.create_task(self._save(**self._texts()))
-        return list(calls.values()), self.parts[live.THINKING].text[thought:]
-
-    def _received(self, part: str, text: str) -> None:
-        if part == live.THINKING and self.thinking_since is None:
-            self.thinking_since = time.monotonic()
-        self.parts[part].pending.append(text)
-        self._wake.set()
-
-    async def _answer_begins(self) -> None:
-        """The first words of the answer (this round's): the thinking folds on every page,
-        and a status line (searching the web) goes."""
-        if self.thinking_since is not None and self.thinking_seconds is None:
-            self.thinking_seconds = time.monotonic() - self.thinking_since
-            self._thought_due = True  # the pump sends it, after the first words
-            self._hurry()
-        await self._status("")
-
-    def _count(self, usage: kimi.Usage) -> None:
-        for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-            self.spent[name] = self.spent.get(name, 0) + (getattr(usage, name) or 0)
-        self.spent["counted"] = 1
-
-    def _texts(self) -> dict[str, Any]:
-        return {"content": self.text, "reasoning": self.parts[live.THINKING].text}
+        html = await writer.finish(fields, usage)
+        if html is None:
+            log.warning("Answer %s was taken over by another process", self.answer.pk)
+        elif not await live.publish_html(self.conversation_id, html):
+            # Redis is away: the pages are shown the end once it is back.
+            _later.add(asyncio.create_task(_publish_when_back(self.conversation_id, html)))
 
     async def _wait_for_files(self) -> None:
         """Wait (visibly) until every file the question refers to is read, then build the
         request with their text."""
         names = ", ".join(f"“{f.name}”" for f in self.waiting)
-        await self._status(_("Waiting for %(names)s to be read…") % {"names": names})
+        await self.publisher.status(_("Waiting for %(names)s to be read…") % {"names": names})
         await self.listening.wait()  # hears when a file is read from now on
         while True:
             self._files_changed.clear()
@@ -322,38 +176,10 @@ class Generation:
                 break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._files_changed.wait(), FILES_RECHECK)
-        self.messages = request.messages
+        self.reader.messages = request.messages
         self.answer.model = request.model
         self.answer.sources = request.sources
-        await self._status("")
-
-    async def _retrying(self, delay: float, attempt: int) -> None:
-        await self._status(
-            _("Kimi is busy. Trying again in %(seconds)s s (attempt %(n)s of %(of)s)…")
-            % {"seconds": f"{delay:.0f}", "n": attempt + 1, "of": settings.KIMI_MAX_RETRIES + 1}
-        )
-
-    async def _status(self, text: str) -> None:
-        if not text and not self._status_shown:
-            return
-        self._status_shown = bool(text)
-        html = render_to_string(
-            "conversations/_status_frame.html", {"message": self.answer, "status": text}
-        )
-        await live.publish_html(self.conversation_id, html)
-
-    async def _thought(self) -> None:
-        self.answer.thinking_seconds = self.thinking_seconds
-        html = render_to_string("conversations/_thought_frame.html", {"message": self.answer})
-        await live.publish_html(self.conversation_id, html)
-
-    async def _rewind(self) -> None:
-        """Taken over: every page shows the answer as saved, and goes on from there."""
-        html = await database_sync_to_async(_render_frame)(self.answer)
-        offsets = {name: part.published_len for name, part in self.parts.items()}
-        await live.publish_rewind(
-            self.conversation_id, message_id=self.answer.pk, offsets=offsets, html=html
-        )
+        await self.publisher.status("")
 
     async def _listen(self) -> None:
         """Take Stop and resend requests from any socket, in any process; hear when a file
@@ -385,144 +211,11 @@ class Generation:
                     self.stop()
                     return
                 elif event["type"] == live.RESEND and event["message_id"] == self.answer.pk:
-                    start, part = event["start"], event.get("part", live.BODY)
-                    if part in self.parts and await self._holds_lease():
-                        await live.send_tokens(
-                            event["reply_to"],
-                            message_id=self.answer.pk,
-                            part=part,
-                            start=start,
-                            text=self.published_text(part)[start:],
-                        )
-
-    async def _save(self, *, content: str, reasoning: str) -> None:
-        try:
-            saved = await database_sync_to_async(services.answer_progress)(
-                answer_id=self.answer.pk, content=content, reasoning=reasoning
-            )
-        except DatabaseError as e:
-            # The database is restarting, say: the next save (or the final one) catches up.
-            log.warning("Saving answer %s failed for now: %r", self.answer.pk, e)
-            return
-        if not saved and not self.lost:
-            log.warning("Answer %s was taken over by another process", self.answer.pk)
-            self.lose()
-
-    async def _finish(self, pump: asyncio.Task, fields: dict[str, Any]) -> None:
-        self._closing = True
-        self._wake.set()
-        await pump
-        if self.lost:
-            if _running.get(self.conversation_id) is self:
-                del _running[self.conversation_id]
-            return
-        answer = self.answer
-        if self.thinking_since is not None and self.thinking_seconds is None:
-            self.thinking_seconds = time.monotonic() - self.thinking_since  # stopped mid-thought
-        fields.update(self._texts(), thinking_seconds=self.thinking_seconds)
-        fields.update(searches=self.searches, steps=self.steps)
-        if self.spent.get("counted"):
-            fields.update(
-                {
-                    name: self.carried.get(name, 0) + self.spent[name]
-                    for name in ("prompt_tokens", "completion_tokens", "cached_tokens")
-                }
-            )
-        usage = self._usage()
-        if self.handing_over and usage and not self.spent.get("counted"):
-            # The next writer carries these on: the answer's count ends whole.
-            fields.update(
-                prompt_tokens=self.carried.get("prompt_tokens", 0) + usage["prompt_tokens"],
-                completion_tokens=(
-                    self.carried.get("completion_tokens", 0) + usage["completion_tokens"]
-                ),
-            )
-        for name, value in fields.items():
-            setattr(answer, name, value)
-        try:
-            # Markdown rendering is CPU work: done beside the save, off the event loop, so
-            # other streams' tokens keep flowing. Runs after any save still in flight.
-            html = await _final_save(answer, fields, usage)
-            if html is None:
-                log.warning("Answer %s was taken over by another process", answer.pk)
-            elif not await live.publish_html(self.conversation_id, html):
-                # Redis is away: the pages are shown the end once it is back.
-                _later.add(asyncio.create_task(_publish_when_back(self.conversation_id, html)))
-        finally:
-            if _running.get(self.conversation_id) is self:
-                del _running[self.conversation_id]
-
-    def _usage(self) -> dict[str, Any] | None:
-        """The tokens this generation spent, for the ledger: Kimi's count, or an estimate
-        where the stream was stopped or broke before Kimi counted (it bills what it
-        generated)."""
-        if not self.reached_upstream:
-            return None
-        if self.spent.get("counted"):
-            prompt, completion = self.spent["prompt_tokens"], self.spent["completion_tokens"]
-        else:
-            prompt = sum(catalogue.estimate_tokens(str(m["content"])) for m in self.messages)
-            written = "".join(
-                part.text[self.carried_text.get(name, 0) :] for name, part in self.parts.items()
-            )
-            completion = catalogue.estimate_tokens(written)
-        return {
-            "user_id": self.user_id,
-            "model": self.answer.model,
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "cached_tokens": self.spent.get("cached_tokens", 0),
-            "searches": self.searches,
-        }
-
-    async def _pump(self) -> None:
-        """Send pending text: at once when idle, otherwise at most once per FRAME_INTERVAL.
-        Ends once the stream has ended and nothing is left to send. Thinking goes first."""
-        parts = [(name, self.parts[name]) for name in (live.THINKING, live.BODY)]
-        while not (self._closing and not any(part.pending for _, part in parts)):
-            await self._wake.wait()
-            self._wake.clear()
-            if not await self._holds_lease():
-                return  # another process writes it now: what is pending is its to send
-            # Taken together before any is sent: a thought that comes while the answer's
-            # words are being sent waits for the next frame, never overtakes them.
-            frames = []
-            for name, part in parts:
-                if part.pending:
-                    text = "".join(part.pending)
-                    part.pending.clear()
-                    frames.append((name, part.published_len, text))
-                    part.published.append(text)
-                    part.published_len += len(text)
-            for name, start, text in frames:
-                await live.publish_tokens(
-                    self.conversation_id,
-                    message_id=self.answer.pk,
-                    part=name,
-                    start=start,
-                    text=text,
-                )
-            if self._thought_due:
-                self._thought_due = False
-                await self._thought()
-            if not self._closing:
-                await self._rest()
-
-    async def _rest(self) -> None:
-        """Wait FRAME_INTERVAL before the next frame, unless hurried: the first words of the
-        answer go at once, like the first thought did."""
-        loop = asyncio.get_running_loop()
-        self._resting = loop.create_future()
-        timer = loop.call_later(FRAME_INTERVAL, _settle, self._resting)
-        try:
-            await self._resting
-        finally:
-            timer.cancel()
-            self._resting = None
-
-    def _hurry(self) -> None:
-        if self._resting is not None:
-            _settle(self._resting)
+                    await self.publisher.resend(
+                        part=event.get("part", BODY.name),
+                        start=event["start"],
+                        reply_to=event["reply_to"],
+                    )
 
 
 # Final frames waiting for the channel layer to come back (held so they are not collected).
@@ -543,68 +236,35 @@ async def _publish_when_back(conversation_id: int, html: str) -> None:
             _later.discard(task)
 
 
-def _settle(future: asyncio.Future) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-async def _final_save(answer: Message, fields: dict[str, Any], usage: dict | None) -> str | None:
-    """The final save, tried again while the database is unreachable (a PostgreSQL restart
-    under a running answer), for up to FINAL_SAVE_FOR seconds; the answer's frame (None:
-    another process took the answer over, and says how it ends)."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + FINAL_SAVE_FOR
-    retry = False
-    while True:
-        try:
-            return await database_sync_to_async(_finish_and_render)(answer, fields, usage, retry)
-        except DatabaseError as e:
-            if loop.time() > give_up:
-                raise
-            log.warning("Saving answer %s failed; trying again: %r", answer.pk, e)
-            retry = True
-            await asyncio.sleep(RELISTEN)
-
-
-def _finish_and_render(
-    answer: Message, fields: dict[str, Any], usage: dict | None, retry: bool = False
-) -> str | None:
-    if retry:
-        close_old_connections()  # the broken connection goes; the save opens a new one
-    if not services.answer_finish(answer=answer, fields=fields, usage=usage):
-        return None
-    return _render_frame(answer)
-
-
-def _render_frame(answer: Message) -> str:
-    answer.versions = answer.sibling_versions()
-    return render_to_string("conversations/_message_frame.html", {"message": answer})
-
-
 def generation_start(*, answering: Answering, user_id: int, resumed: bool = False) -> Generation:
     """Write the answer in a task of its own; a new chat is named after its first answer.
     An answer that has text already (Continue) goes on from it: the pages show it, and its
     offsets and tokens carry on."""
     request, answer = answering.request, answering.answer
+    conversation_id = answering.conversation.pk
+    writer = Writer(answer)
+    publisher = Publisher(conversation_id, answer, writer.holds_lease)
+    reader = Reader(
+        answer,
+        request.messages if request else [],
+        answering.params,
+        publisher=publisher,
+        writer=writer,
+        web=answering.web,
+    )
     generation = Generation(
-        conversation_id=answering.conversation.pk,
+        conversation_id=conversation_id,
         answer=answer,
-        messages=request.messages if request else [],
-        params=answering.params,
         user_id=user_id,
+        reader=reader,
+        publisher=publisher,
+        writer=writer,
         waiting=answering.waiting,
         resumed=resumed,
-        web=answering.web,
-        searches=answer.searches,
-        steps=list(answer.steps),
     )
-    for name, text in ((live.BODY, answer.content), (live.THINKING, answer.reasoning)):
-        generation.parts[name] = Part(published=[text], published_len=len(text))
-        generation.carried_text[name] = len(text)
-    for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-        generation.carried[name] = getattr(answer, name) or 0
-    generation.lease_renewed(answering.leased_at)
-    _running[generation.conversation_id] = generation
+    writer.on_lost = generation._lost
+    writer.lease_renewed(answering.leased_at)
+    _running[conversation_id] = generation
     generation.task = asyncio.create_task(_answer_then_title(generation, answering))
     return generation
 
@@ -612,7 +272,7 @@ def generation_start(*, answering: Answering, user_id: int, resumed: bool = Fals
 async def _answer_then_title(generation: Generation, answering: Answering) -> None:
     answer = await generation.run()
     if answer.state == Message.State.DONE and answering.title_wanted:
-        question = generation.messages[-1]["content"]
+        question = generation.reader.messages[-1]["content"]
         if isinstance(question, list):  # with images: its text part
             question = " ".join(p.get("text", "") for p in question if p.get("type") == "text")
         await services.conversation_title(

@@ -1,8 +1,8 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.urls import reverse
@@ -10,9 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Standing as AccountStanding
-from accounts.models import TokenQuota, Usage
-from kimichat import kimi
+import kimi
+from conversations.parts import PARTS
 
 TITLE_LENGTH = 80
 
@@ -274,21 +273,36 @@ def live_answers() -> Q:
     return Q(state=Message.State.STREAMING) & (leased | unleased)
 
 
+def answers_counted() -> tuple[str, dict[str, Any]]:
+    """A user's chat answers, as the admission rule counts them (accounts/admission.py): being
+    written (`live_answers`, in SQL), in the conversation asked in, and asked for in the last
+    minute. Answers of API calls kept as conversations count once, as calls (api/models.py)."""
+    live = (
+        "m.state = %(chat_streaming)s AND (m.lease_expires > %(now)s OR "
+        "(m.lease_expires IS NULL AND m.updated_at >= %(chat_stale)s))"
+    )
+    recent = "m.role = %(chat_assistant)s AND m.created_at >= %(minute_ago)s"
+    sql = f"""
+        SELECT COUNT(CASE WHEN {live} THEN 1 END) AS live,
+            COUNT(CASE WHEN {live} AND m.conversation_id = %(conversation)s THEN 1 END) AS here,
+            COUNT(CASE WHEN {recent} THEN 1 END) AS recent
+        FROM {_table(Message)} m
+        JOIN {_table(Conversation)} c ON c.id = m.conversation_id
+        WHERE c.owner_id = %(user)s AND NOT c.from_api AND (({live}) OR ({recent}))
+    """
+    params = {
+        "chat_stale": connection.ops.adapt_datetimefield_value(stale_before()),
+        "chat_streaming": Message.State.STREAMING.value,
+        "chat_assistant": Message.Role.ASSISTANT.value,
+    }
+    return sql, params
+
+
 def lapsed_answers() -> Q:
     """Answers left streaming whose writer stopped renewing its lease: to take over."""
     lapsed = Q(lease_expires__lte=timezone.now())
     unleased = Q(lease_expires__isnull=True, updated_at__lt=stale_before())
     return Q(state=Message.State.STREAMING) & (lapsed | unleased)
-
-
-@dataclass
-class Standing(AccountStanding):
-    """The account's standing, and its answers: being written (`live`; `here`, in the
-    conversation asked in) and asked for in the last minute (`recent`)."""
-
-    live: int
-    here: int
-    recent: int
 
 
 def _table(model: type[models.Model]) -> str:
@@ -307,76 +321,22 @@ class MessageQuerySet(models.QuerySet):
     def live(self) -> "MessageQuerySet":
         return self.filter(live_answers())
 
-    def progress_save(self, answer_id: int, *, owner: str, content: str, reasoning: str) -> bool:
+    def progress_save(self, answer_id: int, *, owner: str, texts: dict[str, str]) -> bool:
         """Save the text of an answer being written by `owner` (the process holding its
-        lease): whether it still was. In SQL, as `standing` below: every answer saves about
-        once a second, and the ORM's UPDATE cost five times the statement."""
+        lease), each part's by its field (conversations/parts.py): whether it still was. In
+        SQL, as `answers_counted` below: every answer saves about once a second, and the
+        ORM's UPDATE cost five times the statement."""
+        fields = [part.field for part in PARTS]
+        quote = connection.ops.quote_name
         sql = (
-            f"UPDATE {_table(Message)} SET content = %s, reasoning = %s, updated_at = %s "
-            "WHERE id = %s AND lease_owner = %s"
+            f"UPDATE {_table(Message)} SET "
+            + "".join(f"{quote(name)} = %s, " for name in fields)
+            + "updated_at = %s WHERE id = %s AND lease_owner = %s"
         )
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         with connection.cursor() as cursor:
-            cursor.execute(sql, [content, reasoning, now, answer_id, owner])
+            cursor.execute(sql, [*(texts[name] for name in fields), now, answer_id, owner])
             return cursor.rowcount > 0
-
-    def standing(self, user_id: int, conversation_id: int | None) -> "Standing":
-        """What decides whether `user_id` may have another answer now, in one statement:
-        the account's standing (active, tokens today, quota) and its answers being written
-        (in all, and in the conversation) and asked for in the last minute. Written out in
-        SQL because it runs before every answer: built by the ORM, it cost more than the
-        rest of taking a message in (a burst of messages waits on it)."""
-        now = timezone.now()
-        dates = connection.ops.adapt_datetimefield_value
-        live = (
-            "m.state = %(streaming)s AND (m.lease_expires > %(now)s OR "
-            "(m.lease_expires IS NULL AND m.updated_at >= %(stale)s))"
-        )
-        recent = "m.role = %(assistant)s AND m.created_at >= %(minute_ago)s"
-        sql = f"""
-            SELECT u.is_active, used.tokens, quota.daily_tokens, answers.live, answers.here,
-                answers.recent
-            FROM {_table(get_user_model())} u
-            CROSS JOIN (
-                SELECT SUM(prompt_tokens + completion_tokens) AS tokens
-                FROM {_table(Usage)} WHERE user_id = %(user)s AND day = %(day)s
-            ) used
-            LEFT JOIN {_table(TokenQuota)} quota ON quota.user_id = u.id
-            CROSS JOIN (
-                SELECT COUNT(CASE WHEN {live} THEN 1 END) AS live,
-                    COUNT(CASE WHEN {live} AND m.conversation_id = %(conversation)s THEN 1 END)
-                        AS here,
-                    COUNT(CASE WHEN {recent} THEN 1 END) AS recent
-                FROM {_table(Message)} m
-                JOIN {_table(Conversation)} c ON c.id = m.conversation_id
-                WHERE c.owner_id = %(user)s AND (({live}) OR ({recent}))
-            ) answers
-            WHERE u.id = %(user)s
-        """
-        params = {
-            "user": user_id,
-            "conversation": conversation_id,
-            "day": connection.ops.adapt_datefield_value(timezone.localdate(now)),
-            "now": dates(now),
-            "stale": dates(stale_before()),
-            "minute_ago": dates(now - timedelta(minutes=1)),
-            "streaming": Message.State.STREAMING.value,
-            "assistant": Message.Role.ASSISTANT.value,
-        }
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return Standing(active=False, used=0, quota=0, live=0, here=0, recent=0)
-        active, used, quota, live_count, here, recent_count = row
-        return Standing(
-            active=bool(active),
-            used=used or 0,
-            quota=settings.USER_DAILY_TOKENS if quota is None else quota,
-            live=live_count,
-            here=here,
-            recent=recent_count,
-        )
 
     def of_user(self, user) -> "MessageQuerySet":
         return self.filter(conversation__owner=user)
@@ -405,8 +365,9 @@ class Message(models.Model):
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
-    # What Kimi thought before answering (thinking models); never sent back to Kimi.
-    reasoning = models.TextField(blank=True)
+    # What Kimi thought before answering (thinking models); never sent back to Kimi. The
+    # parts of an answer that stream, and their fields, are declared in conversations/parts.py.
+    thinking = models.TextField(blank=True)
     # How long it thought: set when the answer began after thinking.
     thinking_seconds = models.FloatField(null=True, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.DONE)
@@ -424,8 +385,10 @@ class Message(models.Model):
     # once in the thread, on this answer.
     replaced_model = models.CharField(max_length=100, blank=True)
     # What Kimi's tools did for it, in order: {"kind": "search" | "read", "text": query or
-    # address} (conversations/tools.py), shown as they run and listed under the answer.
+    # address} (kimi/tools.py), listed under the finished answer; as shown while they ran
+    # (a part of the answer: conversations/parts.py), a line each.
     steps = models.JSONField(default=list, blank=True)
+    tool_steps = models.TextField(blank=True)
     # What went wrong, as one of kimi.ERRORS' codes (shown in the reader's language),
     # plus Kimi's own words where they help.
     error_code = models.CharField(max_length=32, blank=True)
@@ -440,7 +403,7 @@ class Message(models.Model):
     sources = models.JSONField(default=list, blank=True)
     # Set by the browser for each send, so a replayed send is taken once.
     client_id = models.CharField(max_length=64, blank=True)
-    # While it streams: the process writing it (kimichat.lifecycle.PROCESS, emptied when it
+    # While it streams: the process writing it (realtime.lifecycle.PROCESS, emptied when it
     # handed the answer over cleanly), until when (renewed every few seconds), and how many
     # times another process took it over (conversations/resume.py).
     lease_owner = models.CharField(max_length=64, blank=True)

@@ -15,23 +15,21 @@ is written anew, and the tokens the dead process was sent are counted by estimat
 
 import asyncio
 import logging
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import connection
 from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import Usage
-from conversations import context, generation
+from conversations import context, generation, parts, writer
 from conversations.models import Message, lapsed_answers, lease_until, live_answers
 from conversations.services import Answering, Exchange, web_offered
-from kimichat import catalogue, lifecycle, live, params
+from kimi import catalogue, params
+from realtime import lifecycle, live
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +37,6 @@ log = logging.getLogger(__name__)
 TAKE_AT_ONCE = 20
 # Seconds a handed-over answer may take to save before the process exits regardless.
 HAND_OVER_SAVE = 10.0
-# Of a lease, the part its writer counts on (the rest allows for clocks and delays): past
-# it with no renewal heard, the writer sends the pages nothing until one is.
-LEASE_COUNTED_ON = 0.75
-
-# Renewals have a thread (and database connection) of their own: on the thread every socket
-# shares, a busy minute would hold them up until the leases lapse under live answers.
-_renewing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leases")
 
 
 @dataclass
@@ -65,7 +56,6 @@ def keep_watch() -> None:
     loop = asyncio.get_running_loop()
     watch = _watch
     if watch is None or watch.task.done() or watch.loop is not loop:
-        generation.lease_holds_for = settings.ANSWER_LEASE * LEASE_COUNTED_ON
         _watch = _Watch(loop, loop.create_task(_watch_loop()))
         lifecycle.on_drain(drain)
 
@@ -84,32 +74,8 @@ async def _watch_loop() -> None:
 
 
 async def leases_renew() -> None:
-    """Renew the lease of every answer this process writes; one whose lease another process
-    took meanwhile (this one could not renew it in time) ends here without a word more."""
-    writing = {g.answer.pk: g for g in generation.all_running() if not g.lost}
-    if not writing:
-        return
-    since = time.monotonic()
-    held = await asyncio.get_running_loop().run_in_executor(_renewing, _renew, list(writing))
-    for pk, running in writing.items():
-        if pk in held:
-            running.lease_renewed(since)
-        else:
-            log.warning("Answer %s was taken over by another process", pk)
-            running.lose()
-
-
-def _renew(ids: list[int]) -> set[int]:
-    # A connection of its own, closed after: no broken one is kept across a database
-    # restart, and none is left open between renewals a few seconds apart.
-    try:
-        now = timezone.now()
-        mine = Message.objects.filter(pk__in=ids, lease_owner=lifecycle.PROCESS)
-        streaming = mine.filter(state=Message.State.STREAMING)
-        streaming.update(lease_expires=lease_until(), updated_at=now)
-        return set(mine.values_list("pk", flat=True))
-    finally:
-        connection.close()
+    """Renew the lease of every answer this process writes (conversations/writer.py)."""
+    await writer.leases_renew([g.writer for g in generation.all_running()])
 
 
 async def answers_take_over() -> list[generation.Generation]:
@@ -196,9 +162,9 @@ def answer_resume(*, answer: Message, writer_died: bool) -> tuple[Message, Answe
     if writer_died:
         _count_lost(answer, request.messages)
     if answer.content:
-        request.messages.append(context.partial(answer))
+        request.messages.append(parts.partial_reply(answer))
     request.model = answer.model
-    fresh = not answer.content and not answer.reasoning
+    fresh = not any(parts.texts(answer).values())
     answering = Answering(
         exchange=Exchange(conversation, None, answer, created=True),
         request=None if waiting else request,
@@ -216,7 +182,7 @@ def _count_lost(answer: Message, messages: list[dict[str, Any]]) -> None:
     """The tokens a dead process was sent for this answer, by estimate (Kimi reports them
     only at the end of a stream), into the user's ledger and onto the answer."""
     prompt = sum(catalogue.estimate_tokens(str(m["content"])) for m in messages)
-    written = catalogue.estimate_tokens(answer.content + answer.reasoning)
+    written = catalogue.estimate_tokens("".join(parts.texts(answer).values()))
     completion = max(0, written - (answer.completion_tokens or 0))
     Usage.objects.record(
         user_id=answer.conversation.owner_id,

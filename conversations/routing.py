@@ -1,17 +1,8 @@
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.urls import path, re_path
 
 from conversations.consumers import ChatConsumer
-from kimichat import live
+from realtime.consumers import NoSuchSocket
 from uploads.consumers import FilesConsumer
-
-
-class NoSuchSocket(AsyncWebsocketConsumer):
-    """Any other path: refused with a close code, as a page is with a 404."""
-
-    async def connect(self) -> None:
-        await self.close(live.CLOSE_NOT_FOUND)
-
 
 # Channels routes ASGI applications with Django's path(), which django-stubs types for views
 # alone: hence the ignores.

@@ -21,8 +21,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+import kimi
+from accounts import admission
 from accounts.models import Usage
-from conversations import context
+from conversations import context, parts
 from conversations.forms import (
     MAX_MESSAGE_CHARS,
     RETIRED,
@@ -31,7 +33,8 @@ from conversations.forms import (
     settings_form_for_message,
 )
 from conversations.models import Conversation, Message, lease_until
-from kimichat import catalogue, kimi, lifecycle, live, params
+from kimi import catalogue, params
+from realtime import lifecycle, live
 from teams.models import Team
 from uploads import references
 from uploads.models import UploadedFile
@@ -222,7 +225,7 @@ def answer_continue(*, user: User, conversation: Conversation, message_id: int) 
         )
     except context.TooLong as e:
         raise Refused(str(e)) from e
-    request.messages.append(context.partial(answer))
+    request.messages.append(parts.partial_reply(answer))
     request.model = answer.model
     answer_save(
         answer_id=answer.pk,
@@ -364,35 +367,10 @@ def generation_check(*, user: User, conversation: Conversation | None) -> None:
         raise Refused(_("KimiChat is restarting. Try again in a moment."))
     if conversation is not None and conversation.is_hidden:
         raise Refused(_("A moderator removed this conversation. It cannot be continued."))
-    standing = Message.objects.standing(user.pk, conversation.pk if conversation else None)
-    if not standing.active:
-        raise Refused(_("Your account is suspended."))
-    if standing.over_quota:
-        raise Refused(
-            _(
-                "You have used today's quota of %(quota)s tokens. It renews at midnight "
-                "(%(zone)s); an administrator can raise it."
-            )
-            % {"quota": f"{standing.quota:,}", "zone": settings.TIME_ZONE}
-        )
-    if standing.here:
-        raise Refused(_("Kimi is still answering. Wait for it or press Stop."))
-    if standing.live >= settings.USER_MAX_CONCURRENT:
-        raise Refused(
-            _(
-                "You already have %(count)s answers being written, the most at once. "
-                "Wait for one to finish."
-            )
-            % {"count": settings.USER_MAX_CONCURRENT}
-        )
-    if standing.recent >= settings.USER_MESSAGES_PER_MINUTE:
-        raise Refused(
-            _(
-                "You have asked for %(count)s answers in the last minute, the most allowed. "
-                "Please wait a moment and send again."
-            )
-            % {"count": settings.USER_MESSAGES_PER_MINUTE}
-        )
+    standing = admission.standing(user.pk, conversation.pk if conversation else None)
+    refused = admission.refusal(standing)
+    if refused is not None:
+        raise Refused(refused.message)
 
 
 def files_check(*, files: list[UploadedFile], model: str) -> None:
@@ -560,12 +538,10 @@ def answer_save(*, answer_id: int, **fields) -> None:
     Message.objects.filter(pk=answer_id).update(updated_at=timezone.now(), **fields)
 
 
-def answer_progress(*, answer_id: int, content: str, reasoning: str) -> bool:
-    """Save the text so far of an answer this process writes (about once a second), as
-    long as it holds the answer's lease: whether it did."""
-    return Message.objects.progress_save(
-        answer_id, owner=lifecycle.PROCESS, content=content, reasoning=reasoning
-    )
+def answer_progress(*, answer_id: int, texts: dict[str, str]) -> bool:
+    """Save the text so far of an answer this process writes (about once a second: `texts`,
+    each part's by its field), as long as it holds the answer's lease: whether it did."""
+    return Message.objects.progress_save(answer_id, owner=lifecycle.PROCESS, texts=texts)
 
 
 def answer_write(*, answer_id: int, **fields) -> bool:
@@ -648,9 +624,7 @@ def conversation_copy(*, conversation: Conversation, user: User) -> Conversation
                 conversation=copy,
                 parent=parent,
                 role=original.role,
-                content=original.content,
-                reasoning=original.reasoning,
-                thinking_seconds=original.thinking_seconds,
+                **parts.copied(original),
                 # An answer still being written there is, here, as far as it had come.
                 state=Message.State.INTERRUPTED if original.is_streaming else original.state,
                 model=original.model,

@@ -10,8 +10,9 @@ from accounts.models import Preferences
 from conversations import services
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
-from kimichat import catalogue, live
+from kimi import catalogue
 from kimichat.http import AuthenticatedRequest
+from realtime import live
 from teams.models import Team
 
 

@@ -14,9 +14,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from conversations import resume  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
-from kimichat import catalogue, lifecycle  # noqa: E402
-from kimichat.limits import SessionSockets  # noqa: E402
-from kimichat.origin import SameOriginValidator  # noqa: E402
+from kimi import catalogue  # noqa: E402
+from realtime import lifecycle  # noqa: E402
+from realtime.limits import SessionSockets  # noqa: E402
+from realtime.origin import SameOriginValidator  # noqa: E402
 
 # Leases renewed and lapsed answers taken over, in the background of the server's loop.
 lifecycle.on_serve(resume.keep_watch)

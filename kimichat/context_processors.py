@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from kimichat import kimi
+import kimi
 
 
 def kimi_status(request) -> dict:

@@ -20,7 +20,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from kimichat.server import CommandLineInterface
+    from realtime.server import CommandLineInterface
 
     # What is loaded by now (Django, the apps, their modules) lives as long as the process:
     # kept out of the collector's full sweeps, which otherwise paused every stream for up to

@@ -203,7 +203,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "kimichat.layers.SweepingInMemoryChannelLayer",
+            "BACKEND": "realtime.layers.SweepingInMemoryChannelLayer",
             "CONFIG": {"capacity": 1500},
         }
     }
@@ -281,7 +281,7 @@ EXTRACT_TIMEOUT = _positive("EXTRACT_TIMEOUT", env.float, 300.0)
 # Uploads larger than this are spooled to a temporary file rather than kept in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Request bodies (other than uploads, the API and the log-in pages, which have their own
-# limits) larger than this are refused with 413 before they are read (kimichat/server.py).
+# limits) larger than this are refused with 413 before they are read (realtime/server.py).
 REQUEST_MAX_BYTES = _positive("REQUEST_MAX_BYTES", env.int, 2 * 1024 * 1024 + 512 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 # A websocket whose page leaves this much of what it was sent untaken for 10 s (or four
@@ -364,6 +364,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "kimichat": {"level": "INFO"},
+        "kimi": {"level": "INFO"},
+        "realtime": {"level": "INFO"},
         "conversations": {"level": "INFO"},
         "daphne.server": {"level": "INFO"},
     },
@@ -379,7 +381,7 @@ if not 0 < PORT < 65536:
 MOONSHOT_API_KEY = _read("MOONSHOT_API_KEY", env.str, "")
 MOONSHOT_BASE_URL = _read("MOONSHOT_BASE_URL", env.url, "https://api.moonshot.cn/v1").geturl()
 # The models offered in the picker are Kimi's own (GET /v1/models), read by each server process
-# when it starts serving and again every KIMI_MODELS_REFRESH seconds (kimichat/catalogue.py).
+# when it starts serving and again every KIMI_MODELS_REFRESH seconds (kimi/catalogue.py).
 # KIMI_MODELS, when given, narrows that list to these ids, in this order; either way it is what
 # is offered while Kimi has not been reached (no key, Kimi down, KIMI_MODELS_REFRESH=0), with
 # the built-in list below as its default.

@@ -8,8 +8,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from conversations.models import Conversation, Message
-from kimichat import live
 from moderation.models import ModerationAction, Report
+from realtime import live
 
 
 def action_log(*, actor, kind: str, target, reason: str = "") -> ModerationAction:

@@ -6,9 +6,10 @@ from django.db import connections
 from django.test import Client
 from django.utils import translation
 
-from kimichat import catalogue, formulas, limits
-from kimichat import kimi as kimi_client
+import kimi as kimi_client
+from kimi import catalogue, formulas
 from kimichat.asgi import application
+from realtime import limits
 from tests.kimi_stub import LEGACY_MODELS, KimiStub
 
 ORIGIN = (b"origin", b"http://localhost")
@@ -122,7 +123,7 @@ async def connect(
     user: User | None, path: str, origin: tuple = ORIGIN, language: str = "en"
 ) -> WebsocketCommunicator:
     """A websocket through the real ASGI application, logged in as `user` by session cookie."""
-    # The browser's page is on the host the socket connects to (kimichat/origin.py).
+    # The browser's page is on the host the socket connects to (realtime/origin.py).
     headers = [origin, (b"host", b"localhost"), (b"accept-language", language.encode())]
     if user is not None:
         client = Client()

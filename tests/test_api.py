@@ -1,6 +1,7 @@
 """The OpenAI-compatible API, driven by the real `openai` SDK against a running server (Daphne
 on loopback, serving the real ASGI application) with the Kimi stub behind it."""
 
+import asyncio
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from api.models import ApiCall, ApiKey
 from conversations.models import Conversation, Message
 from kimichat.asgi import application
 from tests.kimi_stub import Script
+from tests.test_chat_socket import frames_until_final, open_chat, streamed_text
 from tests.test_settings import start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -189,6 +191,61 @@ def test_answers_at_once_count_the_pages_and_the_apis(api_server, kimi, alice, a
         time.sleep(0.01)
 
 
+def _call_left(kimi) -> None:
+    """The call a client left is closed to Kimi and in the ledger (its late write would
+    otherwise meet the next test's database)."""
+    kimi.wait_for(lambda: kimi.requests[0].closed_early)
+    deadline = time.monotonic() + 10
+    while not ApiCall.objects.filter(status=499).exists():
+        assert time.monotonic() < deadline, "the call the client left was never recorded"
+        time.sleep(0.01)
+
+
+@pytest.mark.usefixtures("close_kimi_clients")
+async def test_an_api_stream_in_flight_counts_against_the_chats_answers_at_once(
+    api_server, kimi, alice, alice_key, settings
+):
+    settings.USER_MAX_CONCURRENT = 1
+    kimi.script = Script(stall_after=1)
+    client = sdk(api_server, alice_key)
+    stream = await asyncio.to_thread(
+        client.chat.completions.create, model="moonshot-v1-8k", messages=HELLO, stream=True
+    )
+    await asyncio.to_thread(next, iter(stream))  # the API's answer is being written
+    chat = await open_chat(alice)
+    await chat.send_json_to({"message": "Hello from the page", "client_id": "c1"})
+    frame = await chat.receive_from(10)
+    assert "composer-error" in frame and "already have 1 answers being written" in frame
+    assert not await Conversation.objects.filter(owner=alice, from_api=False).aexists()
+    await chat.disconnect(timeout=10)
+    await asyncio.to_thread(stream.close)
+    await asyncio.to_thread(_call_left, kimi)
+
+
+@pytest.mark.usefixtures("close_kimi_clients")
+async def test_a_chat_answer_being_written_counts_against_the_apis_answers_at_once(
+    api_server, kimi, alice, alice_key, settings
+):
+    settings.USER_MAX_CONCURRENT = 1
+    kimi.script = Script(stall_after=1)
+    chat = await open_chat(alice)
+    await chat.send_json_to({"message": "Hello from the page", "client_id": "c1"})
+    frames = [await chat.receive_from(10)]
+    while not streamed_text(frames):
+        frames.append(await chat.receive_from(10))
+    client = sdk(api_server, alice_key)
+    with pytest.raises(openai.RateLimitError) as refused:
+        await asyncio.to_thread(
+            client.chat.completions.create, model="moonshot-v1-8k", messages=HELLO
+        )
+    assert refused.value.body["code"] == "concurrency_limit"
+    assert "already have 1 answers being written" in refused.value.body["message"]
+    assert len(kimi.requests) == 1
+    await chat.send_json_to({"action": "stop"})
+    await frames_until_final(chat)
+    await chat.disconnect(timeout=10)
+
+
 def test_a_revoked_key_stops_at_once(api_server, kimi, alice, alice_key):
     client = sdk(api_server, alice_key)
     client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
@@ -289,7 +346,7 @@ def test_kept_calls_become_conversations_marked_api(
     question, answer = conversation.messages.order_by("id")
     assert question.content == "Hello Kimi"
     assert answer.content == "Hello from the Kimi stub."
-    assert answer.reasoning == "Let me think about it."
+    assert answer.thinking == "Let me think about it."
     assert answer.state == Message.State.DONE and answer.completion_tokens > 0
     assert conversation.leaf == answer
     client.force_login(alice)

@@ -1,9 +1,9 @@
-"""The embedded channel layer (kimichat/layers.py): every frame reaches its socket, and the
+"""The embedded channel layer (realtime/layers.py): every frame reaches its socket, and the
 queues of sockets that are gone do not pile up."""
 
 import asyncio
 
-from kimichat.layers import SweepingInMemoryChannelLayer
+from realtime.layers import SweepingInMemoryChannelLayer
 
 
 async def test_frames_arrive_in_order_and_the_queues_of_gone_channels_go():

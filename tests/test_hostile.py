@@ -17,8 +17,8 @@ from django.test import AsyncClient, Client
 from PIL import Image
 
 from conversations.models import Conversation, Message
-from kimichat import live
 from kimichat.asgi import application
+from realtime import live
 from tests.conftest import ORIGIN, add_thread, connect
 from tests.test_chat_socket import frames_until_final, open_chat
 from tests.test_uploads import logged_in, refusals, upload, uploaded

@@ -46,9 +46,9 @@ async def test_kimi_thinks_first_and_the_thinking_is_kept_apart_from_the_answer(
     # folds once the answer begins ("Thought for N s").
     text = "".join(frames)
     assert text.index("greets me.") < text.index('-body">Hello')
-    assert re.search(r'id="msg-\d+-thought" hx-swap-oob="true">Thought for \d+ s', text)
+    assert re.search(r'id="msg-\d+-thinking-time" hx-swap-oob="true">Thought for \d+ s', text)
     saved = await answer(k25)
-    assert (saved.content, saved.reasoning) == ("Hello!", "The user greets me.")
+    assert (saved.content, saved.thinking) == ("Hello!", "The user greets me.")
     assert saved.thinking_seconds is not None
     # The final frame shows it folded: no "open".
     assert '<details class="thinking" aria-label="Thinking">' in frames[-1]
@@ -124,7 +124,7 @@ async def test_stop_while_kimi_thinks_keeps_what_it_thought(kimi, alice, k25):
 
     saved = await answer(k25)
     assert saved.state == "stopped" and saved.content == ""
-    assert saved.reasoning.startswith("Hmm") and saved.reasoning == thought_text(frames)
+    assert saved.thinking.startswith("Hmm") and saved.thinking == thought_text(frames)
     await sync_to_async(kimi.wait_for, thread_sensitive=False)(
         lambda: kimi.streams[-1].closed_early
     )

@@ -8,9 +8,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Lower first: an app may import the apps before it, never one after it.
-LAYERS = ["kimichat", "accounts", "teams", "uploads", "conversations", "api", "moderation"]
-# The project's wiring: the root URLconf and the ASGI application name every app.
-WIRING = {"kimichat.asgi", "kimichat.urls"}
+LAYERS = [
+    "kimichat",
+    "kimi",
+    "realtime",
+    "accounts",
+    "teams",
+    "uploads",
+    "conversations",
+    "api",
+    "moderation",
+]
+# The project's wiring: the root URLconf, the ASGI application, the server's entry point and the
+# templates' context name what they wire.
+WIRING = {"kimichat.asgi", "kimichat.urls", "kimichat.serve", "kimichat.context_processors"}
 
 
 def _modules() -> dict[str, Path]:
@@ -90,7 +101,7 @@ def test_nothing_reaches_the_live_protocol_but_through_kimichat_live():
     """Group names and event types are spelled in one module: no app builds them itself."""
     spelled = []
     for name, path in _modules().items():
-        if name == "kimichat.live":
+        if name == "realtime.live":
             continue
         text = path.read_text()
         for literal in SPELLED:
@@ -103,5 +114,5 @@ def test_the_walk_sees_the_imports_it_judges():
     """A check that finds nothing because it reads nothing would pass too."""
     graph = _graph()
     assert "conversations.services" in graph["conversations.consumers"]
-    assert "kimichat.live" in graph["moderation.services"]
+    assert "realtime.live" in graph["moderation.services"]
     assert "accounts.models" in graph["conversations.services"]

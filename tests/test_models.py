@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import translation
 
 from conversations.models import Conversation
-from kimichat import catalogue
+from kimi import catalogue
 from tests.conftest import add_thread, connect
 from tests.kimi_stub import LEGACY_MODELS, MODELS
 from tests.test_chat_socket import frames_until_final, open_chat

@@ -11,9 +11,9 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts.models import Usage
-from conversations import generation, resume
+from conversations import generation, resume, writer
 from conversations.models import Conversation, Message
-from kimichat import lifecycle
+from realtime import lifecycle
 from tests.conftest import add_thread
 from tests.test_chat_socket import (
     FINAL,
@@ -242,7 +242,7 @@ async def test_a_writer_unsure_of_its_lease_sends_nothing_until_a_renewal_says_i
         frames = [await chat.receive_from(10)]
         while not streamed_text(frames):
             frames.append(await chat.receive_from(10))
-        resume._renewing.submit(held_up.wait)  # the next renewal waits behind this
+        writer._renewing.submit(held_up.wait)  # the next renewal waits behind this
         await sync_to_async(kimi.wait_for, thread_sensitive=False)(
             lambda: kimi.streams[-1].last_chunk_at
         )
@@ -262,7 +262,7 @@ async def test_a_writer_unsure_of_its_lease_sends_nothing_until_a_renewal_says_i
     finally:
         held_up.set()
         resume._watch.task.cancel()
-        generation.lease_holds_for = None
+        writer.leases_forget()
 
 
 async def test_a_stopping_process_takes_no_new_message_and_the_page_keeps_it(

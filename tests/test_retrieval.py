@@ -10,7 +10,7 @@ from django.test import Client
 
 from conversations import context
 from conversations.models import Conversation, Message
-from kimichat import catalogue
+from kimi import catalogue
 from teams import services as teams
 from teams.models import Membership
 from tests import documents

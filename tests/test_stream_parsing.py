@@ -8,8 +8,8 @@ import json
 import openai
 import pytest
 
+import kimi
 from conversations.models import Conversation
-from kimichat import kimi
 from tests.kimi_stub import KimiStub
 from tests.test_chat_socket import answer, frames_until_final, open_chat, streamed_text
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from conversations import generation
 from conversations.models import Conversation, Message
-from kimichat import live
+from realtime import live
 from tests.conftest import add_thread
 from tests.test_chat_socket import FINAL, frames_until_final, open_chat, streamed_text
 

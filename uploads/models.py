@@ -7,7 +7,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from kimichat import catalogue, kimi
+import kimi
+from kimi import catalogue
 from teams.models import Membership
 from uploads import errors
 from uploads.kinds import Kind

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from kimichat import catalogue
+from kimi import catalogue
 from uploads.models import Passage, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese

@@ -20,7 +20,9 @@ from django.db.models import Count, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from kimichat import catalogue, kimi, live
+import kimi
+from kimi import catalogue
+from realtime import live
 from teams.models import Membership, Team
 from uploads import extract, reader, retrieval
 from uploads.errors import ExtractError

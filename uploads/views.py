@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from kimichat import kimi
+import kimi
 from kimichat.http import AuthenticatedRequest
 from teams.models import Team
 from uploads import background, services, tasks

@@ -2,8 +2,9 @@ from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
-from conversations import forms, tools
+from conversations import forms, parts
 from conversations import markdown as md
+from kimi import tools
 
 register = template.Library()
 
@@ -42,3 +43,9 @@ def step_text(step: dict) -> str:
 @register.filter
 def page_label(url: str) -> str:
     return tools.page_label(url)
+
+
+@register.simple_tag
+def streamed_parts() -> tuple[parts.Part, ...]:
+    """The parts of an answer, in the order they stream and are shown."""
+    return parts.PARTS

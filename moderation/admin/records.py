@@ -14,9 +14,9 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+import kimi
 from accounts import spend
 from accounts.models import TokenQuota, Usage
-from kimichat import kimi
 from moderation import services
 from moderation.forms import ModerationActionForm, action_reason
 from moderation.models import ModerationAction, Report

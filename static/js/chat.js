@@ -77,9 +77,11 @@
   document.body.addEventListener("htmx:wsOpen", function (event) {
     var streaming = {};
     document.querySelectorAll('#messages article[data-state="streaming"]').forEach(function (article) {
+      // Each part of the answer that streams (its thinking, its body…) is marked data-part.
       var id = article.id.slice(4);
-      streaming[id] = Array.from(article.querySelector(".body").textContent).length;
-      streaming[id + ":thinking"] = Array.from(article.querySelector(".thinking-text").textContent).length;
+      article.querySelectorAll("[data-part]").forEach(function (part) {
+        streaming[id + ":" + part.dataset.part] = Array.from(part.textContent).length;
+      });
     });
     var shown = document.querySelectorAll('#messages article[id^="msg-"]');
     var last = shown.length ? shown[shown.length - 1].id.slice(4) : null;
@@ -444,7 +446,7 @@
 
   document.body.addEventListener("htmx:oobAfterSwap", function (event) {
     var target = event.target;
-    if (target.id && /-thought$/.test(target.id)) {
+    if (target.id && /-thinking-time$/.test(target.id)) {
       var section = target.closest("details.thinking");
       if (section) { section.open = false; }
     }

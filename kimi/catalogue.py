@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import openai
 from django.conf import settings
 
-from kimichat import kimi
+import kimi
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 
-from kimichat import kimi
+import kimi
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from daphne.cli import CommandLineInterface as DaphneCommandLine
 from django.conf import settings
 from twisted.internet import defer, reactor
 
-from kimichat import lifecycle, limits
+from realtime import lifecycle, limits
 
 log = logging.getLogger(__name__)
 

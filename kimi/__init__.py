@@ -222,11 +222,6 @@ async def completion_open(
     )
 
 
-# Kimi's built-in web search (kimi-api.md §6): Kimi searches, the app hands the call back.
-WEB_SEARCH = "$web_search"
-WEB_SEARCH_TOOL = {"type": "builtin_function", "function": {"name": WEB_SEARCH}}
-
-
 @dataclass
 class Usage:
     prompt_tokens: int | None = None

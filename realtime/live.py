@@ -43,16 +43,10 @@ log = logging.getLogger(__name__)
 _outage_logged = 0.0
 
 
-# An answer streams in parts, each with its own offsets: what Kimi thinks, then the answer.
-BODY: Final = "body"
-THINKING: Final = "thinking"
-PARTS = (BODY, THINKING)
-
-
 class TokensEvent(TypedDict):
     type: Literal["chat.tokens"]
     message_id: int
-    part: str  # BODY or THINKING
+    part: str  # which part of the answer (conversations/parts.py), each with its own offsets
     start: int
     text: str
     resend: NotRequired[bool]

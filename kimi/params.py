@@ -1,10 +1,10 @@
 """What a request to Kimi carries beyond its messages, from a conversation's settings and what
 the catalogue knows of the model: sampling, thinking, effort, the cache key (docs/how-it-works.md,
-"Kimi today"). Tools are added by the answer's rounds (conversations/tools.py)."""
+"Kimi today"). Tools are added by the answer's rounds (kimi/tools.py)."""
 
 from typing import Any
 
-from kimichat import catalogue
+from kimi import catalogue
 
 DISABLED = {"thinking": {"type": "disabled"}}
 
@@ -40,7 +40,7 @@ def cache_key(conversation_id: int) -> str:
 
 def continue_params(conversation: Any, model: str) -> dict[str, Any]:
     """Going on from an answer's words (partial mode): as the answer was asked; the
-    reasoning so far goes with the words (services.answer_continue)."""
+    thinking so far goes beside the words (parts.partial_reply)."""
     return request_params(conversation, model)
 
 
