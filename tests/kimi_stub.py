@@ -647,6 +647,8 @@ class KimiStub:
             "requests": len(self.requests),
             "closed_early": sum(r.closed_early for r in self.requests),
             # By question: its first and last words, and its first thought.
+            # What Kimi counted for each request, in order (cached tokens included).
+            "usage": [r.usage for r in self.requests],
             "chunks": {
                 _last_user_text(r.body): [r.first_chunk_at, r.last_chunk_at, r.first_thought_at]
                 for r in self.requests
