@@ -39,7 +39,7 @@ def seed_document() -> None:
         for i in range(1, 300)
     )
     UploadedFile.objects.create(
-        owner=User.objects.order_by("id").first(),
+        owner=User.objects.order_by("id")[0],
         name=DOCUMENT,
         size=len(text),
         sha256="0" * 64,
