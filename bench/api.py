@@ -104,7 +104,7 @@ async def api_ttft(server: Server, stub_url: str) -> list[float]:
     added = []
     async with aiohttp.ClientSession() as session:
         for i in range(MESSAGES):
-            stream = await api_stream(session, server, key, f"api-ttft-{i}", "moonshot-v1-8k")
+            stream = await api_stream(session, server, key, f"api-ttft-{i}", "kimi-k2.6")
             assert stream.first_token_at is not None, stream.error
             first_word = (await stub_stats(stub_url))["chunks"][stream.marker][0]
             added.append((stream.first_token_at - first_word) * 1000)
@@ -118,7 +118,7 @@ async def api_level(server: Server, stub_url: str, key: str, level: int) -> dict
         cpu_before = cpu_seconds(server.pid)
         streams = await asyncio.gather(
             *(
-                api_stream(session, server, key, f"api-{level}-{i}", "moonshot-v1-8k")
+                api_stream(session, server, key, f"api-{level}-{i}", "kimi-k2.6")
                 for i in range(level)
             ),
             return_exceptions=True,

@@ -20,7 +20,7 @@ from django.urls import path  # noqa: E402
 import kimi  # noqa: E402
 
 # The model the conversations of the run use (a thinking one: reasoning, then content).
-MODEL = os.environ.get("BENCH_MODEL", "moonshot-v1-8k")
+MODEL = os.environ.get("BENCH_MODEL", "kimi-k2.6")
 
 
 class BareRelay(AsyncJsonWebsocketConsumer):

@@ -14,7 +14,7 @@ Issue 17's goals: 200 at once with the first token p50 ≤ 100 ms and p99 ≤ 25
 budget) when no token is lost and the p99 added is ≤ 100 ms for the first token and ≤ 250 ms
 for the last.
 
-`--thinking`: a thinking model (kimi-k2.5): 50 thoughts stream before the 200 words, relayed
+`--thinking`: a thinking model (kimi-k2.6): 50 thoughts stream before the 200 words, relayed
 by both apps; the figures stay those of the answer's words.
 """
 
@@ -42,7 +42,7 @@ from bench.harness import (
 
 TOKENS, RATE = 200, 50.0
 THINKING = "--thinking" in sys.argv
-REASONING, MODEL = (50, "kimi-k2.5") if THINKING else (0, "moonshot-v1-8k")
+REASONING, MODEL = (50, "kimi-k2.6") if THINKING else (0, "kimi-k2.6")
 LEVELS = [int(n) for n in sys.argv[1:] if n.isdigit()] or [100, 200, 500]
 KIMICHAT, RELAY = "KimiChat", "bare relay"
 APPS = {KIMICHAT: "kimichat.asgi:application", RELAY: "bench.bare_relay:application"}

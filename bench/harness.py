@@ -79,7 +79,7 @@ async def stub_stats(stub_url: str) -> dict:
         return await r.json()
 
 
-def django_env(db_path: Path, stub_url: str, model: str = "moonshot-v1-8k") -> dict:
+def django_env(db_path: Path, stub_url: str, model: str = "kimi-k2.6") -> dict:
     return {
         **os.environ,
         "BENCH_MODEL": model,
@@ -112,7 +112,7 @@ def daphne(
     *,
     users: int,
     app: str = "kimichat.asgi:application",
-    model: str = "moonshot-v1-8k",
+    model: str = "kimi-k2.6",
 ):
     """Daphne serving `app` on a fresh SQLite database, with `users` users, each logged in
     with one conversation with `model`."""

@@ -123,7 +123,7 @@ def seed() -> None:
             parent=question,
             role="assistant",
             content=f"Version {n}. " + "All work and no play. " * (ANSWER_CHARS // 22),
-            model="moonshot-v1-8k",
+            model="kimi-k2.6",
             state="done",
         )
         for n in (1, 2)

@@ -33,7 +33,7 @@ def main() -> None:
         cookies.append(f"sessionid={session.session_key}")
         conversations.append(
             Conversation.objects.create(
-                owner=user, model=os.environ.get("BENCH_MODEL", "moonshot-v1-8k")
+                owner=user, model=os.environ.get("BENCH_MODEL", "kimi-k2.6")
             ).pk
         )
     print(json.dumps({"cookies": cookies, "conversations": conversations}))

@@ -37,14 +37,14 @@ def main() -> None:
     print(
         f"Added time to first token over {MESSAGES} sequential messages (ms; budget: median ≤ 5):"
     )
-    report("answer, moonshot-v1-8k", added)
+    report("answer, kimi-k2.6", added)
     with (
         stub(tokens=20, rate=200, reasoning=20) as stub_url,
-        daphne(stub_url, users=1, model="kimi-k2.5") as server,
+        daphne(stub_url, users=1, model="kimi-k2.6") as server,
     ):
         added, thought = asyncio.run(measure(server, stub_url))
-    report("first thought, kimi-k2.5", thought)
-    report("answer after thinking, kimi-k2.5", added)
+    report("first thought, kimi-k2.6", thought)
+    report("answer after thinking, kimi-k2.6", added)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from conversations.parts import BODY, BY_NAME, PARTS
 from conversations.services import Answering, Refused
 from realtime import limits, live
 from teams.models import Team
+from uploads import references
 from uploads.consumers import FileStatusConsumer
 
 MAX_SYNC_MESSAGES = 10
@@ -358,7 +359,7 @@ def _ids(content: dict) -> list[int]:
     """The ids of the files attached in the composer."""
     files = content.get("files", [])
     files = files if isinstance(files, list) else [files]
-    ids = [_id(value) for value in files[:MAX_ATTACHED]]
+    ids = [_id(references.plain_id(value)) for value in files[:MAX_ATTACHED]]
     return [i for i in ids if i is not None]
 
 

@@ -22,7 +22,7 @@ PASSAGES_SHARE = 0.75
 
 @dataclass
 class Request:
-    model: str  # the model to call: moonshot-v1-auto is resolved to 8k, 32k or 128k here
+    model: str  # the model to call
     messages: list[dict]
     trimmed: int  # how many of the oldest messages were left out to fit
     # Where the passages sent came from, when documents were too long to send whole.
@@ -93,25 +93,32 @@ def fit(
     """Keep the request and the answer's max tokens within the model's window: the oldest
     turns are left out first; the system prompt, the documents and the last turn (the
     question) always go. Documents too long to go whole are replaced by their passages most
-    relevant to the question."""
+    relevant to the question.
+
+    What comes before the question is what earlier requests sent, byte for byte, so that Kimi
+    serves it from its prefix cache: the system prompt and whole documents lead, in the order
+    they were first referred to; passages picked for this question go just before it, never
+    ahead of the history."""
     system = []
     if conversation.system_prompt.strip():
         system = [{"role": "system", "content": conversation.system_prompt}]
-    tiers = _tiers(conversation.model)
-    model, window = tiers[-1]
+    model = conversation.model
+    window = catalogue.context_window(model)
     budget = window - catalogue.answer_reserve(model, conversation.max_tokens)
     base = sum(_cost(m) for m in system) + _cost(turns[-1]) + REPLY_PRIMING
     papers = [{"role": "system", "content": _document(f)} for f in documents]
     sources: list[dict] = []
+    picked: list[dict] = []  # passages picked for this question
     if papers and base + sum(_cost(m) for m in papers) > budget and budget > base:
         query = re.sub(r"@\S+", " ", turns[-1]["content"])
         room = int((budget - base) * PASSAGES_SHARE)
         selection = retrieval.select(files=list(documents), query=query, tokens=room)
         if selection is not None:
-            papers, sources = [{"role": "system", "content": selection.text}], selection.sources
+            papers, sources = [], selection.sources
+            picked = [{"role": "system", "content": selection.text}]
     system += papers
     costs = [_cost(m) for m in system + turns]
-    fixed = sum(costs[: len(system)]) + costs[-1] + REPLY_PRIMING
+    fixed = sum(costs[: len(system)]) + costs[-1] + REPLY_PRIMING + sum(map(_cost, picked))
     older = costs[len(system) : -1]
 
     if fixed > budget:
@@ -142,11 +149,9 @@ def fit(
     while start < len(older) and turns[start]["role"] == Message.Role.ASSISTANT:
         total -= older[start]
         start += 1
-    for model, window in tiers:
-        if total + catalogue.answer_reserve(model, conversation.max_tokens) <= window:
-            break
     sees = catalogue.accepts_images(model)
     messages = system + [_message(turn, sees) for turn in turns[start:]]
+    messages[-1:-1] = picked
     return Request(model=model, messages=messages, trimmed=start, sources=sources)
 
 
@@ -176,9 +181,3 @@ def _data_url(file: UploadedFile) -> str:
     with file.file.open("rb") as f:
         data = base64.b64encode(f.read()).decode("ascii")
     return f"data:{file.content_type};base64,{data}"
-
-
-def _tiers(model: str) -> list[tuple[str, int]]:
-    if model == catalogue.AUTO_MODEL:
-        return catalogue.AUTO_TIERS
-    return [(model, catalogue.context_window(model))]

@@ -81,16 +81,18 @@ class ConversationSettingsForm(forms.ModelForm):
             "stop",
             "thinking",
             "web_search",
+            "reasoning_effort",
         ]
         labels = {
             "system_prompt": _("System prompt"),
             "thinking": _("Thinking"),
             "web_search": _("Web search"),
+            "reasoning_effort": _("Effort"),
         }
         widgets = {"system_prompt": forms.Textarea(attrs={"rows": 3})}
 
     # Shown in the composer's bar rather than in the Settings panel.
-    composer_fields = ["model", "thinking", "web_search"]
+    composer_fields = ["model", "reasoning_effort", "thinking", "web_search"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -110,10 +112,27 @@ SWITCHES = ["thinking", "web_search"]
 
 
 def thinking_modes(form: ConversationSettingsForm) -> str:
-    """Whether each model offered thinks ("always", "optional", "never"), for the page to
-    show the Thinking switch as it applies to the model picked."""
+    """What each model offered does of its own, for the page to show the settings as they
+    apply to the model picked: whether it thinks ("always", "optional", "never"), whether
+    it takes an effort, and whether its sampling is fixed."""
     choices = cast(list[tuple[str, str]], cast(forms.ChoiceField, form.fields["model"]).choices)
-    return json.dumps({model: catalogue.thinking(model) for model, _label in choices})
+    return json.dumps(
+        {
+            model: {
+                "thinking": catalogue.thinking(model),
+                "effort": catalogue.takes_effort(model),
+                "fixed": catalogue.fixed_sampling(model),
+            }
+            for model, _label in choices
+        }
+    )
+
+
+def retired_model(conversation: Conversation | None) -> str:
+    """The conversation's model where Kimi offers it no more ("" otherwise): a message
+    sent without picking another goes on with the default model (`settings_form_for_message`)."""
+    model = conversation.model if conversation is not None else ""
+    return model if model and not catalogue.is_offered(model) else ""
 
 
 def settings_form_for_message(
@@ -129,7 +148,10 @@ def settings_form_for_message(
         "max_tokens": conversation.max_tokens,
         "stop": "\n".join(conversation.stop),
     }
+    data["reasoning_effort"] = conversation.reasoning_effort
     data.update({name: content[name] for name in data if name in content})
+    if data["model"] == retired_model(conversation):
+        data["model"] = catalogue.default_model()  # it goes on, with the model Kimi offers
     for name in SWITCHES:
         if "switches" in content:
             data[name] = bool(content.get(name))

@@ -143,6 +143,7 @@ class Generation:
         reader, writer = self.reader, self.writer
         texts = self.publisher.saved()
         fields.update(texts, thinking_seconds=reader.thinking_time(), searches=reader.tool_calls)
+        fields["steps"] = reader.steps
         if reader.spent.get("counted"):
             fields.update(writer.tokens(reader.spent))
         written = "".join(text[writer.carried_text.get(name, 0) :] for name, text in texts.items())
@@ -249,6 +250,7 @@ def generation_start(*, answering: Answering, user_id: int, resumed: bool = Fals
         answering.params,
         publisher=publisher,
         writer=writer,
+        web=answering.web,
     )
     generation = Generation(
         conversation_id=conversation_id,

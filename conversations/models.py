@@ -62,6 +62,14 @@ class ConversationQuerySet(models.QuerySet):
         return conversations.annotate(found=Subquery(first.order_by("id").values("content")[:1]))
 
 
+class Effort(models.TextChoices):
+    """kimi-k3's `reasoning_effort`, as the Effort control offers it."""
+
+    LOW = "low", _("Low")
+    HIGH = "high", _("High")
+    MAX = "max", _("Max")
+
+
 class Conversation(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.CASCADE, related_name="conversations"
@@ -80,6 +88,10 @@ class Conversation(models.Model):
     # not) and its built-in web search.
     thinking = models.BooleanField(_("thinking"), default=True)
     web_search = models.BooleanField(_("web search"), default=False)
+    # How hard a model that takes it (kimi-k3) reasons: Kimi's default is its most.
+    reasoning_effort = models.CharField(
+        _("effort"), max_length=8, choices=Effort.choices, default=Effort.MAX
+    )
     # The last message of the versions shown; the thread is the path up from it.
     leaf = models.ForeignKey("Message", models.SET_NULL, null=True, blank=True, related_name="+")
     # Set when a moderator removes it: the owner sees a notice instead of the text, and it
@@ -367,6 +379,16 @@ class Message(models.Model):
     cached_tokens = models.PositiveIntegerField(null=True, blank=True)
     # Web searches Kimi ran for this answer (each billed by Kimi).
     searches = models.PositiveSmallIntegerField(default=0)
+    # The effort it was asked to reason with (models that take one), shown on the answer.
+    reasoning_effort = models.CharField(max_length=8, blank=True)
+    # The conversation's model, retired, that this answer replaced with the default: said
+    # once in the thread, on this answer.
+    replaced_model = models.CharField(max_length=100, blank=True)
+    # What Kimi's tools did for it, in order: {"kind": "search" | "read", "text": query or
+    # address} (kimi/tools.py), listed under the finished answer; as shown while they ran
+    # (a part of the answer: conversations/parts.py), a line each.
+    steps = models.JSONField(default=list, blank=True)
+    tool_steps = models.TextField(blank=True)
     # What went wrong, as one of kimi.ERRORS' codes (shown in the reader's language),
     # plus Kimi's own words where they help.
     error_code = models.CharField(max_length=32, blank=True)
@@ -415,6 +437,21 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk}"
+
+    @property
+    def searched_queries(self) -> list[str]:
+        return [step["text"] for step in self.steps if step.get("kind") == "search"]
+
+    @property
+    def pages_read(self) -> list[str]:
+        """The pages Kimi read for it (web addresses only), each once."""
+        urls = [step["text"] for step in self.steps if step.get("kind") == "read"]
+        return list(dict.fromkeys(u for u in urls if u.startswith(("https://", "http://"))))
+
+    @property
+    def effort_label(self) -> str:
+        """The effort it was asked for, in the reader's language."""
+        return str(Effort(self.reasoning_effort).label) if self.reasoning_effort else ""
 
     @property
     def dom_id(self) -> str:

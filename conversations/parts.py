@@ -10,6 +10,8 @@ adding a part is one entry here, its field on Message (with a migration) and its
 from dataclasses import dataclass
 from typing import Any, Final
 
+from kimi import catalogue
+
 
 @dataclass(frozen=True)
 class Part:
@@ -22,7 +24,8 @@ class Part:
     delta: str
     also: tuple[str, ...] = ()
     # Handed back to Kimi, in partial mode, as the start of its reply when the answer goes
-    # on (Continue, a takeover): only the answer is; Kimi never reads its own thinking back.
+    # on (Continue, a takeover): only the answer is (its thinking goes beside it, as
+    # `reasoning_content`: partial_reply).
     goes_on: bool = False
 
     @property
@@ -38,9 +41,12 @@ THINKING: Final = Part(
     "thinking", field="thinking", delta="reasoning_content", also=("thinking_seconds",)
 )
 BODY: Final = Part("body", field="content", delta="content", goes_on=True)
+# What Kimi's tools do ("Searching: …", "Reading: …"), a line each: written by the tool round
+# (conversations/reader.py), not by Kimi's stream.
+STEPS: Final = Part("steps", field="tool_steps", delta="")
 
 # In the order they stream, are sent and are shown: what Kimi thinks comes first.
-PARTS: Final = (THINKING, BODY)
+PARTS: Final = (THINKING, STEPS, BODY)
 BY_NAME: Final = {part.name: part for part in PARTS}
 
 
@@ -55,6 +61,11 @@ def copied(message: Any) -> dict[str, Any]:
 
 
 def partial_reply(message: Any) -> dict[str, Any]:
-    """The answer so far as the start of Kimi's reply (Kimi's partial mode), to go on from."""
+    """The answer so far as the start of Kimi's reply (Kimi's partial mode), to go on from;
+    on a model that thinks, with what it thought before those words (Kimi goes on from both:
+    a thinking model is asked to have them together)."""
     text = "".join(getattr(message, part.field) for part in PARTS if part.goes_on)
-    return {"role": "assistant", "content": text, "partial": True}
+    reply: dict[str, Any] = {"role": "assistant", "content": text, "partial": True}
+    if message.thinking and catalogue.thinking(message.model) != "never":
+        reply["reasoning_content"] = message.thinking
+    return reply

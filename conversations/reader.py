@@ -1,7 +1,7 @@
 """Kimi's side of one answer: its rounds. A round opens a stream (with retries, kimi's),
 reads its chunks into the parts of the answer (conversations/parts.py), and joins the tool
 calls Kimi asks for; a tool round answers them (kimi/tools.py) and asks again, up to
-KIMI_SEARCH_ROUNDS rounds. The reader counts the tokens Kimi says it spent and how long it
+tools.MAX_ROUNDS rounds. The reader counts the tokens Kimi says it spent and how long it
 thought; what it reads goes to the publisher (the pages) and the writer (the saves)."""
 
 import time
@@ -12,10 +12,11 @@ from django.utils.translation import gettext as _
 
 import kimi
 from conversations.models import Message
-from conversations.parts import BODY, PARTS, THINKING
+from conversations.parts import BODY, PARTS, STEPS, THINKING
 from conversations.publisher import Publisher
 from conversations.writer import Writer
 from kimi import catalogue, tools
+from kimi.params import DISABLED
 
 
 class Reader:
@@ -29,27 +30,39 @@ class Reader:
         *,
         publisher: Publisher,
         writer: Writer,
+        web: bool = False,
     ) -> None:
         self.answer = answer
         self.messages = messages  # the request; built once the files waited for are read
         self.params = params
         self.publisher = publisher
         self.writer = writer
+        self.web = web  # "Web search" on: Kimi may search and read pages (kimi/tools.py)
         self.reached_upstream = False  # Kimi took the request: its tokens count as spent
-        self.tool_calls = 0  # calls answered, over every round (each web search is billed)
+        # Searches Kimi ran (each billed), and what its tools did, over every round (an
+        # answer that goes on carries them on).
+        self.tool_calls = answer.searches
+        self.steps: list[dict] = list(answer.steps)
         # Tokens Kimi counted for this answer's requests (each round adds up).
         self.spent: dict[str, int] = {}
         self.thinking_since: float | None = None  # when the first thought came
         self.thinking_seconds: float | None = None  # how long it thought, once it answered
 
     async def rounds(self) -> dict[str, Any]:
-        """Stream the answer to its end, through any tool rounds: how it ended, as fields of
-        the answer (its state, finish reason, error)."""
+        """Stream the answer to its end, through any tool rounds (up to tools.MAX_ROUNDS):
+        how it ended, as fields of the answer (its state, finish reason, error)."""
         fields: dict[str, Any] = {}
         messages, params = list(self.messages), dict(self.params)
-        for round_ in range(settings.KIMI_SEARCH_ROUNDS + 1):
-            if round_ == settings.KIMI_SEARCH_ROUNDS:
-                params.pop("tools", None)  # enough tool rounds: now it answers
+        declared = await tools.offered(self.answer.model) if self.web else None
+        if declared:
+            params["tools"] = declared
+            if declared == [tools.WEB_SEARCH_TOOL] and catalogue.thinking(self.answer.model) == (
+                "optional"
+            ):
+                params["extra_body"] = DISABLED  # Kimi's guides never think with $web_search
+        for round_ in range(tools.MAX_ROUNDS + 1):
+            if round_ == tools.MAX_ROUNDS:
+                params["tool_choice"] = "none"  # enough tool rounds: now it answers
             stream = await kimi.stream_open(
                 model=self.answer.model, messages=messages, params=params, on_retry=self._retrying
             )
@@ -61,21 +74,30 @@ class Reader:
             finally:
                 # Closes the HTTP response, so Kimi stops generating (and billing) at once.
                 await stream.close()
-            if fields.get("finish_reason") != "tool_calls" or not calls:
+            if fields.get("finish_reason") != "tool_calls" or not calls or not declared:
                 break
-            messages += await self.tool_round(calls, thinking)
+            last = round_ == tools.MAX_ROUNDS - 1
+            messages += await self.tool_round(calls, thinking, last=last)
         if fields.get("finish_reason") in ("stop", "length"):
             fields["state"] = Message.State.DONE
         else:
             fields.update(state=Message.State.ERROR, error_code="cut_off")
         return fields
 
-    async def tool_round(self, calls: list[tools.ToolCall], thinking: str) -> list[dict[str, Any]]:
-        """Answer the calls Kimi asked for (the page says what it waits for meanwhile): the
-        messages that hand Kimi its turn and the results back."""
-        await self.publisher.status(tools.status(calls))
-        self.tool_calls += len(calls)
-        results = [await tools.run(call) for call in calls]
+    async def tool_round(
+        self, calls: list[tools.ToolCall], thinking: str, *, last: bool = False
+    ) -> list[dict[str, Any]]:
+        """Answer the calls Kimi asked for, each step shown as it goes ("Searching: …",
+        "Reading: …", a part of the answer: saved, and caught up with, like its thinking):
+        the messages that hand Kimi its turn and the results back."""
+        steps = [step for step in map(tools.step, calls) if step is not None]
+        self.steps += steps
+        self.tool_calls += sum(step["kind"] == "search" for step in steps)
+        for step in steps:
+            self.publisher.received(STEPS.name, tools.step_text(step) + "\n")
+        if steps:
+            await self.publisher.status(tools.step_text(steps[-1]))
+        results = await tools.run_all(calls, last=last)
         return tools.turn(calls, results, thinking)
 
     async def _stream(

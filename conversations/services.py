@@ -29,6 +29,7 @@ from conversations.forms import (
     MAX_MESSAGE_CHARS,
     RETIRED,
     first_error,
+    retired_model,
     settings_form_for_message,
 )
 from conversations.models import Conversation, Message, lease_until
@@ -58,6 +59,7 @@ class Answering:
     waiting: list[UploadedFile]  # those files
     params: dict[str, Any]  # sampling parameters from the conversation's settings
     title_wanted: bool  # the first answer of a chat not named by its owner
+    web: bool = False  # "Web search" on: Kimi may search and read pages
     # When (time.monotonic()) its lease was taken, or a moment after: it holds from then on
     # for ANSWER_LEASE seconds, unless renewed (conversations/resume.py).
     leased_at: float = field(default_factory=time.monotonic)
@@ -95,6 +97,7 @@ def answer_request(
     thread = conversation.thread() if conversation else None
     if thread is not None and client_id in thread.client_ids:
         return None  # a replayed send: the first one is being answered
+    retired = retired_model(conversation)
     form = settings_form_for_message(options or {}, conversation or Conversation(owner=user))
     if not form.is_valid():
         raise Refused(first_error(form))
@@ -115,6 +118,7 @@ def answer_request(
         client_id=client_id,
         parent_id=leaf,
         files=files,
+        replaced_model=_replaced(retired, form.instance.model),
         **_answer_fields(request, form.instance.model),
     )
     if not exchange.created:
@@ -135,6 +139,7 @@ def answer_regenerate(
     if answer is None or answer.parent is None:
         return None
     question = answer.parent
+    retired = retired_model(conversation)
     _settings_save(conversation, options)
     generation_check(user=user, conversation=conversation)
     files = list(question.files.all())
@@ -146,6 +151,7 @@ def answer_regenerate(
     exchange = answer_create(
         conversation=conversation,
         question=question,
+        replaced_model=_replaced(retired, conversation.model),
         **_answer_fields(request, conversation.model),
     )
     return _answering(exchange, request, waiting)
@@ -168,6 +174,7 @@ def question_edit(
     conversation, question = _changing(conversation, message_id, Message.Role.USER)
     if question is None or exchange_replayed(conversation=conversation, client_id=client_id):
         return None
+    retired = retired_model(conversation)
     _settings_save(conversation, options)
     generation_check(user=user, conversation=conversation)
     # The edited question keeps the files it had (in a copy of a shared conversation, files
@@ -192,6 +199,7 @@ def question_edit(
         client_id=client_id,
         parent_id=question.parent_id,
         files=files,
+        replaced_model=_replaced(retired, conversation.model),
         **_answer_fields(request, conversation.model),
     )
     if not exchange.created:
@@ -235,6 +243,7 @@ def answer_continue(*, user: User, conversation: Conversation, message_id: int) 
         waiting=[],
         params=params.continue_params(conversation, answer.model),
         title_wanted=False,
+        web=web_offered(conversation),
     )
 
 
@@ -321,6 +330,16 @@ def _answer_fields(request: context.Request | None, model: str) -> dict[str, Any
     return {"model": request.model, "context_trimmed": request.trimmed, "sources": request.sources}
 
 
+def web_offered(conversation: Conversation) -> bool:
+    """Whether an answer in the conversation may search the web and read pages."""
+    return conversation.web_search and settings.KIMI_WEB_SEARCH
+
+
+def _replaced(retired: str, model: str) -> str:
+    """The retired model a conversation goes on without (the thread says so, once)."""
+    return retired if retired and model != retired else ""
+
+
 def _answering(
     exchange: Exchange, request: context.Request | None, waiting: list[UploadedFile]
 ) -> Answering:
@@ -330,6 +349,7 @@ def _answering(
         request=request,
         waiting=waiting,
         params=params.request_params(conversation, exchange.answer.model),
+        web=web_offered(conversation),
         title_wanted=(
             settings.KIMI_AUTO_TITLE
             and question is not None
@@ -410,6 +430,7 @@ def exchange_create(
     context_trimmed: int = 0,
     files: Sequence[UploadedFile] = (),
     sources: Sequence[dict] = (),
+    replaced_model: str = "",
 ) -> Exchange:
     """Save the user's message (after `parent_id`, referring to `files`) and an empty
     streaming answer, creating the conversation if new. A few inserts in one transaction:
@@ -433,7 +454,9 @@ def exchange_create(
             )
             if files:
                 question.files.set(files)
-            answer = _answer_create(conversation, question, model, context_trimmed, sources)
+            answer = _answer_create(
+                conversation, question, model, context_trimmed, sources, replaced_model
+            )
     except IntegrityError:
         # A concurrent replay of the same send won the race (in a conversation that exists).
         if conversation is None:
@@ -452,10 +475,13 @@ def answer_create(
     model: str,
     context_trimmed: int = 0,
     sources: Sequence[dict] = (),
+    replaced_model: str = "",
 ) -> Exchange:
     """A new version of the answer to `question` (Regenerate, Retry); the old ones stay."""
     with transaction.atomic():
-        answer = _answer_create(conversation, question, model, context_trimmed, sources)
+        answer = _answer_create(
+            conversation, question, model, context_trimmed, sources, replaced_model
+        )
     return Exchange(conversation, None, answer, created=True)
 
 
@@ -465,13 +491,17 @@ def _answer_create(
     model: str,
     context_trimmed: int,
     sources: Sequence[dict],
+    replaced_model: str = "",
 ) -> Message:
+    takes_effort = catalogue.takes_effort(model)
     answer = Message.objects.create(
         conversation=conversation,
         parent=question,
         role=Message.Role.ASSISTANT,
         state=Message.State.STREAMING,
         model=model,
+        reasoning_effort=conversation.reasoning_effort if takes_effort else "",
+        replaced_model=replaced_model,
         context_trimmed=context_trimmed,
         sources=list(sources),
         # Written by this process, which renews the lease while it writes (resume.py).

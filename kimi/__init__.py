@@ -240,13 +240,20 @@ def chunk_usage(chunk: Chunk) -> Usage | None:
 
 
 def usage_of(counted: dict[str, Any]) -> Usage:
-    """Kimi's `usage` object; a count that is not a number is taken as not given."""
+    """Kimi's `usage` object; a count that is not a number is taken as not given. Cached
+    tokens are Kimi's own top-level field, else OpenAI's `prompt_tokens_details`."""
 
     def count(name: str) -> int | None:
         value = counted.get(name)
         return value if isinstance(value, int) else None
 
-    return Usage(count("prompt_tokens"), count("completion_tokens"), count("cached_tokens"))
+    cached = count("cached_tokens")
+    details = counted.get("prompt_tokens_details")
+    if cached is None and isinstance(details, dict):
+        # Where OpenAI puts it; some of Kimi's responses carry it there too (or only there).
+        value = details.get("cached_tokens")
+        cached = value if isinstance(value, int) else None
+    return Usage(count("prompt_tokens"), count("completion_tokens"), cached)
 
 
 # What can go wrong, by code; the text is looked up when shown, in the reader's language.

@@ -24,18 +24,9 @@ import kimi
 
 log = logging.getLogger(__name__)
 
-# Context windows in tokens (kimi-api.md). moonshot-v1-auto routes to 8k/32k/128k by size.
-CONTEXT_WINDOWS = {
-    "moonshot-v1-8k": 8192,
-    "moonshot-v1-32k": 32768,
-    "moonshot-v1-128k": 131072,
-    "moonshot-v1-auto": 131072,
-    "kimi-k2-0711-preview": 131072,
-    "kimi-latest": 131072,
-    "kimi-k3": 1048576,
-}
-AUTO_MODEL = "moonshot-v1-auto"
-AUTO_TIERS = [("moonshot-v1-8k", 8192), ("moonshot-v1-32k", 32768), ("moonshot-v1-128k", 131072)]
+# Context windows in tokens of today's models, for while Kimi has not been read (kimi-k3's
+# 1M; the kimi-k2 family's 256k). What Kimi's /v1/models says wins.
+CONTEXT_WINDOWS = {"kimi-k3": 1048576}
 
 
 def context_window(model: str) -> int:
@@ -46,20 +37,16 @@ def context_window(model: str) -> int:
     described = kimi_says(model)
     if described is not None and described.context_length:
         return described.context_length
-    if model in CONTEXT_WINDOWS:
-        return CONTEXT_WINDOWS[model]
-    for suffix, window in (("-8k", 8192), ("-32k", 32768), ("-128k", 131072)):
-        if suffix + "-" in model + "-":
+    for prefix, window in CONTEXT_WINDOWS.items():
+        if model.startswith(prefix):
             return window
-    if model.startswith(("kimi-k2", "kimi-k3")):
-        return 262144
-    return 131072
+    return 262144
 
 
 IMAGE_TOKENS = 1024  # what Kimi's help centre gives for one image (kimi-api.md §6)
 
 # Models that take images in a message (kimi-api.md §1, §6).
-VISION_PREFIXES = ("kimi-k2.5", "kimi-k2.6", "kimi-k3", "kimi-latest", "kimi-thinking-preview")
+VISION_PREFIXES = ("kimi-k2.5", "kimi-k2.6", "kimi-k3")
 
 
 def accepts_images(model: str) -> bool:
@@ -88,11 +75,14 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(cjk / 1.5 + (len(text) - cjk) / 3) + MESSAGE_OVERHEAD
 
 
-# Thinking (kimi-api.md §2): Kimi says which models think (supports_reasoning); without it, the
-# k2 thinking models do. Which of them can be told not to is known by name only: k2.5 and k2.6
-# think unless the request turns it off, the others always do.
-ALWAYS_THINKS = ("kimi-k2-thinking", "kimi-thinking-preview")
-MAY_THINK = ("kimi-k2.5", "kimi-k2.6")
+# Thinking: Kimi says which models think (supports_reasoning); without it, today's models do.
+# Which of them can be told not to is known by name only: kimi-k2.6 (and the retired k2.5)
+# think unless the request turns it off; kimi-k3 always does.
+ALWAYS_THINKS = ("kimi-k3", "kimi-k2-thinking")
+MAY_THINK = ("kimi-k2.6", "kimi-k2.5")
+# Models that take `reasoning_effort` (low/high/max, Kimi's default max) and fix their
+# sampling: temperature 1, top_p 0.95, n 1 (any other value is refused).
+TAKES_EFFORT = ("kimi-k3",)
 
 
 def thinking(model: str) -> str:
@@ -106,9 +96,13 @@ def thinking(model: str) -> str:
     return "optional" if model.startswith(MAY_THINK) else "always"
 
 
+def takes_effort(model: str) -> bool:
+    return model.startswith(TAKES_EFFORT)
+
+
 def fixed_sampling(model: str) -> bool:
-    """Kimi refuses a temperature or top_p of the request's own for these (kimi-api.md §2)."""
-    return model.startswith(MAY_THINK)
+    """Kimi refuses a temperature, top_p or n of the request's own for these."""
+    return model.startswith(MAY_THINK + TAKES_EFFORT)
 
 
 # The models offered, as read from Kimi.

@@ -1,22 +1,40 @@
-"""Kimi's tool calls, one round at a time: the calls a stream asks for, joined from the
-pieces it sends; what each call gives back; and the turn that hands them back to Kimi.
+"""Kimi's tool calls, one round at a time: which tools "Web search" declares, the calls a
+stream asks for (joined from the pieces it sends), what each call gives back, and the turn
+that hands them back to Kimi (docs/how-it-works.md, "Kimi today").
 
 A round: Kimi's stream ends with finish_reason "tool_calls"; every call is answered (`run`),
-then Kimi is asked again with its own turn and the results (`turn`). Which tools a request
-offers is the request parameters' (kimi/params.py). Today the one tool is Kimi's built-in web
-search, which Kimi runs itself: its call goes back unchanged. Another tool is an entry in
-RUNNERS (how its call is answered) and in STATUS (what the page says meanwhile)."""
+then Kimi is asked again with its own turn and the results (`turn`). Kimi's official tools
+(kimi/formulas.py: web_search and fetch) run as fibers, their output handed back verbatim,
+with thinking on; a call that fails is answered UNAVAILABLE, so Kimi still answers. Where Kimi
+has no formulas, models that still serve the legacy `$web_search` get that (Kimi runs it
+itself; its call goes back unchanged); kimi-k3 refuses that echo, so it answers without.
+Another tool is an entry in RUNNERS (how its call is answered) and in `step` (what the
+answer shows of it)."""
 
+import asyncio
+import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from django.utils.functional import Promise
-from django.utils.translation import gettext_lazy as _
+import openai
+from django.utils.translation import gettext as _
+
+from kimi import catalogue, formulas
+
+log = logging.getLogger(__name__)
 
 # Kimi's built-in web search: Kimi searches, the app hands the call back.
 WEB_SEARCH = "$web_search"
 WEB_SEARCH_TOOL = {"type": "builtin_function", "function": {"name": WEB_SEARCH}}
+# Rounds of calls one answer may make; the last round's calls are answered with ENOUGH.
+MAX_ROUNDS = 8
+# What Kimi is told (in English: Kimi reads it, not the user).
+UNAVAILABLE = "The tool is unavailable right now. Answer without it, from what you already have."
+ENOUGH = "No more tool calls for this answer: answer now from what you already have."
+PAGE_LABEL = 60  # characters of a page's address shown
 
 
 @dataclass
@@ -47,6 +65,24 @@ class Calls:
         return list(self._by_index.values())
 
 
+def legacy_search(model: str) -> bool:
+    """Whether `model` still takes the builtin $web_search round (kimi-k3 refuses its echo)."""
+    return not catalogue.takes_effort(model)
+
+
+async def offered(model: str) -> list[dict] | None:
+    """What "Web search" declares for `model`: Kimi's formulas where it has them, else the
+    builtin search where the model still takes it; None for nothing (it answers without)."""
+    try:
+        declared = await formulas.declarations()
+    except (openai.APIError, ValueError) as e:
+        log.warning("Kimi's tools could not be read (%r): answering without them", e)
+        return None
+    if declared:
+        return declared
+    return [WEB_SEARCH_TOOL] if legacy_search(model) else None
+
+
 Runner = Callable[[ToolCall], Awaitable[str]]
 
 
@@ -55,18 +91,55 @@ async def _hand_back(call: ToolCall) -> str:
     return call.arguments
 
 
-RUNNERS: dict[str, Runner] = {WEB_SEARCH: _hand_back}
-STATUS: dict[str, Promise] = {WEB_SEARCH: _("Searching the web…")}
+async def _fiber(call: ToolCall) -> str:
+    try:
+        return await formulas.fiber(call.name, call.arguments)
+    except formulas.FiberFailed as e:
+        log.info("Tool call %s (%s) failed: %s", call.id, call.name, e)
+        return UNAVAILABLE
 
 
-async def run(call: ToolCall) -> str:
-    """What goes back to Kimi for one call: the tool's result."""
-    return await RUNNERS.get(call.name, _hand_back)(call)
+RUNNERS: dict[str, Runner] = {WEB_SEARCH: _hand_back, "web_search": _fiber, "fetch": _fiber}
 
 
-def status(calls: list[ToolCall]) -> str:
-    """What the page says while the round's calls are answered."""
-    return str(STATUS.get(calls[0].name, STATUS[WEB_SEARCH])) if calls else ""
+async def run_all(calls: list[ToolCall], *, last: bool = False) -> list[str]:
+    """What goes back to Kimi for each call, run side by side; ENOUGH for every call of the
+    last round allowed (the builtin search's still go back: Kimi ran them already)."""
+    if last:
+        return [await _hand_back(c) if c.name == WEB_SEARCH else ENOUGH for c in calls]
+    return list(await asyncio.gather(*(RUNNERS.get(c.name, _fiber)(c) for c in calls)))
+
+
+def step(call: ToolCall) -> dict | None:
+    """What a call does, as the answer shows it: {"kind": "search", "text": query} or
+    {"kind": "read", "text": url}; None for a call that says neither."""
+    try:
+        arguments = json.loads(call.arguments)
+    except ValueError:
+        return None
+    if not isinstance(arguments, dict):
+        return None
+    if call.name == WEB_SEARCH:
+        found = arguments.get("search_result")
+        arguments = found if isinstance(found, dict) else {}
+    value = arguments.get("url" if call.name == "fetch" else "query")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return {"kind": "read" if call.name == "fetch" else "search", "text": value.strip()}
+
+
+def step_text(step: dict) -> str:
+    """A step as shown while it runs: "Searching: …", "Reading: example.org/…"."""
+    if step["kind"] == "search":
+        return _("Searching: %(query)s") % {"query": step["text"]}
+    return _("Reading: %(page)s") % {"page": page_label(step["text"])}
+
+
+def page_label(url: str) -> str:
+    """A page's address without its scheme, shortened."""
+    parts = urlsplit(url)
+    label = (parts.netloc + parts.path).rstrip("/") or url
+    return label if len(label) <= PAGE_LABEL else label[: PAGE_LABEL - 1] + "…"
 
 
 def turn(calls: list[ToolCall], results: list[str], thinking: str) -> list[dict[str, Any]]:

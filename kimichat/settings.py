@@ -385,13 +385,8 @@ MOONSHOT_BASE_URL = _read("MOONSHOT_BASE_URL", env.url, "https://api.moonshot.cn
 # KIMI_MODELS, when given, narrows that list to these ids, in this order; either way it is what
 # is offered while Kimi has not been reached (no key, Kimi down, KIMI_MODELS_REFRESH=0), with
 # the built-in list below as its default.
-BUILT_IN_MODELS = [
-    "kimi-k2.5",
-    "moonshot-v1-auto",
-    "moonshot-v1-8k",
-    "moonshot-v1-32k",
-    "moonshot-v1-128k",
-]
+# The built-in list is only that fallback: today's models (December 2026), the first the default.
+BUILT_IN_MODELS = ["kimi-k3", "kimi-k2.6"]
 KIMI_MODELS = [m.strip() for m in _read("KIMI_MODELS", env.list, []) if m.strip()]
 KIMI_MODELS_FILTER = bool(KIMI_MODELS)  # given (here or in .env): Kimi's list is narrowed
 KIMI_MODELS = KIMI_MODELS or BUILT_IN_MODELS
@@ -429,8 +424,27 @@ KIMI_AUTO_TITLE = _read("KIMI_AUTO_TITLE", _strict_bool, True)
 # Kimi's built-in web search, offered by the composer's "Web search" switch (each search is
 # billed by Kimi); false hides it, for deployments that must not reach the web.
 KIMI_WEB_SEARCH = _read("KIMI_WEB_SEARCH", _strict_bool, True)
-# Rounds of searching one answer may take before it must answer.
-KIMI_SEARCH_ROUNDS = 4
+
+
+def _prices(name: str, default: str) -> dict[str, tuple[float, float, float | None]]:
+    """ "model=input/cached/output,…" in USD per million tokens; an output of "-" is unknown."""
+    prices = {}
+    for item in env.list(name, default=default.split(",")):
+        model, _, figures = item.strip().partition("=")
+        numbers = figures.split("/")
+        if not model or len(numbers) != 3:
+            raise ValueError("use model=input/cached/output, e.g. kimi-k3=3/0.3/-")
+        output = None if numbers[2].strip() == "-" else float(numbers[2])
+        prices[model.strip()] = (float(numbers[0]), float(numbers[1]), output)
+    return prices
+
+
+# What Kimi charges, for the estimated cost on the admin's Usage page: per model, USD per
+# million input tokens, cached input tokens and output tokens ("-": not known; that part is
+# left out of the estimate). Defaults: Kimi's list prices as known in December 2026.
+KIMI_PRICES = _read("KIMI_PRICES", _prices, "kimi-k3=3/0.3/-")
+# USD per web search Kimi runs (billed per call).
+KIMI_SEARCH_PRICE = _read("KIMI_SEARCH_PRICE", env.float, 0.005)
 
 # Seconds a stopping process (SIGTERM) lets its running answers finish before it hands the
 # rest to another process (conversations/resume.py).

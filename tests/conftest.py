@@ -5,9 +5,9 @@ from django.db import connections
 from django.utils import translation
 
 import kimi as kimi_client
-from kimi import catalogue
+from kimi import catalogue, formulas
 from realtime import limits
-from tests.helpers.kimi_stub import KimiStub, Script
+from tests.helpers.kimi_stub import LEGACY_MODELS, KimiStub
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -43,15 +43,23 @@ def kimi_stub():
 @pytest.fixture
 def kimi(kimi_stub, settings):
     """The Kimi stub, reset, with the app pointed at it."""
-    kimi_stub.script = Script()
-    kimi_stub.requests.clear()
-    kimi_stub.reads.clear()
+    kimi_stub.reset()
     settings.MOONSHOT_API_KEY = "sk-test"
     settings.MOONSHOT_BASE_URL = kimi_stub.base_url
     settings.KIMI_MAX_RETRIES = 0
     settings.KIMI_RETRY_BACKOFF = 0.01
     settings.KIMI_AUTO_TITLE = False
     return kimi_stub
+
+
+@pytest.fixture
+def older_kimi(kimi, settings):
+    """Kimi as it was before it retired moonshot-v1 and the kimi-k2 previews (models that
+    never think, sampling of one's own), for what KimiChat still does with such a model
+    where an operator names one."""
+    kimi.script.models = [dict(m) for m in LEGACY_MODELS]
+    settings.KIMI_MODELS = [m["id"] for m in LEGACY_MODELS]
+    return kimi
 
 
 @pytest.fixture
@@ -69,6 +77,7 @@ def _models_offered(settings):
     settings.KIMI_MODELS_REFRESH = 0
     yield
     catalogue.forget()
+    formulas.forget()
 
 
 @pytest.fixture(autouse=True)

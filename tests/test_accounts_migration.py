@@ -32,7 +32,7 @@ def test_a_user_and_session_from_before_the_upgrade_keep_working():
         # As the release before made them: a user, their usage, a signed-in session.
         dana = User.objects.create_user("dana", "dana@example.com", "a-long-passphrase-9")
         Usage.objects.record(
-            user_id=dana.pk, model="moonshot-v1-8k", prompt_tokens=3, completion_tokens=4
+            user_id=dana.pk, model="kimi-k2.6", prompt_tokens=3, completion_tokens=4
         )
         session = SessionStore()
         session[SESSION_KEY] = str(dana.pk)

@@ -121,7 +121,7 @@ def test_deleting_an_account_takes_its_data_and_keeps_the_ledger(
 ):
     client = signed_in(carol)
     other = signed_in(carol, "Other browser")
-    Conversation.objects.create(owner=carol, model="moonshot-v1-8k", title="Mine")
+    Conversation.objects.create(owner=carol, model="kimi-k2.6", title="Mine")
     upload = UploadedFile.objects.create(
         owner=carol,
         name="notes.txt",
@@ -133,9 +133,7 @@ def test_deleting_an_account_takes_its_data_and_keeps_the_ledger(
     )
     storage, stored = upload.file.storage, upload.file.name
     assert storage.exists(stored)
-    Usage.objects.record(
-        user_id=carol.pk, model="moonshot-v1-8k", prompt_tokens=10, completion_tokens=5
-    )
+    Usage.objects.record(user_id=carol.pk, model="kimi-k2.6", prompt_tokens=10, completion_tokens=5)
     assert "Delete my account" in client.get("/accounts/").content.decode()
     r = client.post("/accounts/delete/", {"confirm": "wrong"})
     assert "That is not right." in r.content.decode()

@@ -72,7 +72,7 @@ def sdk(base_url: str, key: str) -> openai.OpenAI:
 def test_a_streamed_answer_comes_chunk_by_chunk_and_is_counted(api_server, kimi, alice, alice_key):
     kimi.script = Script(tokens=["Hello", " from", " the", " stub", "."], cached_tokens=3)
     stream = sdk(api_server, alice_key).chat.completions.create(
-        model="moonshot-v1-8k", messages=HELLO, stream=True
+        model="kimi-k2.6", messages=HELLO, stream=True
     )
     chunks = list(stream)
     words = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
@@ -85,7 +85,7 @@ def test_a_streamed_answer_comes_chunk_by_chunk_and_is_counted(api_server, kimi,
     assert kimi.requests[-1].headers["authorization"] == "Bearer sk-test"
     assert kimi.requests[-1].body["messages"] == HELLO
 
-    row = Usage.objects.get(user=alice, day=timezone.localdate(), model="moonshot-v1-8k")
+    row = Usage.objects.get(user=alice, day=timezone.localdate(), model="kimi-k2.6")
     assert (row.messages, row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (
         1,
         usage["prompt_tokens"],
@@ -107,7 +107,7 @@ def test_a_streamed_answer_comes_chunk_by_chunk_and_is_counted(api_server, kimi,
 def test_an_answer_not_streamed(api_server, kimi, alice, alice_key):
     kimi.script = Script(title="A whole answer")
     completion = sdk(api_server, alice_key).chat.completions.create(
-        model="moonshot-v1-8k", messages=HELLO
+        model="kimi-k2.6", messages=HELLO
     )
     assert completion.choices[0].message.content == "A whole answer"
     assert completion.usage is not None
@@ -117,16 +117,16 @@ def test_an_answer_not_streamed(api_server, kimi, alice, alice_key):
 
 
 def test_models_lists_what_is_offered(api_server, kimi, alice_key, settings):
-    settings.KIMI_MODELS = ["kimi-k2.5", "moonshot-v1-8k"]
+    settings.KIMI_MODELS = ["kimi-k2.6", "kimi-k2.6"]
     models = sdk(api_server, alice_key).models.list()
-    assert [m.id for m in models.data] == ["kimi-k2.5", "moonshot-v1-8k"]
+    assert [m.id for m in models.data] == ["kimi-k2.6", "kimi-k2.6"]
     first = models.data[0].model_extra
     assert first["supports_reasoning"] is True and first["context_length"] == 262144
 
 
 def test_a_thinking_models_reasoning_passes_through(api_server, kimi, alice_key):
     stream = sdk(api_server, alice_key).chat.completions.create(
-        model="kimi-k2.5", messages=HELLO, stream=True
+        model="kimi-k2.6", messages=HELLO, stream=True
     )
     thoughts, words = [], []
     for chunk in stream:
@@ -138,7 +138,7 @@ def test_a_thinking_models_reasoning_passes_through(api_server, kimi, alice_key)
     assert "".join(words) == "Hello from the Kimi stub."
     # Kimi's own request fields go as they came: thinking off, here.
     sdk(api_server, alice_key).chat.completions.create(
-        model="kimi-k2.5", messages=HELLO, extra_body={"thinking": {"type": "disabled"}}
+        model="kimi-k2.6", messages=HELLO, extra_body={"thinking": {"type": "disabled"}}
     )
     assert kimi.requests[-1].body["thinking"] == {"type": "disabled"}
 
@@ -146,10 +146,10 @@ def test_a_thinking_models_reasoning_passes_through(api_server, kimi, alice_key)
 def test_over_quota_is_refused_before_kimi_is_asked(api_server, kimi, alice, alice_key):
     TokenQuota.objects.create(user=alice, daily_tokens=100)
     Usage.objects.record(
-        user_id=alice.pk, model="moonshot-v1-8k", prompt_tokens=60, completion_tokens=40
+        user_id=alice.pk, model="kimi-k2.6", prompt_tokens=60, completion_tokens=40
     )
     with pytest.raises(openai.RateLimitError) as refused:
-        sdk(api_server, alice_key).chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        sdk(api_server, alice_key).chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert refused.value.status_code == 429
     assert refused.value.body["type"] == "exceeded_current_quota_error"
     assert "quota of 100 tokens" in refused.value.body["message"]
@@ -160,9 +160,9 @@ def test_the_per_minute_limit_applies(api_server, kimi, alice_key, settings):
     settings.USER_MESSAGES_PER_MINUTE = 2
     client = sdk(api_server, alice_key)
     for _ in range(2):
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     with pytest.raises(openai.RateLimitError) as refused:
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert refused.value.body["type"] == "rate_limit_reached_error"
     assert refused.value.response.headers["retry-after"] == "60"
     assert len(kimi.requests) == 2
@@ -170,16 +170,16 @@ def test_the_per_minute_limit_applies(api_server, kimi, alice_key, settings):
 
 def test_answers_at_once_count_the_pages_and_the_apis(api_server, kimi, alice, alice_key, settings):
     settings.USER_MAX_CONCURRENT = 2
-    conversation = Conversation.objects.create(owner=alice, model="moonshot-v1-8k")
+    conversation = Conversation.objects.create(owner=alice, model="kimi-k2.6")
     Message.objects.create(
         conversation=conversation, role="assistant", state=Message.State.STREAMING
     )
     kimi.script = Script(stall_after=1)
     client = sdk(api_server, alice_key)
-    stream = client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO, stream=True)
+    stream = client.chat.completions.create(model="kimi-k2.6", messages=HELLO, stream=True)
     next(iter(stream))  # one answer on the page, one through the API: the most at once
     with pytest.raises(openai.RateLimitError) as refused:
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert "2 answers being written" in refused.value.body["message"]
     stream.close()
     # Leaving closes the stream to Kimi too, and the call is in the ledger as one the client
@@ -248,10 +248,10 @@ async def test_a_chat_answer_being_written_counts_against_the_apis_answers_at_on
 
 def test_a_revoked_key_stops_at_once(api_server, kimi, alice, alice_key):
     client = sdk(api_server, alice_key)
-    client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+    client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     services.keys_revoke(keys=ApiKey.objects.filter(user=alice))
     with pytest.raises(openai.AuthenticationError) as refused:
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert refused.value.status_code == 401
     assert refused.value.body["type"] == "invalid_authentication_error"
     assert len(kimi.requests) == 1
@@ -261,7 +261,7 @@ def test_a_suspended_users_keys_stop_at_once(api_server, kimi, alice, alice_key)
     User.objects.filter(pk=alice.pk).update(is_active=False)
     client = sdk(api_server, alice_key)
     with pytest.raises(openai.PermissionDeniedError) as refused:
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert refused.value.body["message"] == "Your account is suspended."
     with pytest.raises(openai.PermissionDeniedError):
         client.models.list()
@@ -271,7 +271,7 @@ def test_a_suspended_users_keys_stop_at_once(api_server, kimi, alice, alice_key)
 @pytest.mark.parametrize("key", ["", "kc-wrong", "sk-test"])
 def test_a_wrong_key_is_401(api_server, kimi, key, alice_key):
     with pytest.raises(openai.AuthenticationError) as refused:
-        sdk(api_server, key or "x").chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        sdk(api_server, key or "x").chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert refused.value.body["code"] == "invalid_api_key"
     assert kimi.requests == []
 
@@ -279,7 +279,7 @@ def test_a_wrong_key_is_401(api_server, kimi, key, alice_key):
 def test_a_malformed_body_is_400_in_the_openai_shape(api_server, kimi, alice_key):
     client = sdk(api_server, alice_key)
     with pytest.raises(openai.BadRequestError) as refused:
-        client.post("/chat/completions", body={"model": "moonshot-v1-8k"}, cast_to=object)
+        client.post("/chat/completions", body={"model": "kimi-k2.6"}, cast_to=object)
     assert refused.value.body["type"] == "invalid_request_error"
     assert "messages" in refused.value.body["message"]
     raw = client.with_options(max_retries=0)._client.post(
@@ -296,7 +296,7 @@ def test_a_huge_body_is_refused_by_its_size(api_server, kimi, alice_key, setting
     settings.API_MAX_BODY_BYTES = 100_000
     huge = [{"role": "user", "content": "x" * 200_000}]
     with pytest.raises(openai.APIStatusError) as refused:
-        sdk(api_server, alice_key).chat.completions.create(model="moonshot-v1-8k", messages=huge)
+        sdk(api_server, alice_key).chat.completions.create(model="kimi-k2.6", messages=huge)
     assert refused.value.status_code == 413
     assert refused.value.body["type"] == "invalid_request_error"
     assert kimi.requests == []
@@ -315,7 +315,7 @@ def test_kimis_refusal_passes_through_and_the_company_key_problems_do_not_blame_
     client = sdk(api_server, alice_key)
     kimi.script = Script(status=400, error_type="content_filter", message="high risk")
     with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO, stream=True)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO, stream=True)
     assert refused.value.body == {
         "message": "high risk",
         "type": "content_filter",
@@ -324,7 +324,7 @@ def test_kimis_refusal_passes_through_and_the_company_key_problems_do_not_blame_
     }
     kimi.script = Script(status=401)
     with pytest.raises(openai.APIStatusError) as refused:
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert refused.value.status_code == 502
     assert "MOONSHOT_API_KEY" in refused.value.body["message"]
     assert [c.status for c in ApiCall.objects.order_by("id")] == [400, 502]
@@ -337,7 +337,7 @@ def test_kept_calls_become_conversations_marked_api(
     settings.API_KEEP_CONVERSATIONS = True
     messages = [{"role": "system", "content": "Be brief."}, *HELLO]
     stream = sdk(api_server, alice_key).chat.completions.create(
-        model="kimi-k2.5", messages=messages, stream=True
+        model="kimi-k2.6", messages=messages, stream=True
     )
     list(stream)
     conversation = Conversation.objects.get(owner=alice)
@@ -357,7 +357,7 @@ def test_kept_calls_become_conversations_marked_api(
 def test_api_keys_off_turns_the_api_off(api_server, kimi, alice_key, settings):
     settings.API_KEYS = False
     with pytest.raises(openai.NotFoundError):
-        sdk(api_server, alice_key).chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        sdk(api_server, alice_key).chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert kimi.requests == []
 
 
@@ -403,7 +403,7 @@ def test_moderators_list_and_revoke_anyones_keys_and_see_their_use(client, alice
     moderator.groups.add(Group.objects.get(name="Moderators"))
     key, _text = services.key_create(user=alice, name="alice's notebook")
     services.key_create(user=bob, name="bob's ci")
-    ApiCall.objects.create(user=alice, key=key, model="kimi-k2.5", prompt_tokens=11)
+    ApiCall.objects.create(user=alice, key=key, model="kimi-k2.6", prompt_tokens=11)
     client.force_login(moderator)
     listed = client.get("/admin/api/apikey/").content.decode()
     assert "alice&#x27;s notebook" in listed and "bob&#x27;s ci" in listed
@@ -414,7 +414,7 @@ def test_moderators_list_and_revoke_anyones_keys_and_see_their_use(client, alice
     key.refresh_from_db()
     assert key.is_revoked
     calls = client.get(f"/admin/api/apicall/?key__id__exact={key.pk}").content.decode()
-    assert "kimi-k2.5" in calls and "Listed: 1 call, 11 prompt" in calls
+    assert "kimi-k2.6" in calls and "Listed: 1 call, 11 prompt" in calls
     usage = client.get("/admin/accounts/usage/").content.decode()
     assert "/admin/api/apicall/" in usage
 
@@ -435,7 +435,7 @@ def test_kimi_stalling_mid_stream_ends_it_with_an_error_the_sdk_raises(
     settings.KIMI_STREAM_TIMEOUT = 0.5
     kimi.script = Script(stall_after=2)
     stream = sdk(api_server, alice_key).chat.completions.create(
-        model="moonshot-v1-8k", messages=HELLO, stream=True
+        model="kimi-k2.6", messages=HELLO, stream=True
     )
     words = []
     with pytest.raises(openai.APIError, match="did not answer in time"):
@@ -455,7 +455,7 @@ def test_web_search_turned_off_cannot_be_asked_for_through_the_api(
     search = [{"type": "builtin_function", "function": {"name": "$web_search"}}]
     with pytest.raises(openai.BadRequestError, match="Web search is turned off"):
         sdk(api_server, alice_key).chat.completions.create(
-            model="moonshot-v1-8k", messages=HELLO, extra_body={"tools": search}
+            model="kimi-k2.6", messages=HELLO, extra_body={"tools": search}
         )
     assert kimi.requests == []
 
@@ -470,7 +470,7 @@ def test_a_busy_kimi_is_retried_as_for_the_page(api_server, kimi, alice_key, set
     settings.KIMI_MAX_RETRIES = 1
     kimi.script = Script(failures=[(429, "engine_overloaded_error")], retry_after="0")
     stream = sdk(api_server, alice_key).chat.completions.create(
-        model="moonshot-v1-8k", messages=HELLO, stream=True
+        model="kimi-k2.6", messages=HELLO, stream=True
     )
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
         "Hello from the Kimi stub."

@@ -24,13 +24,14 @@ pytestmark = [
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Test")
+    # Thinking off: kimi-k2.6 answers at once, as models that never thought did.
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Test", thinking=False)
 
 
 async def test_it_streams_the_answer_then_swaps_in_the_rendered_markdown(kimi, alice, conversation):
     kimi.script.tokens = ["**Bold**", " and", " `code`"]
     chat = await open_chat(alice, conversation)
-    await chat.send_json_to({"message": "Hi Kimi", "client_id": "c1", "model": "moonshot-v1-8k"})
+    await chat.send_json_to({"message": "Hi Kimi", "client_id": "c1", "model": "kimi-k2.6"})
 
     frames = await frames_until_final(chat)
     # The question and an empty streaming answer appear first, for every tab.
@@ -44,7 +45,7 @@ async def test_it_streams_the_answer_then_swaps_in_the_rendered_markdown(kimi, a
     assert saved.state == "done"
     assert saved.content == "**Bold** and `code`"
     assert saved.finish_reason == "stop"
-    assert saved.model == "moonshot-v1-8k"
+    assert saved.model == "kimi-k2.6"
     assert saved.completion_tokens == 3 and saved.prompt_tokens > 0
 
 
@@ -67,7 +68,7 @@ async def test_the_first_message_of_a_new_chat_creates_the_conversation(kimi, al
 
     conversation = await Conversation.objects.aget(owner=alice)
     assert conversation.title == "Plan a trip to Hangzhou in May"
-    assert conversation.model == "kimi-k2.5"  # KIMI_DEFAULT_MODEL
+    assert conversation.model == "kimi-k3"  # KIMI_DEFAULT_MODEL
     # The page learns its new URL and lists the conversation in the sidebar.
     assert f'data-url="/c/{conversation.pk}/"' in frames[0]
     assert 'hx-swap-oob="afterbegin:#conversation-list"' in frames[0]
@@ -83,7 +84,7 @@ async def test_history_and_settings_reach_kimi(kimi, alice, conversation):
         {
             "message": "Second",
             "client_id": "c2",
-            "model": "moonshot-v1-32k",
+            "model": "kimi-k3",
             "system_prompt": "Answer in French.",
             "temperature": "0.3",
             "top_p": "0.9",
@@ -95,18 +96,24 @@ async def test_history_and_settings_reach_kimi(kimi, alice, conversation):
     await chat.disconnect(timeout=10)
 
     body = kimi.requests[1].body
-    assert body["model"] == "moonshot-v1-32k"
+    assert body["model"] == "kimi-k3"
     assert body["messages"] == [
         {"role": "system", "content": "Answer in French."},
         {"role": "user", "content": "First"},
         {"role": "assistant", "content": "Hello from the Kimi stub."},
         {"role": "user", "content": "Second"},
     ]
-    assert body["temperature"] == 0.3 and body["top_p"] == 0.9
+    # kimi-k3 fixes its sampling and always thinks: the temperature and top p are kept for
+    # other models but not sent, nor is a thinking field; its effort is (Max, Kimi's default).
+    assert "temperature" not in body and "top_p" not in body and "thinking" not in body
+    assert body["reasoning_effort"] == "max"
     assert body["max_completion_tokens"] == 256
     assert body["stop"] == ["END", "STOP"]
-    # The model's own defaults are kept unless the user sets one.
-    assert "temperature" not in kimi.requests[0].body
+    # Each turn lands where the conversation's earlier turns are cached.
+    key = f"kimichat-conversation-{conversation.pk}"
+    assert body["prompt_cache_key"] == kimi.requests[0].body["prompt_cache_key"] == key
+    saved = await Conversation.objects.aget(pk=conversation.pk)
+    assert (saved.temperature, saved.top_p) == (0.3, 0.9)
 
 
 async def test_invalid_settings_are_refused_before_anything_is_saved(kimi, alice, conversation):

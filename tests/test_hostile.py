@@ -33,7 +33,7 @@ pytestmark = [
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Test")
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Test")
 
 
 async def answered(communicator, text: str) -> str:
@@ -77,7 +77,7 @@ async def test_a_flood_of_actions_is_refused_with_a_plain_message(kimi, alice, c
     _question, reply = await sync_to_async(add_thread)(
         conversation,
         {"role": "user", "content": "Q"},
-        {"role": "assistant", "content": "A" * 60_000, "model": "moonshot-v1-8k"},
+        {"role": "assistant", "content": "A" * 60_000, "model": "kimi-k2.6"},
     )
     communicator = await open_chat(alice, conversation)
     started = time.monotonic()
@@ -130,7 +130,7 @@ async def test_one_browser_session_is_refused_more_sockets_before_any_lookup(ali
 
 async def test_a_flood_of_at_signs_is_just_text_and_answered(kimi, alice, conversation):
     await sync_to_async(_many_files)(alice, 520)
-    await Conversation.objects.filter(pk=conversation.pk).aupdate(model="moonshot-v1-128k")
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(model="kimi-k3")
     communicator = await open_chat(alice, conversation)
     page = await answered(communicator, "@x " * 33333)
     assert "Hello from the Kimi stub." in page
@@ -199,11 +199,11 @@ def team_copy(alice, bob):
         status=UploadedFile.Status.READY,
         text="Pump curves",
     )
-    original = Conversation.objects.create(owner=alice, model="moonshot-v1-8k", team=team)
+    original = Conversation.objects.create(owner=alice, model="kimi-k2.6", team=team)
     question, _ = add_thread(
         original,
         {"role": "user", "content": "What pump? @pumps.txt"},
-        {"role": "assistant", "content": "7 bar.", "model": "moonshot-v1-8k"},
+        {"role": "assistant", "content": "7 bar.", "model": "kimi-k2.6"},
     )
     question.files.add(file)
     return services.conversation_copy(conversation=original, user=bob)

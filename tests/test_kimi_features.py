@@ -35,7 +35,7 @@ def thought_text(frames: list[str]) -> str:
 
 @pytest.fixture
 def k25(alice):
-    return Conversation.objects.create(owner=alice, model="kimi-k2.5", title="Thinking")
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Thinking")
 
 
 async def test_kimi_thinks_first_and_the_thinking_is_kept_apart_from_the_answer(kimi, alice, k25):
@@ -92,7 +92,8 @@ async def test_the_thinking_switch_turns_it_off_and_is_kept(kimi, alice, k25):
     assert "thinking" not in kimi.streams[-1].body
 
 
-async def test_models_that_never_think_get_no_thinking_field_nor_fixed_sampling(kimi, alice):
+async def test_models_that_never_think_get_no_thinking_field_nor_fixed_sampling(older_kimi, alice):
+    kimi = older_kimi
     conversation = await Conversation.objects.acreate(
         owner=alice, model="moonshot-v1-8k", temperature=0.3
     )
@@ -103,8 +104,8 @@ async def test_models_that_never_think_get_no_thinking_field_nor_fixed_sampling(
     body = kimi.streams[-1].body
     assert "thinking" not in body and body["temperature"] == 0.3
     assert thought_text(frames) == ""
-    # kimi-k2.5 fixes its sampling: the conversation's temperature is not sent.
-    await Conversation.objects.filter(pk=conversation.pk).aupdate(model="kimi-k2.5")
+    # kimi-k2.6 fixes its sampling: the conversation's temperature is not sent.
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(model="kimi-k2.6")
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Again", "client_id": "c2"})
     await frames_until_final(chat)
@@ -159,40 +160,101 @@ async def test_another_tab_resumes_mid_thinking_without_a_loss_or_a_double(kimi,
     assert streamed_text(frames) == "Done."
 
 
-async def test_a_web_search_round_then_the_answer(kimi, alice, settings):
-    conversation = await Conversation.objects.acreate(
-        owner=alice, model="kimi-k2.5", web_search=True
-    )
-    kimi.script.searches = ["kimi", "moonshot"]
+async def test_web_search_and_page_reading_run_through_kimis_official_tools(kimi, alice):
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k3", web_search=True)
+    kimi.script.searches = ["kimi k3", "moonshot"]
+    kimi.script.fetches = ["https://example.org/news/k3"]
     kimi.script.tokens = ["Found", " it."]
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "What is new?", "client_id": "c1"})
     frames = await frames_until_final(chat)
     await chat.disconnect(timeout=10)
 
-    assert "Searching the web…" in "".join(frames)
+    text = "".join(frames)
+    assert "Searching: moonshot" in text and "Reading: example.org/news/k3" in text
     assert streamed_text(frames) == "Found it."
+    first, third = kimi.streams[-3], kimi.streams[-1]
+    # Declared as Kimi declares them, with thinking on (kimi-k3 always thinks).
+    assert [t["function"]["name"] for t in first.body["tools"]] == ["web_search", "fetch"]
+    assert "thinking" not in first.body and kimi.declared == ["web-search", "fetch"]
+    # Each call ran as a fiber with Kimi's own arguments; each output went back verbatim
+    # (the search's encrypted), on a turn that kept its reasoning.
+    assert [(f["name"], f["arguments"]) for f in kimi.fibers] == list(kimi.called.values())
+    outputs = [m["content"] for m in third.body["messages"] if m["role"] == "tool"]
+    assert outputs == [f["output"] for f in kimi.fibers]
+    assert outputs[0].startswith("----MOONSHOT ENCRYPTED BEGIN----")
+    turns = [m for m in third.body["messages"] if m.get("tool_calls")]
+    assert [t["reasoning_content"] for t in turns] == ["Let me think about it."] * 2
+    saved = await answer(conversation)
+    assert (saved.state, saved.searches, saved.content) == ("done", 2, "Found it.")
+    assert saved.pages_read == ["https://example.org/news/k3"]
+    # The finished answer lists what it searched and read.
+    assert 'href="https://example.org/news/k3"' in frames[-1] and "Searched:" in frames[-1]
+    row = await Usage.objects.aget(user=alice)
+    assert row.searches == 2 and row.messages == 1
+
+
+async def test_a_failed_tool_is_unavailable_to_kimi_and_the_answer_goes_on(kimi, alice):
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k3", web_search=True)
+    kimi.script.failing_fibers = ["web_search"]
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Search", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect(timeout=10)
+    assert FINAL.search(frames[-1]).group(1) == "done"
+    tool = next(m for m in kimi.streams[-1].body["messages"] if m["role"] == "tool")
+    assert tool["content"].startswith("The tool is unavailable")
+
+
+async def test_kimi_that_keeps_calling_tools_is_told_to_answer_after_eight_rounds(kimi, alice):
+    conversation = await Conversation.objects.acreate(
+        owner=alice, model="kimi-k2.6", web_search=True
+    )
+    kimi.script.more_searches = 20
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Search forever", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect(timeout=10)
+    assert FINAL.search(frames[-1]).group(1) == "done"
+    assert len(kimi.streams) == 9 and kimi.streams[-1].body["tool_choice"] == "none"
+    last = [m for m in kimi.streams[-1].body["messages"] if m["role"] == "tool"][-1]
+    assert last["content"].startswith("No more tool calls")
+    assert len(kimi.fibers) == 7  # the eighth round's call was answered, not run
+
+
+async def test_without_formulas_web_search_falls_back_to_the_builtin_search(kimi, alice):
+    kimi.script.formulas = False
+    kimi.script.searches = ["kimi", "moonshot"]
+    conversation = await Conversation.objects.acreate(
+        owner=alice, model="kimi-k2.6", web_search=True
+    )
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "What is new?", "client_id": "c1"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect(timeout=10)
     first, second = kimi.streams[-2:]
     assert first.body["tools"] == [
         {"type": "builtin_function", "function": {"name": "$web_search"}}
     ]
-    # Web search turns k2.5's thinking off; the calls go back with their arguments unchanged.
+    # The builtin search turns k2.6's thinking off; the calls go back unchanged.
     assert first.body["thinking"] == {"type": "disabled"}
     tools = [m for m in second.body["messages"] if m["role"] == "tool"]
     assert [m["content"] for m in tools] == list(kimi.searched.values())[-2:]
-    saved = await answer(conversation)
-    assert (saved.state, saved.searches, saved.content) == ("done", 2, "Found it.")
-    assert "2 web searches" in frames[-1]
-    row = await Usage.objects.aget(user=alice)
-    assert row.searches == 2 and row.messages == 1
-    assert row.prompt_tokens == saved.prompt_tokens
+    assert "Searching: moonshot" in "".join(frames)
+    assert (await answer(conversation)).searches == 2
+    # kimi-k3 refuses the builtin search's echo: it answers without tools.
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(model="kimi-k3")
+    chat = await open_chat(alice, conversation)
+    await chat.send_json_to({"message": "Again", "client_id": "c2", "model": "kimi-k3"})
+    frames = await frames_until_final(chat)
+    await chat.disconnect(timeout=10)
+    assert FINAL.search(frames[-1]).group(1) == "done"
+    assert "tools" not in kimi.streams[-1].body
 
 
 async def test_a_thinking_model_keeps_its_reasoning_on_the_tool_call_turn(kimi, alice, settings):
-    settings.KIMI_MODELS = ["kimi-k2-thinking", "kimi-k2.5"]
-    conversation = await Conversation.objects.acreate(
-        owner=alice, model="kimi-k2-thinking", web_search=True
-    )
+    settings.KIMI_MODELS = ["kimi-k3", "kimi-k2.6"]
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k3", web_search=True)
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Search and think", "client_id": "c1"})
     frames = await frames_until_final(chat)
@@ -204,7 +266,7 @@ async def test_a_thinking_model_keeps_its_reasoning_on_the_tool_call_turn(kimi, 
 
 
 async def test_continue_goes_on_from_an_answer_cut_off_by_its_max_tokens(kimi, alice):
-    conversation = await Conversation.objects.acreate(owner=alice, model="moonshot-v1-8k")
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k2.6")
     kimi.script.tokens = ["The first", " half"]
     kimi.script.finish_reason = "length"
     chat = await open_chat(alice, conversation)
@@ -219,8 +281,14 @@ async def test_continue_goes_on_from_an_answer_cut_off_by_its_max_tokens(kimi, a
     frames = await frames_until_final(chat)
     await chat.disconnect(timeout=10)
 
+    # kimi-k2.6 thought before it began: the reasoning goes with the words so far.
     sent = kimi.streams[-1].body["messages"]
-    assert sent[-1] == {"role": "assistant", "content": "The first half", "partial": True}
+    assert sent[-1] == {
+        "role": "assistant",
+        "content": "The first half",
+        "partial": True,
+        "reasoning_content": "Let me think about it.",
+    }
     assert streamed_text(frames) == " and the end."
     saved = await answer(conversation)
     assert saved.pk == cut.pk and saved.content == "The first half and the end."
@@ -232,7 +300,7 @@ async def test_continue_goes_on_from_an_answer_cut_off_by_its_max_tokens(kimi, a
 
 
 async def test_stopped_and_interrupted_answers_can_be_continued_but_finished_ones_not(alice):
-    conversation = await Conversation.objects.acreate(owner=alice, model="moonshot-v1-8k")
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k2.6")
     rows = await sync_to_async(add_thread)(
         conversation,
         {"role": "user", "content": "Q"},
@@ -249,7 +317,7 @@ async def test_stopped_and_interrupted_answers_can_be_continued_but_finished_one
 
 
 async def test_cached_tokens_reach_the_answer_and_the_ledger(kimi, alice):
-    conversation = await Conversation.objects.acreate(owner=alice, model="moonshot-v1-8k")
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k2.6")
     kimi.script.cached_tokens = 7
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Hi", "client_id": "c1"})
@@ -263,7 +331,7 @@ async def test_cached_tokens_reach_the_answer_and_the_ledger(kimi, alice):
 async def test_a_title_request_is_small_and_counted(kimi, alice, settings):
     settings.KIMI_AUTO_TITLE = True
     chat = await open_chat(alice)
-    await chat.send_json_to({"message": "Name me", "client_id": "c1", "model": "kimi-k2.5"})
+    await chat.send_json_to({"message": "Name me", "client_id": "c1", "model": "kimi-k2.6"})
     await frames_until_final(chat)
     title_frame = await chat.receive_from(10)
     await chat.disconnect(timeout=10)
@@ -276,7 +344,7 @@ async def test_a_title_request_is_small_and_counted(kimi, alice, settings):
 
 async def test_stop_and_resume_in_the_middle_of_a_searched_answer(kimi, alice):
     conversation = await Conversation.objects.acreate(
-        owner=alice, model="moonshot-v1-8k", web_search=True
+        owner=alice, model="kimi-k2.6", web_search=True
     )
     kimi.script.tokens = [f" w{i}" for i in range(40)]
     kimi.script.delay = 0.05

@@ -15,8 +15,8 @@ from django.utils import translation
 
 from conversations.models import Conversation
 from kimi import catalogue
-from tests.helpers.chat import connect, frames_until_final, open_chat
-from tests.helpers.kimi_stub import MODELS
+from tests.helpers.chat import add_thread, connect, frames_until_final, open_chat
+from tests.helpers.kimi_stub import LEGACY_MODELS, MODELS
 
 RETIRED = "is no longer offered by Kimi; pick another model."
 
@@ -67,29 +67,33 @@ def test_the_picker_lists_the_models_kimi_offers(kimi, alice, settings):
 
     assert read_kimi()
     page = client.get("/").content.decode()
-    assert picker(page) == [m["id"] for m in MODELS]
-    assert "kimi-k2-thinking" in picker(page)  # not in the built-in list
-    assert selected(page) == "kimi-k2.5"  # KIMI_DEFAULT_MODEL
+    assert picker(page) == [m["id"] for m in MODELS] == ["kimi-k3", "kimi-k2.6"]
+    assert selected(page) == "kimi-k3"  # KIMI_DEFAULT_MODEL: the first built-in model
+
+
+def test_a_model_kimi_adds_is_offered_without_a_release(kimi, alice):
+    kimi.script.models = [*MODELS, {**MODELS[0], "id": "kimi-k3.1-preview"}]
+    assert read_kimi()
+    assert "kimi-k3.1-preview" in picker(logged_in(alice).get("/").content.decode())
 
 
 def test_kimi_models_narrows_kimis_list_to_the_ids_it_names(kimi, alice, settings):
-    # As KIMI_MODELS=moonshot-v1-32k,kimi-k2.5,kimi-k2-0711-preview in the environment makes it.
-    settings.KIMI_MODELS = ["moonshot-v1-32k", "kimi-k2.5", "kimi-k2-0711-preview"]
+    # As KIMI_MODELS=kimi-k2.6,kimi-k2.5,kimi-k3 in the environment makes it.
+    settings.KIMI_MODELS = ["kimi-k2.6", "kimi-k2.5", "kimi-k3"]
     settings.KIMI_MODELS_FILTER = True
-    settings.KIMI_DEFAULT_MODEL = "kimi-k2.5"
+    settings.KIMI_DEFAULT_MODEL = "kimi-k2.6"
     assert read_kimi()
     page = logged_in(alice).get("/").content.decode()
     # In KIMI_MODELS' order, without the one Kimi no longer offers.
-    assert picker(page) == ["moonshot-v1-32k", "kimi-k2.5"]
-    assert selected(page) == "kimi-k2.5"
+    assert picker(page) == ["kimi-k2.6", "kimi-k3"]
+    assert selected(page) == "kimi-k2.6"
 
 
 def test_a_default_kimi_does_not_offer_gives_way_to_the_first_offered(kimi, alice, settings):
-    settings.KIMI_DEFAULT_MODEL = "kimi-k2-0711-preview"
-    kimi.script.models = [m for m in MODELS if m["id"].startswith("moonshot-v1")]
+    settings.KIMI_DEFAULT_MODEL = "kimi-k2.5"  # retired
     assert read_kimi()
     page = logged_in(alice).get("/").content.decode()
-    assert selected(page) == "moonshot-v1-8k"
+    assert selected(page) == "kimi-k3"
 
 
 # What Kimi says of each model
@@ -100,10 +104,11 @@ def test_windows_vision_and_thinking_come_from_kimi(kimi):
         # Names the built-in rules do not know, or would guess wrong.
         {**MODELS[0], "id": "kimi-k9-preview", "context_length": 65536},
         {**MODELS[0], "id": "kimi-k2.6", "supports_image_in": False},
-        {**MODELS[3], "id": "moonshot-v2-long", "context_length": 2_000_000},
+        {**MODELS[0], "id": "moonshot-v2-long", "context_length": 2_000_000}
+        | {"supports_reasoning": False},
         {"id": "kimi-undescribed", "object": "model"},
     ]
-    assert catalogue.context_window("kimi-k9-preview") == 131072  # the built-in guess
+    assert catalogue.context_window("kimi-k9-preview") == 262144  # the built-in guess
     assert not catalogue.accepts_images("kimi-k9-preview")
     assert catalogue.thinking("kimi-k9-preview") == "never"
 
@@ -118,15 +123,15 @@ def test_windows_vision_and_thinking_come_from_kimi(kimi):
     assert catalogue.thinking("moonshot-v2-long") == "never"
     assert catalogue.answer_reserve("moonshot-v2-long", None) == 4096
     # Where Kimi leaves a field out, the built-in rules answer.
-    assert catalogue.context_window("kimi-undescribed") == 131072
+    assert catalogue.context_window("kimi-undescribed") == 262144
     assert catalogue.thinking("kimi-undescribed") == "never"
 
 
 def test_an_operators_context_window_wins_over_kimis(kimi, settings):
-    settings.KIMI_CONTEXT_WINDOWS = {"moonshot-v1-128k": 100_000}
+    settings.KIMI_CONTEXT_WINDOWS = {"kimi-k3": 100_000}
     assert read_kimi()
-    assert catalogue.context_window("moonshot-v1-128k") == 100_000
-    assert catalogue.context_window("moonshot-v1-32k") == 32768
+    assert catalogue.context_window("kimi-k3") == 100_000
+    assert catalogue.context_window("kimi-k2.6") == 262144
 
 
 # Kimi out of reach
@@ -137,7 +142,8 @@ def test_without_kimi_the_built_in_list_is_offered(kimi, alice, settings):
     assert not read_kimi()
     page = logged_in(alice).get("/").content.decode()
     assert picker(page) == settings.KIMI_MODELS == settings.BUILT_IN_MODELS
-    assert selected(page) == "kimi-k2.5"
+    assert picker(page) == ["kimi-k3", "kimi-k2.6"]  # today's models, not retired ones
+    assert selected(page) == "kimi-k3"
 
 
 def test_without_a_key_kimi_is_not_asked(kimi, settings):
@@ -148,13 +154,13 @@ def test_without_a_key_kimi_is_not_asked(kimi, settings):
 
 
 def test_a_list_read_stays_while_kimi_is_out_of_reach(kimi, settings):
-    kimi.script.models = MODELS[:2]
+    kimi.script.models = LEGACY_MODELS[2:4]
     assert read_kimi()
     kimi.script.models_status = 500
     assert not read_kimi()
     settings.MOONSHOT_BASE_URL = closed_port_url()
     assert not read_kimi()
-    assert catalogue.offered() == ["kimi-k2.5", "kimi-k2-thinking"]
+    assert catalogue.offered() == ["kimi-k2.5", "kimi-k2-thinking"]  # as last read
 
 
 # Read by the server in the background: at start, then every few minutes
@@ -191,13 +197,13 @@ async def test_kimis_list_is_read_again_every_few_minutes(kimi, alice, settings)
     settings.KIMI_MODELS_REFRESH = 0.01  # "a few minutes", made short
     chat = await open_chat(alice)
     await catalogue.tried()
-    assert "kimi-k2-thinking" in catalogue.offered()
+    assert "kimi-k2.6" in catalogue.offered()
 
-    kimi.script.models = [m for m in MODELS if m["id"] != "kimi-k2-thinking"]
+    kimi.script.models = [m for m in MODELS if m["id"] != "kimi-k2.6"]
     reads = len(kimi.reads)
     # The reading that began after the change has been taken in once the next one begins.
     await sync_to_async(kimi.wait_for)(lambda: len(kimi.reads) >= reads + 2)
-    assert "kimi-k2-thinking" not in catalogue.offered()
+    assert "kimi-k2.6" not in catalogue.offered()
     await chat.disconnect()
 
 
@@ -217,43 +223,49 @@ async def test_models_are_not_read_when_the_setting_says_never(kimi, settings):
 
 @pytest.fixture
 def old_chat(alice) -> Conversation:
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Old chat")
+    return Conversation.objects.create(owner=alice, model="kimi-k2.5", title="Old chat")
 
 
 def test_a_retired_model_is_named_and_the_picker_offers_a_current_one(kimi, alice, old_chat):
-    kimi.script.models = [m for m in MODELS if m["id"] != "moonshot-v1-8k"]
+    kimi.script.models = [m for m in LEGACY_MODELS if m["id"].startswith("kimi-k")]
     client = logged_in(alice)
-    page = client.get(f"/c/{old_chat.pk}/").content.decode()
-    assert selected(page) == "moonshot-v1-8k" and RETIRED not in page  # still offered
-
     assert read_kimi()
     page = client.get(f"/c/{old_chat.pk}/").content.decode()
-    assert f"moonshot-v1-8k {RETIRED}" in page
-    assert "moonshot-v1-8k" not in picker(page)
-    assert selected(page) == "kimi-k2.5"
+    assert selected(page) == "kimi-k2.5" and RETIRED not in page  # still offered
+
+    kimi.script.models = MODELS  # Kimi retired it
+    assert read_kimi()
+    page = client.get(f"/c/{old_chat.pk}/").content.decode()
+    assert f"kimi-k2.5 {RETIRED}" in page
+    assert "kimi-k2.5" not in picker(page)
+    assert selected(page) == "kimi-k3"
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("close_kimi_clients")
-async def test_a_message_with_a_retired_model_is_refused_in_the_same_words(kimi, alice, old_chat):
-    kimi.script.models = [m for m in MODELS if m["id"] != "moonshot-v1-8k"]
+async def test_a_conversation_on_a_retired_model_goes_on_with_the_default_and_says_so_once(
+    kimi, alice, old_chat
+):
+    await sync_to_async(add_thread)(
+        old_chat,
+        {"role": "user", "content": "Earlier question"},
+        {"role": "assistant", "content": "Earlier answer", "model": "kimi-k2.5"},
+    )
     assert await catalogue.refresh()
     chat = await open_chat(alice, old_chat)
-    # Sent from a page opened before Kimi retired it, and without a model (its saved one).
-    for sent in ({"model": "moonshot-v1-8k"}, {}):
-        await chat.send_json_to({"message": "Still there?", "client_id": str(sent), **sent})
-        frame = await chat.receive_from(10)
-        assert 'id="composer-error"' in frame
-        assert f">moonshot-v1-8k {RETIRED}<" in frame  # the sentence alone
-    assert kimi.requests == []
-    assert not await old_chat.messages.aexists()
-
-    # Another model goes through, and stays the conversation's.
-    await chat.send_json_to({"message": "Still there?", "client_id": "c3", "model": "kimi-k2.5"})
-    frames = await frames_until_final(chat)
-    assert 'data-state="done"' in frames[-1]
-    assert kimi.streams[0].body["model"] == "kimi-k2.5"
+    # Sent from a page opened before Kimi retired it (its model), then without a model.
+    for n, sent in enumerate(({"model": "kimi-k2.5"}, {})):
+        await chat.send_json_to({"message": "Still there?", "client_id": f"c{n}", **sent})
+        frames = await frames_until_final(chat)
+        assert 'data-state="done"' in frames[-1]
+        assert kimi.streams[-1].body["model"] == "kimi-k3"
+        said = "kimi-k2.5 is no longer offered; continuing with kimi-k3."
+        assert (said in "".join(frames)) == (n == 0)  # once in the thread
     await chat.disconnect()
+    # The history went whole.
+    sent = [m["content"] for m in kimi.streams[0].body["messages"]]
+    assert sent == ["Earlier question", "Earlier answer", "Still there?"]
+    assert (await Conversation.objects.aget(pk=old_chat.pk)).model == "kimi-k3"
 
 
 # The balance on the admin's Usage page
@@ -314,8 +326,7 @@ def chinese():
 def test_the_balance_and_the_retired_model_in_chinese(kimi, admin_user, old_chat, alice, chinese):
     page = logged_in(admin_user).get(USAGE, HTTP_ACCEPT_LANGUAGE=chinese).content.decode()
     assert "Kimi 余额：可用 49.59（现金 3.00，代金券 46.59）。" in page
-    kimi.script.models = [m for m in MODELS if m["id"] != "moonshot-v1-8k"]
     assert read_kimi()
     client = logged_in(alice)
     page = client.get(f"/c/{old_chat.pk}/", HTTP_ACCEPT_LANGUAGE=chinese).content.decode()
-    assert "Kimi 已不再提供 moonshot-v1-8k，请选择其他模型。" in page
+    assert "Kimi 已不再提供 kimi-k2.5，请选择其他模型。" in page

@@ -51,7 +51,7 @@ def root(db) -> User:
 @pytest.fixture
 def chat(alice) -> Conversation:
     conversation = Conversation.objects.create(
-        owner=alice, model="moonshot-v1-8k", title="Holiday plans"
+        owner=alice, model="kimi-k2.6", title="Holiday plans"
     )
     add_thread(
         conversation,
@@ -134,7 +134,7 @@ def test_transcripts_can_be_turned_off_for_everyone(settings, root, chat, alice)
 
 
 def test_search_by_message_text_title_and_owner(moderator, chat, bob):
-    other = Conversation.objects.create(owner=bob, model="moonshot-v1-8k", title="Taxes")
+    other = Conversation.objects.create(owner=bob, model="kimi-k2.6", title="Taxes")
     add_thread(other, {"role": "user", "content": "Deductions for 2025"})
     client = logged_in(moderator)
 
@@ -150,7 +150,7 @@ def test_search_by_message_text_title_and_owner(moderator, chat, bob):
 
 
 def test_filters_flagged_and_hidden(moderator, chat, bob):
-    quiet = Conversation.objects.create(owner=bob, model="moonshot-v1-8k", title="Quiet one")
+    quiet = Conversation.objects.create(owner=bob, model="kimi-k2.6", title="Quiet one")
     Report.objects.create(message=chat.messages.first(), reporter=bob, reason="spam")
     client = logged_in(moderator)
     page = client.get(CHANGELIST, {"flagged": "yes"}).content.decode()
@@ -249,7 +249,7 @@ async def act_as(user: User, *args, **kwargs):
 @live[0]
 @live[1]
 async def test_hiding_closes_the_owners_page_and_nothing_more_goes_upstream(kimi, alice):
-    conversation = await Conversation.objects.acreate(owner=alice, model="moonshot-v1-8k")
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k2.6")
     moderator = await sync_to_async(_moderator)()
     page = await open_chat(alice, conversation)
     await act_as(moderator, "hide", [conversation.pk])
@@ -269,7 +269,7 @@ async def test_hiding_closes_the_owners_page_and_nothing_more_goes_upstream(kimi
 @live[0]
 @live[1]
 async def test_a_hidden_conversation_is_never_continued_even_by_a_page_left_open(kimi, alice):
-    conversation = await Conversation.objects.acreate(owner=alice, model="moonshot-v1-8k")
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k2.6")
     page = await open_chat(alice, conversation)
     # Hidden without the page hearing of it (say, the event was lost between processes).
     await Conversation.objects.filter(pk=conversation.pk).aupdate(hidden_at=timezone.now())
@@ -391,7 +391,7 @@ async def test_suspension_closes_sockets_and_stops_the_answer_being_written(kimi
     page = await open_chat(alice)
     files_page = await connect(alice, "/ws/files/")
     assert (await files_page.connect(5))[0]
-    await page.send_json_to({"message": "Write a lot", "client_id": "s1", "model": "kimi-k2.5"})
+    await page.send_json_to({"message": "Write a lot", "client_id": "s1", "model": "kimi-k2.6"})
     frames = []
     while "Part one" not in streamed_text(frames):
         frames.append(await page.receive_from(5))
@@ -422,14 +422,14 @@ async def test_suspension_closes_sockets_and_stops_the_answer_being_written(kimi
 async def test_each_answer_is_counted_per_user_day_and_model(kimi, alice):
     page = await open_chat(alice)
     for n in range(2):
-        await page.send_json_to({"message": f"Hi {n}", "client_id": f"u{n}", "model": "kimi-k2.5"})
+        await page.send_json_to({"message": f"Hi {n}", "client_id": f"u{n}", "model": "kimi-k2.6"})
         await frames_until_final(page)
     usage = await Usage.objects.aget()
     answers = [m async for m in Message.objects.filter(role="assistant")]
     assert (usage.user_id, usage.day, usage.model, usage.messages) == (
         alice.pk,
         timezone.localdate(),
-        "kimi-k2.5",
+        "kimi-k2.6",
         2,
     )
     assert usage.prompt_tokens == sum(a.prompt_tokens for a in answers)
@@ -444,12 +444,12 @@ async def test_the_daily_quota_refuses_before_anything_goes_upstream(kimi, alice
     await Usage.objects.acreate(
         user=alice,
         day=timezone.localdate(),
-        model="kimi-k2.5",
+        model="kimi-k2.6",
         prompt_tokens=900,
         completion_tokens=100,
     )
     page = await open_chat(alice)
-    await page.send_json_to({"message": "One more?", "client_id": "q1", "model": "kimi-k2.5"})
+    await page.send_json_to({"message": "One more?", "client_id": "q1", "model": "kimi-k2.6"})
     frame = await page.receive_from(5)
     assert "You have used today&#x27;s quota of 1,000 tokens." in frame
     assert kimi.requests == []
@@ -457,7 +457,7 @@ async def test_the_daily_quota_refuses_before_anything_goes_upstream(kimi, alice
 
     # A quota of the user's own (0: no limit) wins over the setting.
     await TokenQuota.objects.acreate(user=alice, daily_tokens=0)
-    await page.send_json_to({"message": "One more?", "client_id": "q2", "model": "kimi-k2.5"})
+    await page.send_json_to({"message": "One more?", "client_id": "q2", "model": "kimi-k2.6"})
     frames = await frames_until_final(page)
     assert 'data-state="done"' in frames[-1]
 
@@ -466,7 +466,7 @@ def test_usage_and_quotas_in_the_admin(moderator, alice):
     Usage.objects.create(
         user=alice,
         day=timezone.localdate(),
-        model="kimi-k2.5",
+        model="kimi-k2.6",
         messages=3,
         prompt_tokens=1200,
         completion_tokens=300,
@@ -485,8 +485,8 @@ def test_usage_and_quotas_in_the_admin(moderator, alice):
 
 
 def test_staff_without_transcript_rights_cannot_search_or_sort_by_titles(staff, alice):
-    first = Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="aaa secret")
-    second = Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="zzz secret")
+    first = Conversation.objects.create(owner=alice, model="kimi-k2.6", title="aaa secret")
+    second = Conversation.objects.create(owner=alice, model="kimi-k2.6", title="zzz secret")
     client = logged_in(staff)
     assert "0 conversations" in client.get(CHANGELIST, {"q": "secret"}).content.decode()
     page = client.get(CHANGELIST, {"o": "1"}).content.decode()  # by "conversation", A to Z

@@ -12,7 +12,7 @@ from tests.helpers.chat import add_thread
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Trip plans")
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Trip plans")
 
 
 def test_the_login_page_has_its_landmarks(client, db):
@@ -76,12 +76,12 @@ def test_the_chat_page_has_its_landmarks(client, alice, conversation, settings):
 
 
 def test_the_model_picker_offers_the_configured_models(client, alice, settings):
-    settings.KIMI_MODELS = ["moonshot-v1-8k", "kimi-k2.5"]
-    settings.KIMI_DEFAULT_MODEL = "kimi-k2.5"
+    settings.KIMI_MODELS = ["kimi-k2.6", "kimi-k2.6"]
+    settings.KIMI_DEFAULT_MODEL = "kimi-k2.6"
     client.force_login(alice)
     page = client.get("/").content.decode()
-    assert '<option value="moonshot-v1-8k">' in page
-    assert '<option value="kimi-k2.5" selected>' in page
+    assert '<option value="kimi-k2.6">' in page
+    assert '<option value="kimi-k2.6" selected>' in page
 
 
 def test_the_page_says_plainly_when_no_key_is_configured(client, alice, settings):
@@ -104,10 +104,7 @@ def test_another_users_conversation_is_a_404_everywhere(client, bob, conversatio
     client.force_login(bob)
     assert client.get(f"/c/{conversation.pk}/").status_code == 404
     assert client.get(f"/c/{conversation.pk}/messages/?before=10").status_code == 404
-    assert (
-        client.post(f"/c/{conversation.pk}/settings/", {"model": "moonshot-v1-8k"}).status_code
-        == 404
-    )
+    assert client.post(f"/c/{conversation.pk}/settings/", {"model": "kimi-k2.6"}).status_code == 404
     page = client.get("/").content.decode()
     assert "Trip plans" not in page
 
@@ -165,7 +162,7 @@ def test_settings_are_saved(client, alice, conversation):
     r = client.post(
         f"/c/{conversation.pk}/settings/",
         {
-            "model": "moonshot-v1-8k",
+            "model": "kimi-k2.6",
             "system_prompt": "Be brief.",
             "temperature": "0.2",
             "stop": "END",
@@ -182,7 +179,7 @@ def test_settings_out_of_kimis_range_are_refused(client, alice, conversation):
     client.force_login(alice)
     r = client.post(
         f"/c/{conversation.pk}/settings/",
-        {"model": "moonshot-v1-8k", "temperature": "1.7", "stop": "a\nb\nc\nd\ne\nf"},
+        {"model": "kimi-k2.6", "temperature": "1.7", "stop": "a\nb\nc\nd\ne\nf"},
     )
     page = r.content.decode()
     assert "less than or equal to 1" in page
@@ -256,7 +253,7 @@ def test_export_is_markdown_of_the_versions_shown(client, alice, conversation):
     question, _old = add_thread(
         conversation,
         {"role": "user", "content": "Name a colour"},
-        {"role": "assistant", "content": "Red", "model": "moonshot-v1-8k"},
+        {"role": "assistant", "content": "Red", "model": "kimi-k2.6"},
     )
     newer = Message.objects.create(
         conversation=conversation, parent=question, role="assistant", content="**Blue**"

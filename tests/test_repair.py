@@ -15,7 +15,7 @@ from uploads.models import UploadedFile
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Trip plans")
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Trip plans")
 
 
 @pytest.fixture

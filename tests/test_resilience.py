@@ -34,7 +34,7 @@ STORY = ["Once", " upon", " a", " time", " there", " was", " a", " cat."]
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Story")
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Story")
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +55,7 @@ def left_by_a_dead_process(conversation, content: str, **fields) -> Message:
             "role": "assistant",
             "state": "streaming",
             "content": content,
-            "model": "moonshot-v1-8k",
+            "model": "kimi-k2.6",
             "lease_owner": "dead-host:1:0",
             "lease_expires": timezone.now() - timedelta(seconds=1),
             **fields,

@@ -41,7 +41,7 @@ def redis(tmp_path, settings):
 
 @pytest.fixture
 def conversation(alice):
-    return Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="Outage")
+    return Conversation.objects.create(owner=alice, model="kimi-k2.6", title="Outage")
 
 
 async def test_an_answer_streaming_while_redis_stops_is_finished_saved_and_counted(

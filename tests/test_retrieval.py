@@ -19,6 +19,14 @@ from tests.helpers.uploads import uploaded
 from uploads import references, retrieval, services
 from uploads.models import Passage, UploadedFile
 
+
+@pytest.fixture(autouse=True)
+def _small_window(settings):
+    """The tests' model has a small window (8k, as moonshot-v1-8k had): what does not fit
+    shows with little text."""
+    settings.KIMI_CONTEXT_WINDOWS = {"kimi-k2.6": 8192}
+
+
 FACT = "The Zephyr relief valve opens at exactly 42 bar."
 CHINESE = [
     "第一章 安装。水泵应安装在干燥、通风的地方，周围留出维修空间。",
@@ -100,10 +108,10 @@ async def test_a_fact_on_one_page_of_a_300_page_pdf_is_found_and_the_request_fit
     manual = await uploaded(alice, "manual.pdf", documents.pdf_bytes(pages))
     assert (manual.status, manual.pages) == ("ready", 300)
     assert manual.tokens > 8192 * 5  # far beyond the model's window
-    conversation = await Conversation.objects.acreate(owner=alice, model="moonshot-v1-8k")
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k2.6")
     chat = await open_chat(alice, conversation)
     question = "@manual.pdf At what pressure does the Zephyr relief valve open?"
-    await chat.send_json_to({"message": question, "client_id": "r1", "model": "moonshot-v1-8k"})
+    await chat.send_json_to({"message": question, "client_id": "r1", "model": "kimi-k2.6"})
     frames = await frames_until_final(chat)
 
     sent = kimi.requests[-1].body
@@ -113,7 +121,7 @@ async def test_a_fact_on_one_page_of_a_300_page_pdf_is_found_and_the_request_fit
         "“manual.pdf”, Page 217:\nThe Zephyr relief valve opens at exactly 42 bar." in passages[0]
     )
     size = sum(catalogue.estimate_tokens(str(m["content"])) for m in sent["messages"])
-    assert size + catalogue.answer_reserve("moonshot-v1-8k", None) <= 8192
+    assert size + catalogue.answer_reserve("kimi-k2.6", None) <= 8192
     answer = await Message.objects.aget(role="assistant")
     assert {"file": manual.pk, "name": "manual.pdf", "locator": "Page 217", "page": 217} in (
         answer.sources
@@ -126,7 +134,7 @@ async def test_a_fact_on_one_page_of_a_300_page_pdf_is_found_and_the_request_fit
 @pytest.mark.usefixtures("close_kimi_clients")
 async def test_a_document_that_fits_is_sent_whole_without_sources(kimi, alice):
     short = await uploaded(alice, "short.txt", FACT.encode())
-    conversation = await Conversation.objects.acreate(owner=alice, model="moonshot-v1-8k")
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k2.6")
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "@short.txt Pressure?", "client_id": "r2"})
     frames = await frames_until_final(chat)
@@ -158,7 +166,7 @@ def test_a_whole_team_library_is_questioned_through_its_passages(alice, bob):
     question = "@ops At what pressure does the Zephyr relief valve open?"
     files = references.resolve(user=bob, text=question)
     assert {f.name for f in files} == {"pumps.txt", "valves.txt"}
-    conversation = Conversation(owner=bob, model="moonshot-v1-8k")
+    conversation = Conversation(owner=bob, model="kimi-k2.6")
     request = context.build(
         conversation=conversation, thread=None, until=None, question=question, files=files
     )

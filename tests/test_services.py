@@ -16,11 +16,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def chat(alice) -> Conversation:
-    conversation = Conversation.objects.create(owner=alice, model="moonshot-v1-8k")
+    conversation = Conversation.objects.create(owner=alice, model="kimi-k2.6")
     add_thread(
         conversation,
         {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!", "model": "moonshot-v1-8k"},
+        {"role": "assistant", "content": "Hello!", "model": "kimi-k2.6"},
     )
     return conversation
 
@@ -39,7 +39,7 @@ def test_a_first_message_starts_a_conversation_with_its_answer_streaming(alice, 
         conversation=None,
         text="  What is Kimi?  ",
         client_id="c1",
-        options={"system_prompt": "Be brief.", "temperature": "0.3", "model": "moonshot-v1-8k"},
+        options={"system_prompt": "Be brief.", "temperature": "0.3", "model": "kimi-k2.6"},
     )
     assert answering is not None
     conversation = Conversation.objects.get()
@@ -55,7 +55,9 @@ def test_a_first_message_starts_a_conversation_with_its_answer_streaming(alice, 
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "What is Kimi?"},
     ]
-    assert answering.params == {"temperature": 0.3}
+    # kimi-k2.6 fixes its sampling: the temperature is kept, not sent; the cache key is.
+    assert answering.params == {"prompt_cache_key": f"kimichat-conversation-{conversation.pk}"}
+    assert conversation.temperature == 0.3
     assert answering.title_wanted
 
 
@@ -128,14 +130,14 @@ def test_a_file_still_being_read_is_waited_for(alice, chat):
 def test_regenerate_makes_a_new_version_of_the_answer(alice, chat):
     old = chat.messages.get(role="assistant")
     answering = services.answer_regenerate(
-        user=alice, conversation=chat, message_id=old.pk, options={"model": "moonshot-v1-32k"}
+        user=alice, conversation=chat, message_id=old.pk, options={"model": "kimi-k3"}
     )
     assert answering is not None and answering.request is not None
     new = answering.answer
-    assert (new.parent_id, new.model, new.is_streaming) == (old.parent_id, "moonshot-v1-32k", True)
+    assert (new.parent_id, new.model, new.is_streaming) == (old.parent_id, "kimi-k3", True)
     assert answering.request.messages == [{"role": "user", "content": "Hi"}]
     assert [m.pk for m in Message.objects.filter(parent=old.parent)] == [old.pk, new.pk]
-    assert Conversation.objects.get(pk=chat.pk).model == "moonshot-v1-32k"
+    assert Conversation.objects.get(pk=chat.pk).model == "kimi-k3"
 
 
 def test_an_edited_question_is_a_new_version_with_the_files_it_had(alice, chat):

@@ -68,7 +68,7 @@ def event(data: dict) -> bytes:
 
 async def read_all() -> list[dict]:
     stream = await kimi.stream_open(
-        model="moonshot-v1-8k", messages=[{"role": "user", "content": "Hi"}], params={}
+        model="kimi-k2.6", messages=[{"role": "user", "content": "Hi"}], params={}
     )
     try:
         return [c async for c in stream]
@@ -137,7 +137,7 @@ async def test_the_stream_ends_at_done_though_kimi_keeps_the_connection_open(raw
 
 @pytest.mark.django_db(transaction=True)
 async def test_an_answer_broken_by_kimis_error_keeps_its_words_and_says_why(raw_kimi, alice):
-    conversation = await Conversation.objects.acreate(owner=alice, model="moonshot-v1-8k")
+    conversation = await Conversation.objects.acreate(owner=alice, model="kimi-k2.6")
     error = {"message": "The engine is overloaded", "type": "engine_overloaded_error"}
     raw_kimi.pieces = [
         event(chunk({"role": "assistant", "content": ""})),

@@ -266,18 +266,18 @@ def test_an_uploader_out_of_the_team_may_delete_nothing_of_it(team, alice, bob, 
 @pytest.fixture
 def shared(team, alice) -> Conversation:
     conversation = Conversation.objects.create(
-        owner=alice, model="moonshot-v1-8k", title="Pump sizing", team=team
+        owner=alice, model="kimi-k2.6", title="Pump sizing", team=team
     )
     add_thread(
         conversation,
         {"role": "user", "content": "What pump do we need?"},
-        {"role": "assistant", "content": "A **7 bar** pump.", "model": "moonshot-v1-8k"},
+        {"role": "assistant", "content": "A **7 bar** pump.", "model": "kimi-k2.6"},
     )
     return conversation
 
 
 def test_the_owner_shares_a_conversation_from_the_chat_page(team, alice):
-    conversation = Conversation.objects.create(owner=alice, model="moonshot-v1-8k", title="T")
+    conversation = Conversation.objects.create(owner=alice, model="kimi-k2.6", title="T")
     client = logged_in(alice)
     assert 'aria-label="Share with team"' in client.get(f"/c/{conversation.pk}/").content.decode()
     client.post(f"/c/{conversation.pk}/share/", {"team": team.pk})
@@ -290,10 +290,10 @@ def test_the_owner_shares_a_conversation_from_the_chat_page(team, alice):
 
 
 def test_only_the_owner_shares_and_only_with_their_teams(team, alice, bob, carol):
-    conversation = Conversation.objects.create(owner=carol, model="moonshot-v1-8k")
+    conversation = Conversation.objects.create(owner=carol, model="kimi-k2.6")
     response = logged_in(carol).post(f"/c/{conversation.pk}/share/", {"team": team.pk})
     assert response.status_code == 404
-    mine = Conversation.objects.create(owner=alice, model="moonshot-v1-8k")
+    mine = Conversation.objects.create(owner=alice, model="kimi-k2.6")
     assert logged_in(bob).post(f"/c/{mine.pk}/share/", {"team": team.pk}).status_code == 404
 
 

@@ -1,11 +1,11 @@
 """`@` references in a message → the files its author may read.
 
-`@file-<id>` names a file by id; `@` followed by a file's exact name names it by name (the
-longest name that fits wins, so "@q3 report.pdf" finds a name with spaces; of an own file and
-a team's with one name, the own one); `@<team reference>` names every document in a team's
-library (read, or being read; images and files that failed are left out); files attached in
-the composer come by id. A reference to a file that does not exist and one to a file the
-author may not read get the same answer."""
+`@file-<id>` (or `@file_<id>`) names a file by id; `@` followed by a file's exact name names
+it by name (the longest name that fits wins, so "@q3 report.pdf" finds a name with spaces; of
+an own file and a team's with one name, the own one); `@<team reference>` names every
+document in a team's library (read, or being read; images and files that failed are left
+out); files attached in the composer come by id. A reference to a file that does not exist
+and one to a file the author may not read get the same answer."""
 
 import itertools
 import re
@@ -19,7 +19,9 @@ from uploads import extract
 from uploads.models import UploadedFile
 
 AT = re.compile(r"(?<![\w@.])@(?=\S)")
-BY_ID = re.compile(r"file-(\d+)")
+# Ids are written "file-12" or, as Kimi's newer file ids are, "file_12": both are taken.
+BY_ID = re.compile(r"file[-_](\d+)")
+ID_PREFIXES = ("file-", "file_")
 # What may follow a name: the end, a space, or punctuation closing a sentence or a bracket.
 END = set(" \t\n\r,.;:!?)]}>'\"，。；：！？）」』、")
 LOOKS_LIKE_FILE = re.compile(r"[^\s@]+(\.[A-Za-z0-9]{1,10})")
@@ -45,6 +47,13 @@ class NotFound(Exception):
             _("A message can name at most %(count)s files or teams with @. Name fewer.")
             % {"count": MAX_REFERENCES},
         )
+
+
+def plain_id(value: object) -> object:
+    """A file id as sent ("file_12", "file-12", "12" or 12) without its prefix."""
+    if isinstance(value, str) and value.startswith(ID_PREFIXES):
+        return value[len("file-") :]
+    return value
 
 
 def resolve(*, user: User, text: str, attached: Sequence[int] = ()) -> list[UploadedFile]:

@@ -4,6 +4,7 @@ from django.utils.translation import gettext as _
 
 from conversations import forms, parts
 from conversations import markdown as md
+from kimi import tools
 
 register = template.Library()
 
@@ -31,6 +32,17 @@ def source_label(source: dict) -> str:
 @register.filter
 def thinking_modes(form: forms.ConversationSettingsForm) -> str:
     return forms.thinking_modes(form)
+
+
+@register.filter
+def step_text(step: dict) -> str:
+    """ "Searching: …", "Reading: example.org/…": a step of Kimi's tools, as it runs."""
+    return tools.step_text(step)
+
+
+@register.filter
+def page_label(url: str) -> str:
+    return tools.page_label(url)
 
 
 @register.simple_tag

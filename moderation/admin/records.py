@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 import kimi
+from accounts import spend
 from accounts.models import TokenQuota, Usage
 from moderation import services
 from moderation.forms import ModerationActionForm, action_reason
@@ -191,6 +192,11 @@ class UsageAdmin(ReadOnlyAdmin):
                 total=Sum(F("prompt_tokens") + F("completion_tokens")),
             )
             response.context_data["kimi_balance"] = kimi_balance()
+            # Per model (filters applied): cache share and estimated cost; the chart shows
+            # the last 30 days of the rows listed.
+            listed = response.context_data["cl"].queryset
+            response.context_data["per_model"] = spend.by_model(listed)
+            response.context_data["chart"] = spend.chart(listed, timezone.localdate())
         return response
 
     change_list_template = "admin/moderation/usage/change_list.html"

@@ -458,25 +458,33 @@
   var modes = JSON.parse(switches.dataset.thinking || "{}");
   var thinking = switches.querySelector("input[name=thinking]");
   var label = switches.querySelector("[data-switch=thinking]");
-  var search = switches.querySelector("input[name=web_search]");
-  var note = switches.querySelector(".switch-note");
+  var effort = switches.querySelector("[data-switch=effort]");
 
   // A model that always thinks shows it on, fixed (still sent, so the choice for other
-  // models is kept); one that never thinks hides the switch.
-  function mode() { return modes[model.value] || "never"; }
+  // models is kept); one that never thinks hides the switch. Effort shows for a model that
+  // takes one; temperature and top p are read-only, with the reason, for one that fixes them.
+  function about() { return modes[model.value] || {}; }
+  function mode() { return about().thinking || "never"; }
   function follow() {
     if (thinking.dataset.chosen === undefined) { thinking.dataset.chosen = thinking.checked ? "on" : ""; }
     label.hidden = mode() === "never";
     thinking.setAttribute("aria-disabled", mode() === "always" ? "true" : "false");
     thinking.checked = mode() === "always" || thinking.dataset.chosen === "on";
-    if (note) { note.hidden = !(search.checked && mode() === "optional"); }
+    if (effort) { effort.hidden = !about().effort; }
+    var fixed = !!about().fixed;
+    var note = document.querySelector("#settings .fixed-note");
+    if (note) { note.hidden = !fixed; }
+    ["id_temperature", "id_top_p"].forEach(function (id) {
+      var input = document.getElementById(id);
+      if (input) { input.readOnly = fixed; input.setAttribute("aria-disabled", fixed ? "true" : "false"); }
+    });
   }
   thinking.addEventListener("click", function (event) {
     if (mode() === "always") { event.preventDefault(); }
   });
   thinking.addEventListener("change", function () { thinking.dataset.chosen = thinking.checked ? "on" : ""; });
   model.addEventListener("change", follow);
-  if (search) { search.addEventListener("change", follow); }
+  document.body.addEventListener("htmx:afterSwap", follow);  // the settings panel, saved anew
   follow();
 })();
 

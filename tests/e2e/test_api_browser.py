@@ -51,7 +51,7 @@ def test_create_copy_use_and_revoke_a_key(page: Page, server, kimi):
     expect(keys).not_to_contain_text("laptop notebook")
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(
-            model="moonshot-v1-8k", messages=[{"role": "user", "content": "Hi"}]
+            model="kimi-k2.6", messages=[{"role": "user", "content": "Hi"}]
         )
 
     page.get_by_role("link", name="Use KimiChat from code").click()

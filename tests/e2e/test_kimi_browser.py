@@ -48,6 +48,7 @@ def test_kimi_thinks_live_then_the_thinking_folds_and_stays_folded(page: Page, k
 
 def test_the_thinking_switch_follows_the_model(page: Page, kimi):
     switch = page.get_by_role("checkbox", name="Thinking")
+    page.get_by_label("Model").select_option("kimi-k2.6")
     switch.uncheck()
     send(page, "No thinking please")
     answer = page.locator('article[data-role="assistant"]')
@@ -55,21 +56,19 @@ def test_the_thinking_switch_follows_the_model(page: Page, kimi):
     expect(answer.get_by_role("group", name="Thinking")).to_be_hidden()
     assert kimi.streams[-1].body["thinking"] == {"type": "disabled"}
 
-    # A model that never thinks: no switch.
-    page.get_by_label("Model").select_option("moonshot-v1-8k")
-    expect(switch).to_be_hidden()
-    page.get_by_label("Model").select_option("kimi-k2.5")
-    expect(switch).to_be_visible()
+    # kimi-k3 always thinks: the switch shows it on, fixed; back on k2.6 the choice stays.
+    page.get_by_label("Model").select_option("kimi-k3")
+    expect(switch).to_be_checked()
+    expect(switch).to_have_attribute("aria-disabled", "true")
+    page.get_by_label("Model").select_option("kimi-k2.6")
     expect(switch).not_to_be_checked()
     page.reload()
     expect(page.get_by_role("checkbox", name="Thinking")).not_to_be_checked()
 
 
-def test_web_search_says_so_then_answers(page: Page, kimi):
+def test_web_search_says_what_it_does_then_answers(page: Page, kimi):
     kimi.script = Script(searches=["kimi news"], tokens=["Here is", " what I found."], delay=0.05)
     page.get_by_role("checkbox", name="Web search").check()
-    # k2.5 does not think while it searches: the composer says so.
-    expect(page.get_by_text("Web search turns this model's thinking off")).to_be_visible()
     page.evaluate(WATCH_STATUS)
     send(page, "What is new at Moonshot?")
 
@@ -77,12 +76,12 @@ def test_web_search_says_so_then_answers(page: Page, kimi):
     expect(answer).to_have_attribute("data-state", "done")
     expect(answer.locator(".body")).to_have_text("Here is what I found.")
     expect(answer).to_contain_text("1 web search")
-    assert "Searching the web…" in page.evaluate("window.statuses")
-    assert kimi.streams[-2].body["tools"][0]["function"]["name"] == "$web_search"
+    assert "Searching: kimi news" in page.evaluate("window.statuses")
+    assert kimi.streams[-2].body["tools"][0]["function"]["name"] == "web_search"
 
 
 def test_continue_goes_on_with_a_cut_answer(page: Page, kimi):
-    page.get_by_label("Model").select_option("moonshot-v1-8k")
+    page.get_by_label("Model").select_option("kimi-k2.6")
     kimi.script = Script(tokens=["Once upon", " a time"], finish_reason="length")
     send(page, "Tell me a story")
     answer = page.locator('article[data-role="assistant"]')

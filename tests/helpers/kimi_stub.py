@@ -10,6 +10,7 @@ without `finish_reason`. Tests run it in a thread; benchmarks run it as a proces
 
 import argparse
 import asyncio
+import base64
 import json
 import re
 import threading
@@ -46,8 +47,14 @@ def _model(model_id: str, window: int, images=False, video=False, reasoning=Fals
     }
 
 
-# What Kimi offers (kimi-api.md §1), as its models endpoint describes them.
+# What Kimi offers today (December 2026), as its models endpoint describes them.
 MODELS = [
+    _model("kimi-k3", 1048576, images=True, video=True, reasoning=True),
+    _model("kimi-k2.6", 262144, images=True, video=True, reasoning=True),
+]
+# What it offered before it retired them: asked for now, they answer 404. A test of how
+# KimiChat behaved against that older Kimi serves them again (`Script(models=LEGACY_MODELS)`).
+RETIRED_MODELS = [
     _model("kimi-k2.5", 262144, images=True, video=True, reasoning=True),
     _model("kimi-k2-thinking", 262144, reasoning=True),
     _model("kimi-k2-0905-preview", 262144),
@@ -57,6 +64,7 @@ MODELS = [
     _model("moonshot-v1-auto", 131072),
     _model("moonshot-v1-8k-vision-preview", 8192, images=True),
 ]
+LEGACY_MODELS = MODELS + RETIRED_MODELS
 
 
 @dataclass
@@ -96,11 +104,22 @@ class Script:
     # What a thinking model thinks before it answers, streamed as `reasoning_content` (for
     # kimi-k2-thinking always; for kimi-k2.5/k2.6 unless the request turns thinking off).
     reasoning: list[str] = field(default_factory=lambda: ["Let me", " think", " about", " it."])
-    # What a web search asks, when the request offers $web_search: one call per query, then,
-    # once the calls come back, the answer.
+    # What a web search asks, when the request offers $web_search or the web_search formula:
+    # one call per query, then, once the calls come back, the answer.
     searches: list[str] = field(default_factory=lambda: ["kimi web search"])
+    # Pages Kimi reads with the fetch formula (where it is offered), one round after the
+    # searches.
+    fetches: list[str] = field(default_factory=list)
+    # More rounds of searching after those (one query each): a Kimi that never stops asking.
+    more_searches: int = 0
+    # Formulas whose fibers fail (by name), and whether /v1/formulas exists at all (False: 404,
+    # a Kimi without official tools).
+    failing_fibers: list[str] = field(default_factory=list)
+    formulas: bool = True
     finish_reason: str = "stop"  # e.g. "length": cut off by its max tokens
-    cached_tokens: int = 0  # of the prompt, served from Kimi's context cache
+    # Of the prompt, served from Kimi's context cache; None: as much of it as repeats the start
+    # of an earlier prompt to the same model (Kimi's implicit prefix cache).
+    cached_tokens: int | None = None
 
 
 @dataclass
@@ -111,6 +130,7 @@ class Request:
     first_chunk_at: float | None = None  # time.monotonic() of the first content chunk
     last_chunk_at: float | None = None
     first_thought_at: float | None = None  # time.monotonic() of the first reasoning chunk
+    usage: dict | None = None  # what Kimi counted, as it reported it
 
 
 class KimiStub:
@@ -123,12 +143,29 @@ class KimiStub:
         self.files: dict[str, dict] = {}
         # Web searches asked for, by call id: the arguments that must come back unchanged.
         self.searched: dict[str, str] = {}
+        # Formula calls asked for, by call id: (name, arguments as Kimi wrote them); the fibers
+        # run, in order, as {name, arguments, output}; the declarations read (by formula).
+        self.called: dict[str, tuple[str, str]] = {}
+        self.fibers: list[dict] = []
+        self.declared: list[str] = []
+        # Every prompt seen (its messages as Kimi reads them), for the prefix cache.
+        self._prompts: list[tuple[str, str]] = []
         # The account's endpoints asked (/v1/models, /v1/users/me/balance), in order.
         self.reads: list[str] = []
         self._released = asyncio.Event()
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
+
+    def reset(self) -> None:
+        """As new: today's Kimi, nothing asked yet, nothing cached."""
+        self.script = Script()
+        self.requests.clear()
+        self.reads.clear()
+        self.called.clear()
+        self.fibers.clear()
+        self.declared.clear()
+        self._prompts.clear()
 
     @property
     def base_url(self) -> str:
@@ -212,6 +249,8 @@ class KimiStub:
             await self._account(path, headers, writer)
         elif path.startswith("/v1/files"):
             await self._files(method, path, headers, body, writer)
+        elif path.startswith("/v1/formulas/"):
+            await self._formula(method, path, headers, body, writer)
         elif method == "GET" and path == "/_stats":
             await self._json(writer, 200, self.stats())
         elif method == "POST" and path == "/v1/chat/completions":
@@ -259,7 +298,7 @@ class KimiStub:
             return
         parts = path.rstrip("/").split("/")  # ['', 'v1', 'files', id, 'content']
         if method == "POST" and len(parts) == 3:
-            file_id = f"file-stub-{len(self.files) + 1}"
+            file_id = f"file_stub{len(self.files) + 1}"  # today's ids carry "file_"
             name = re.search(rb'filename="([^"]*)"', body)
             purpose = re.search(rb'name="purpose"\r\n\r\n([^\r]*)', body)
             self.files[file_id] = {
@@ -287,6 +326,42 @@ class KimiStub:
                 writer, 404, {"error": {"type": "resource_not_found_error", "message": "Not found"}}
             )
 
+    async def _formula(self, method, path, headers, body, writer) -> None:
+        """Kimi's official tools: a formula's declarations (GET …/tools) and a call run
+        (POST …/fibers). web-search's output is protected: it comes back encrypted."""
+        if headers.get("authorization") != "Bearer sk-test":
+            error = {"type": "invalid_authentication_error", "message": "Invalid Authentication"}
+            await self._json(writer, 401, {"error": error})
+            return
+        match = re.fullmatch(r"/v1/formulas/moonshot/([a-z-]+):latest/(tools|fibers)", path)
+        formula = match.group(1) if match else ""
+        if not self.script.formulas or formula not in FORMULAS:
+            error = {"type": "resource_not_found_error", "message": "Not found"}
+            await self._json(writer, 404, {"error": error})
+            return
+        if method == "GET" and match.group(2) == "tools":
+            self.declared.append(formula)
+            self._notify()
+            await self._json(writer, 200, {"object": "list", "tools": [FORMULAS[formula]]})
+            return
+        asked = json.loads(body or b"{}")
+        name, arguments = asked.get("name"), asked.get("arguments")
+        if (name, arguments) not in self.called.values():
+            error = {"type": "invalid_request_error", "message": "Invalid request: arguments"}
+            await self._json(writer, 400, {"error": error})
+            return
+        fiber = {"id": f"fiber-{len(self.fibers) + 1}", "object": "fiber"}
+        if name in self.script.failing_fibers:
+            fiber.update(status="failed", error={"message": "The formula failed"})
+            output = None
+        else:
+            output = _fiber_output(name, arguments)
+            key = "encrypted_output" if name == "web_search" else "output"
+            fiber.update(status="succeeded", context={key: output})
+        self.fibers.append({"name": name, "arguments": arguments, "output": output})
+        self._notify()
+        await self._json(writer, 200, fiber)
+
     @property
     def streams(self) -> list[Request]:
         """The streamed completions (answers), not the small requests (titles)."""
@@ -313,6 +388,12 @@ class KimiStub:
                 headers = f"Retry-After: {script.retry_after}\r\n"
         else:
             status, kind = script.status, script.error_type
+        model = request.body.get("model", "")
+        if status == 200 and model not in {m["id"] for m in script.models}:
+            message = f"Not found the model {model} or Permission denied"
+            body = {"type": "resource_not_found_error", "message": message}
+            await self._json(writer, 404, {"error": body})
+            return
         refusal = self._refusal(request.body) if status == 200 else None
         if refusal is not None:
             body = {"type": "invalid_request_error", "message": refusal}
@@ -337,12 +418,7 @@ class KimiStub:
                         }
                     ],
                     "model": request.body.get("model", ""),
-                    "usage": {
-                        "prompt_tokens": _count(request.body),
-                        "completion_tokens": len(text.split()),
-                        "total_tokens": _count(request.body) + len(text.split()),
-                        "cached_tokens": script.cached_tokens,
-                    },
+                    "usage": self._usage(request, len(text.split())),
                 },
             )
             return
@@ -389,10 +465,10 @@ class KimiStub:
                 if request.first_thought_at is None:
                     request.first_thought_at = time.monotonic()
                 self._notify()
-            for index, (call_id, arguments) in enumerate(calls):
+            for index, (call_id, name, arguments) in enumerate(calls):
                 # A tool call comes in pieces: its id and name first, its arguments after.
                 cut = len(arguments) // 2
-                named = {"name": "$web_search", "arguments": ""}
+                named = {"name": name, "arguments": ""}
                 for piece in (
                     {"id": call_id, "type": "function", "function": named},
                     {"function": {"arguments": arguments[:cut]}},
@@ -423,13 +499,7 @@ class KimiStub:
             if client_left.done():
                 request.closed_early = True
                 return False
-            usage = {
-                "prompt_tokens": _count(request.body),
-                "completion_tokens": len(script.tokens) + len(self._thoughts(request.body)),
-                "total_tokens": 0,
-                "cached_tokens": script.cached_tokens,
-            }
-            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            usage = self._usage(request, len(script.tokens) + len(self._thoughts(request.body)))
             finish = ("tool_calls" if calls else script.finish_reason) if script.finish else None
             final = {"index": 0, "delta": {}, "finish_reason": finish}
             if script.usage_in_choice:
@@ -469,35 +539,104 @@ class KimiStub:
         return rest
 
     def _thoughts(self, body: dict) -> list[str]:
+        messages = body.get("messages", [])
+        last = messages[-1] if messages else {}
+        if last.get("partial") and last.get("reasoning_content"):
+            return []  # Continue with the reasoning so far: it thought already
         return self.script.reasoning if thinks(body) else []
 
-    def _calls(self, body: dict) -> list[tuple[str, str]]:
-        """The web searches to ask for: one per query, when $web_search is offered and the
-        searches have not come back yet."""
-        offered = any(
-            tool.get("function", {}).get("name") == "$web_search" for tool in body.get("tools", [])
-        )
-        if not offered or any(m.get("role") == "tool" for m in body.get("messages", [])):
+    def _usage(self, request: Request, completion: int) -> dict:
+        """What Kimi counts: the prompt (and of it, what repeats an earlier prompt's start to
+        the same model with the same effort, from its cache), the completion, the searches."""
+        body = request.body
+        prompt = _count(body)
+        seen = json.dumps(body.get("messages", []), ensure_ascii=False, sort_keys=True)
+        key = f"{body.get('model')}/{body.get('reasoning_effort')}"
+        cached = self.script.cached_tokens
+        if cached is None:
+            common = max(
+                (_common(seen, earlier) for k, earlier in self._prompts if k == key), default=0
+            )
+            cached = prompt * common // max(len(seen), 1)
+        self._prompts.append((key, seen))
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "cached_tokens": cached,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
+        request.usage = usage
+        return usage
+
+    def _calls(self, body: dict) -> list[tuple[str, str, str]]:
+        """The tool calls to make (id, name, arguments): with $web_search offered, one per
+        query until they come back; with the formulas declared, a round of searches, then a
+        round of pages read, then `more_searches` rounds, one round per request."""
+        offered = {tool.get("function", {}).get("name") for tool in body.get("tools", [])}
+        messages = body.get("messages", [])
+        if body.get("tool_choice") == "none":
+            return []
+        if WEB_SEARCH in offered:
+            if any(m.get("role") == "tool" for m in messages):
+                return []
+            calls = []
+            for query in self.script.searches:
+                call_id = f"call-{len(self.searched) + 1}"
+                arguments = json.dumps({"search_result": {"search_id": call_id, "query": query}})
+                self.searched[call_id] = arguments
+                calls.append((call_id, WEB_SEARCH, arguments))
+            return calls
+        users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+        since = messages[users[-1] + 1 :] if users else messages
+        done = sum(1 for m in since if m.get("tool_calls"))
+        plan = [
+            [("web_search", {"query": q}) for q in self.script.searches],
+            [("fetch", {"url": url}) for url in self.script.fetches],
+        ]
+        plan = [round_ for round_ in plan if round_]
+        plan += [[("web_search", {"query": f"more {i}"})] for i in range(self.script.more_searches)]
+        if done >= len(plan):
             return []
         calls = []
-        for query in self.script.searches:
-            call_id = f"call-{len(self.searched) + 1}"
-            arguments = json.dumps({"search_result": {"search_id": call_id, "query": query}})
-            self.searched[call_id] = arguments
-            calls.append((call_id, arguments))
+        for name, arguments in plan[done]:
+            if name in offered:
+                call_id = f"{name}:{len(self.called)}"
+                # Kimi's own spelling (spaces after the separators): it must come back as is.
+                self.called[call_id] = (name, json.dumps(arguments, ensure_ascii=False))
+                calls.append((call_id, name, self.called[call_id][1]))
         return calls
 
     def _refusal(self, body: dict) -> str | None:
-        """What Kimi answers 400 to: a search handed back changed, a tool-call turn of a
-        thinking request without its reasoning, a partial prefix that is not the last turn."""
+        """What Kimi answers 400 to: kimi-k3 told not to think, or given sampling or an effort
+        of its own; a search handed back changed; a tool-call turn of a thinking request
+        without its reasoning; a partial prefix that is not the last turn."""
+        refused = _fixed(body)
+        if refused:
+            return refused
         messages = body.get("messages", [])
-        for message in messages:
+        failed = {(f["name"], f["arguments"]) for f in self.fibers if f["output"] is None}
+        outputs = {(f["name"], f["arguments"]): f["output"] for f in self.fibers}
+        for index, message in enumerate(messages):
             if message.get("role") == "tool":
-                made = self.searched.get(message.get("tool_call_id"))
+                call_id = message.get("tool_call_id")
+                if call_id in self.called:
+                    ran = self.called[call_id]
+                    # A call the app did not run (it had called enough) may say anything.
+                    ran_ok = ran in outputs and ran not in failed
+                    if ran_ok and message.get("content") != outputs[ran]:
+                        return "Invalid request: the tool message must carry the fiber's output"
+                    continue
+                if body.get("model", "").startswith("kimi-k3"):
+                    return "Invalid request: tokenization failed"
+                made = self.searched.get(call_id)
                 if made is None or message.get("content") != made:
                     return "Invalid request: the tool message must carry the call's arguments"
             if message.get("tool_calls") and thinks(body) and not message.get("reasoning_content"):
-                return "Invalid request: thinking is enabled but reasoning_content is missing"
+                return (
+                    "Invalid request: thinking is enabled but reasoning_content is missing in "
+                    f"assistant tool call message at index {index}"
+                )
         for message in messages[:-1]:
             if message.get("partial"):
                 return "Invalid request: only the last message may be partial"
@@ -508,6 +647,8 @@ class KimiStub:
             "requests": len(self.requests),
             "closed_early": sum(r.closed_early for r in self.requests),
             # By question: its first and last words, and its first thought.
+            # What Kimi counted for each request, in order (cached tokens included).
+            "usage": [r.usage for r in self.requests],
             "chunks": {
                 _last_user_text(r.body): [r.first_chunk_at, r.last_chunk_at, r.first_thought_at]
                 for r in self.requests
@@ -515,8 +656,85 @@ class KimiStub:
         }
 
 
-THINK_ALWAYS = ("kimi-k2-thinking", "kimi-thinking-preview")
+THINK_ALWAYS = ("kimi-k3", "kimi-k2-thinking", "kimi-thinking-preview")
 THINK_UNLESS_DISABLED = ("kimi-k2.5", "kimi-k2.6")
+EFFORTS = ("low", "high", "max")
+WEB_SEARCH = "$web_search"
+
+# Kimi's official tools, as GET /v1/formulas/moonshot/<formula>:latest/tools declares them.
+FORMULAS = {
+    "web-search": {
+        "type": "function",
+        "function": {
+            "name": "web_search",
+            "description": "Search the web for up-to-date information.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "description": "What to search for"},
+                    "classes": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["query"],
+            },
+        },
+    },
+    "fetch": {
+        "type": "function",
+        "function": {
+            "name": "fetch",
+            "description": "Fetch a URL and return its content as text.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "url": {"type": "string"},
+                    "max_length": {"type": "integer", "default": 5000},
+                    "start_index": {"type": "integer", "default": 0},
+                    "raw": {"type": "boolean", "default": False},
+                },
+                "required": ["url"],
+            },
+        },
+    },
+}
+
+
+def _fiber_output(name: str, arguments: str) -> str:
+    """What a fiber returns: web-search's results encrypted (opaque to the app), fetch's page."""
+    asked = json.loads(arguments)
+    if name == "web_search":
+        sealed = base64.b64encode(f"results for {asked.get('query')}".encode()).decode()
+        return f"----MOONSHOT ENCRYPTED BEGIN----{sealed}----MOONSHOT ENCRYPTED END----"
+    return f"Title: A page\nURL: {asked.get('url')}\n\nThe page's text."
+
+
+def _fixed(body: dict) -> str | None:
+    """kimi-k3's refusals: it always thinks, its sampling is fixed, its effort is one of three."""
+    if not body.get("model", "").startswith("kimi-k3"):
+        return None
+    if body.get("thinking", {}).get("type") == "disabled":
+        return "Invalid request: thinking cannot be disabled for this model"
+    for name, only in (("temperature", 1), ("top_p", 0.95), ("n", 1)):
+        if name in body and body[name] != only:
+            return f"invalid {name}: only {only} is allowed for this model"
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in EFFORTS:
+        return "invalid reasoning_effort: must be one of low, high, max"
+    return None
+
+
+def _common(a: str, b: str) -> int:
+    """The length of the start two strings share."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n
+    while lo < hi:  # the longest equal start, by halves
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def thinks(body: dict) -> bool:
