@@ -2,39 +2,31 @@
 is asked, finished (usage into the ledger, the conversation kept where asked) after."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Usage
+from api.errors import Refusal
+from api.limits import admit_key, answer_cap, next_midnight, seconds_until, tokens_left
 from api.models import SHOWN, ApiCall, ApiKey, digest
 from conversations.models import Conversation, Message, live_answers
 from kimichat import catalogue, kimi
 
 
-class Refusal(Exception):
-    """A call refused before Kimi is asked, as the OpenAI API refuses one: its HTTP status,
-    error type (Moonshot's names, kimi-api.md §5) and message."""
-
-    def __init__(
-        self, status: int, kind: str, message: str, code: str | None = None, retry_after: int = 0
-    ) -> None:
-        super().__init__(message)
-        self.status, self.kind, self.message, self.code = status, kind, message, code
-        self.retry_after = retry_after
-
-
-def key_create(*, user: User, name: str) -> tuple[ApiKey, str]:
+def key_create(*, user: User, name: str, expires_at: datetime | None = None) -> tuple[ApiKey, str]:
     """A new key of `user`'s: the row (which keeps only the key's start and digest), and the
     key itself, to be shown once."""
     text = ApiKey.generate()
-    key = ApiKey.objects.create(user=user, name=name, prefix=text[:SHOWN], digest=digest(text))
+    key = ApiKey.objects.create(
+        user=user, name=name, prefix=text[:SHOWN], digest=digest(text), expires_at=expires_at
+    )
     return key, text
 
 
@@ -53,6 +45,14 @@ def key_user(*, text: str) -> tuple[ApiKey, User]:
             _("Invalid API key. Create one on KimiChat's API keys page."),
             code="invalid_api_key",
         )
+    if key.is_expired:
+        raise Refusal(
+            401,
+            "invalid_authentication_error",
+            _("This API key expired on %(date)s. Create a new one on KimiChat's API keys page.")
+            % {"date": f"{timezone.localtime(key.expires_at):%Y-%m-%d %H:%M}"},
+            code="expired_api_key",
+        )
     if not key.user.is_active:
         raise Refusal(403, "permission_denied_error", _("Your account is suspended."))
     return key, key.user
@@ -60,16 +60,27 @@ def key_user(*, text: str) -> tuple[ApiKey, User]:
 
 @dataclass
 class Call:
-    """A call let through to Kimi."""
+    """A call let through to Kimi, and the most its answer may write (None: Kimi's own cap)."""
 
     row: ApiCall
     user: User
+    cap: int | None = None
 
 
-def call_start(*, key_text: str, model: str, stream: bool) -> Call:
+def call_start(
+    *,
+    key_text: str,
+    model: str,
+    stream: bool,
+    prompt_tokens: int = 0,
+    max_tokens: int | None = None,
+    response_id: str = "",
+) -> Call:
     """Check the key, the model and the user's limits (the page's rules: suspension, daily
-    tokens, answers at once and a minute, the page's answers and API calls counted together),
-    then open the call. Raises Refusal: nothing reaches Kimi then."""
+    tokens, answers at once and a minute, the page's answers and API calls counted together;
+    then the key's own bounds), hold the call's worst case against the budgets, and open the
+    call. `prompt_tokens` is the prompt's estimate, `max_tokens` the answer's cap the client
+    asked for. Raises Refusal: nothing reaches Kimi then."""
     key, user = key_user(text=key_text)
     if not catalogue.is_offered(model):
         raise Refusal(
@@ -83,18 +94,44 @@ def call_start(*, key_text: str, model: str, stream: bool) -> Call:
     if not standing.active:
         raise Refusal(403, "permission_denied_error", _("Your account is suspended."))
     if standing.over_quota:
-        raise Refusal(
-            429,
-            "exceeded_current_quota_error",
-            _(
-                "You have used today's quota of %(quota)s tokens. It renews at midnight "
-                "(%(zone)s); an administrator can raise it."
-            )
-            % {"quota": f"{standing.quota:,}", "zone": settings.TIME_ZONE},
-            code="insufficient_quota",
+        raise _quota_used(standing.quota)
+    running = ApiCall.objects.counts(user)
+    _admit_rate(user, running)
+    admit_key(key, model)
+    left = tokens_left(key, standing, running)
+    cap = answer_cap(model, prompt_tokens, max_tokens, left)
+    room = catalogue.context_window(model)
+    with transaction.atomic():
+        row = ApiCall.objects.create(
+            user=user,
+            key=key,
+            model=model,
+            stream=stream,
+            reserved_tokens=prompt_tokens + (cap or room),
+            response_id=response_id,
         )
-    live, recent = _running(user)
-    if live >= settings.USER_MAX_CONCURRENT:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=row.started_at)
+    return Call(row, user, cap)
+
+
+def _quota_used(quota: int) -> Refusal:
+    return Refusal(
+        429,
+        "exceeded_current_quota_error",
+        _(
+            "You have used today's quota of %(quota)s tokens. It renews at midnight "
+            "(%(zone)s); an administrator can raise it."
+        )
+        % {"quota": f"{quota:,}", "zone": settings.TIME_ZONE},
+        code="insufficient_quota",
+        retry_after=seconds_until(next_midnight()),
+    )
+
+
+def _admit_rate(user: User, running: dict) -> None:
+    """The user's answers at once and a minute, the page's and the API's together."""
+    page = _page_running(user)
+    if page["live"] + running["live"] >= settings.USER_MAX_CONCURRENT:
         raise Refusal(
             429,
             "rate_limit_reached_error",
@@ -106,7 +143,8 @@ def call_start(*, key_text: str, model: str, stream: bool) -> Call:
             code="concurrency_limit",
             retry_after=1,
         )
-    if recent >= settings.USER_MESSAGES_PER_MINUTE:
+    if page["recent"] + running["recent"] >= settings.USER_MESSAGES_PER_MINUTE:
+        firsts = [t for t in (page["first"], running["first"]) if t is not None]
         raise Refusal(
             429,
             "rate_limit_reached_error",
@@ -116,28 +154,33 @@ def call_start(*, key_text: str, model: str, stream: bool) -> Call:
             )
             % {"count": settings.USER_MESSAGES_PER_MINUTE},
             code="rate_limit",
-            retry_after=60,
+            retry_after=_minute_after(min(firsts) if firsts else None),
         )
-    with transaction.atomic():
-        row = ApiCall.objects.create(user=user, key=key, model=model, stream=stream)
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=row.started_at)
-    return Call(row, user)
 
 
-def _running(user: User) -> tuple[int, int]:
-    """Answers being written now, and answers asked for in the last minute: the page's and
-    the API's together (two queries). Calls kept as conversations count once, as calls."""
+def _page_running(user: User) -> dict:
+    """The page's answers being written now and asked for in the last minute, with the first
+    of those (one query). Calls kept as conversations count once, as calls."""
     minute_ago = timezone.now() - timedelta(minutes=1)
     live = live_answers()
     recent = Q(role=Message.Role.ASSISTANT, created_at__gte=minute_ago)
-    page = (
+    return (
         Message.objects.of_user(user)
         .filter(live | recent)
         .exclude(conversation__from_api=True)
-        .aggregate(live=Count("id", filter=live), recent=Count("id", filter=recent))
+        .aggregate(
+            live=Count("id", filter=live),
+            recent=Count("id", filter=recent),
+            first=Min("created_at", filter=recent),
+        )
     )
-    calls = ApiCall.objects.counts(user)
-    return page["live"] + calls["live"], page["recent"] + calls["recent"]
+
+
+def _minute_after(first: datetime | None) -> int:
+    """Seconds until the first of the last minute's calls leaves the minute: the real wait."""
+    if first is None:
+        return 1
+    return seconds_until(first + timedelta(minutes=1))
 
 
 @dataclass
@@ -153,13 +196,19 @@ class Outcome:
     content: str = ""
     reasoning: str = ""
     finish_reason: str = ""
+    raw_usage: dict[str, Any] | None = None  # Kimi's usage object as it came
+    chunk_id: str = ""  # a stream's id and time, for the chunk that gives its usage
+    created: int = 0
+    tool_calls: list[dict[str, Any]] | None = None  # the answer's, where it asked for tools
 
 
-def call_finish(*, call: Call, body: dict[str, Any], outcome: Outcome) -> None:
+def call_finish(*, call: Call, body: dict[str, Any], outcome: Outcome) -> tuple[int, int, int]:
     """Close the call: its tokens into the call's row and the user's ledger (where Kimi was
     reached: a call cut short still spent tokens, estimated where Kimi had not counted them),
-    and the exchange kept as a conversation where API_KEEP_CONVERSATIONS says so."""
+    and the exchange kept as a conversation where API_KEEP_CONVERSATIONS says so. Returns
+    the tokens counted: prompt, completion, cached."""
     row = call.row
+    keep = settings.API_KEEP_CONVERSATIONS
     model = outcome.model or row.model
     usage = outcome.usage
     if usage is not None:
@@ -177,9 +226,10 @@ def call_finish(*, call: Call, body: dict[str, Any], outcome: Outcome) -> None:
         prompt_tokens=prompt,
         completion_tokens=completion,
         cached_tokens=cached,
+        transcript=_transcript(body, outcome) if row.response_id and keep else None,
     )
     if not outcome.reached_kimi:
-        return
+        return 0, 0, 0
     Usage.objects.record(
         user_id=call.user.pk,
         model=model,
@@ -187,13 +237,14 @@ def call_finish(*, call: Call, body: dict[str, Any], outcome: Outcome) -> None:
         completion_tokens=completion,
         cached_tokens=cached,
     )
-    if settings.API_KEEP_CONVERSATIONS:
+    if keep:
         conversation_keep(
             user=call.user,
             body=body,
             outcome=outcome,
             tokens={"prompt_tokens": prompt, "completion_tokens": completion},
         )
+    return prompt, completion, cached
 
 
 def conversation_keep(
@@ -237,6 +288,17 @@ def conversation_keep(
         conversation.leaf = answer
         conversation.save(update_fields=["leaf"])
     return conversation
+
+
+def _transcript(body: dict[str, Any], outcome: Outcome) -> list[dict[str, Any]]:
+    """The exchange as chat messages, for a later Responses call that continues it: what was
+    sent, then the answer (with its reasoning, which Kimi needs back with tool calls)."""
+    answer: dict[str, Any] = {"role": "assistant", "content": outcome.content}
+    if outcome.reasoning:
+        answer["reasoning_content"] = outcome.reasoning
+    if outcome.tool_calls:
+        answer["tool_calls"] = outcome.tool_calls
+    return [*_messages(body), answer]
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -463,8 +463,17 @@ MODERATION_TRANSCRIPTS = _read("MODERATION_TRANSCRIPTS", _strict_bool, True)
 # (marked "API"), seen in their list and by moderators; off, only the usage is kept.
 API_KEYS = _read("API_KEYS", _strict_bool, True)
 API_KEEP_CONVERSATIONS = _read("API_KEEP_CONVERSATIONS", _strict_bool, False)
-# The largest request body /v1/chat/completions reads (bytes), checked before reading it.
-API_MAX_BODY_BYTES = _positive("API_MAX_BODY_BYTES", env.int, 4 * 1024 * 1024)
+# The largest request body /v1 reads (bytes), checked before reading it: by default room for
+# the largest image Kimi takes (API_LARGEST_IMAGE_MB, 20 MB) as base64, and the text around it.
+API_LARGEST_IMAGE_MB = 20
+API_MAX_BODY_BYTES = _positive(
+    "API_MAX_BODY_BYTES", env.int, API_LARGEST_IMAGE_MB * 1024 * 1024 * 4 // 3 + 1024 * 1024
+)
+# Browser apps on these origins (scheme://host[:port]) may call /v1 from their pages (CORS);
+# none by default.
+API_CORS_ORIGINS = [
+    o.strip().rstrip("/") for o in _read("API_CORS_ORIGINS", env.list, []) if o.strip()
+]
 
 
 # Access: who may sign up, e-mail, single sign-on, two-factor, log-in throttling. django-allauth

@@ -9,6 +9,7 @@ from django.utils import translation
 from kimichat import catalogue, limits
 from kimichat import kimi as kimi_client
 from kimichat.asgi import application
+from tests.api_fixtures import alice_key, api_server  # noqa: F401  (one server a run)
 from tests.kimi_stub import KimiStub, Script
 
 ORIGIN = (b"origin", b"http://localhost")

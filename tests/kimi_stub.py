@@ -101,6 +101,9 @@ class Script:
     searches: list[str] = field(default_factory=lambda: ["kimi web search"])
     finish_reason: str = "stop"  # e.g. "length": cut off by its max tokens
     cached_tokens: int = 0  # of the prompt, served from Kimi's context cache
+    # Function calls Kimi makes, (name, arguments JSON), when the request offers a function of
+    # that name and no tool result has come back since the last user message.
+    function_calls: list = field(default_factory=list)
 
 
 @dataclass
@@ -324,7 +327,20 @@ class KimiStub:
             await self._json(writer, status, {"error": body}, headers)
             return
         if not request.body.get("stream"):
+            if script.stall_after is not None:
+                await reader.read(1)  # no answer until the client gives up
+                request.closed_early = True
+                self._notify()
+                return False
             text = script.title
+            message = {"role": "assistant", "content": text}
+            calls = self._calls(request.body)
+            if calls:
+                message["content"] = ""
+                message["tool_calls"] = [
+                    {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                    for i, n, a in calls
+                ]
             await self._json(
                 writer,
                 200,
@@ -332,8 +348,8 @@ class KimiStub:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
+                            "message": message,
+                            "finish_reason": "tool_calls" if calls else "stop",
                         }
                     ],
                     "model": request.body.get("model", ""),
@@ -389,10 +405,10 @@ class KimiStub:
                 if request.first_thought_at is None:
                     request.first_thought_at = time.monotonic()
                 self._notify()
-            for index, (call_id, arguments) in enumerate(calls):
+            for index, (call_id, name, arguments) in enumerate(calls):
                 # A tool call comes in pieces: its id and name first, its arguments after.
                 cut = len(arguments) // 2
-                named = {"name": "$web_search", "arguments": ""}
+                named = {"name": name, "arguments": ""}
                 for piece in (
                     {"id": call_id, "type": "function", "function": named},
                     {"function": {"arguments": arguments[:cut]}},
@@ -471,20 +487,28 @@ class KimiStub:
     def _thoughts(self, body: dict) -> list[str]:
         return self.script.reasoning if thinks(body) else []
 
-    def _calls(self, body: dict) -> list[tuple[str, str]]:
+    def _calls(self, body: dict) -> list[tuple[str, str, str]]:
         """The web searches to ask for: one per query, when $web_search is offered and the
-        searches have not come back yet."""
-        offered = any(
-            tool.get("function", {}).get("name") == "$web_search" for tool in body.get("tools", [])
-        )
-        if not offered or any(m.get("role") == "tool" for m in body.get("messages", [])):
+        searches have not come back yet; or the script's function calls."""
+        names = {tool.get("function", {}).get("name") for tool in body.get("tools", [])}
+        messages = body.get("messages", [])
+        if names & {name for name, _arguments in self.script.function_calls}:
+            if messages and messages[-1].get("role") == "tool":
+                return []
+            return [
+                (f"fn-{len(self.requests)}-{i}", name, arguments)
+                for i, (name, arguments) in enumerate(self.script.function_calls)
+                if name in names
+            ]
+        offered = "$web_search" in names
+        if not offered or any(m.get("role") == "tool" for m in messages):
             return []
         calls = []
         for query in self.script.searches:
             call_id = f"call-{len(self.searched) + 1}"
             arguments = json.dumps({"search_result": {"search_id": call_id, "query": query}})
             self.searched[call_id] = arguments
-            calls.append((call_id, arguments))
+            calls.append((call_id, "$web_search", arguments))
         return calls
 
     def _refusal(self, body: dict) -> str | None:
@@ -492,7 +516,9 @@ class KimiStub:
         thinking request without its reasoning, a partial prefix that is not the last turn."""
         messages = body.get("messages", [])
         for message in messages:
-            if message.get("role") == "tool":
+            if message.get("role") == "tool" and not message.get("tool_call_id", "").startswith(
+                "fn-"
+            ):
                 made = self.searched.get(message.get("tool_call_id"))
                 if made is None or message.get("content") != made:
                     return "Invalid request: the tool message must carry the call's arguments"
