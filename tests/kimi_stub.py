@@ -334,6 +334,8 @@ class KimiStub:
                 return False
             text = script.title
             message = {"role": "assistant", "content": text}
+            if thinks(request.body):
+                message["reasoning_content"] = "".join(script.reasoning)
             calls = self._calls(request.body)
             if calls:
                 message["content"] = ""
