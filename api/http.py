@@ -125,7 +125,7 @@ def endpoint(*methods: str) -> Callable[[View], View]:
     return wrap
 
 
-@endpoint("GET", "POST", "DELETE")
+@endpoint("GET", "POST", "PUT", "PATCH", "DELETE")
 async def not_found(request: HttpRequest, rest: str = "") -> HttpResponseBase:
     """Any other path under /v1: OpenAI's 404, never an HTML page."""
     return error(

@@ -110,7 +110,11 @@ def node_client(name: str) -> Path:
 
 
 if __name__ == "__main__":
-    for each in PYTHON_CLIENTS:
-        python_client(each)
-    for each in NODE_CLIENTS:
-        node_client(each)
+    # All at once: the installs wait on the network more than on the processor.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(PYTHON_CLIENTS) + len(NODE_CLIENTS)) as pool:
+        done = [pool.submit(python_client, name) for name in PYTHON_CLIENTS]
+        done += [pool.submit(node_client, name) for name in NODE_CLIENTS]
+        for each in done:
+            each.result()
