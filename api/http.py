@@ -40,7 +40,7 @@ def bearer(request: HttpRequest) -> str:
 def too_large_message() -> str:
     return _(
         "The request body is too large: at most %(size)s bytes, room for one image of "
-        "%(image)s MB (the largest Kimi takes) as base64 with its text."
+        "%(image)s MB as base64 with its text. Send larger images smaller."
     ) % {"size": f"{settings.API_MAX_BODY_BYTES:,}", "image": settings.API_LARGEST_IMAGE_MB}
 
 

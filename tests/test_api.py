@@ -320,7 +320,12 @@ def test_moderators_list_and_revoke_anyones_keys_and_see_their_use(client, alice
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("API_KEYS", "perhaps"), ("API_KEEP_CONVERSATIONS", "y"), ("API_MAX_BODY_BYTES", "0")],
+    [
+        ("API_KEYS", "perhaps"),
+        ("API_KEEP_CONVERSATIONS", "y"),
+        ("API_MAX_BODY_BYTES", "0"),
+        ("API_CORS_ORIGINS", "notebook.example.com"),
+    ],
 )
 def test_a_bad_api_setting_fails_at_start_naming_it(name, value):
     result = start(**{name: value})
