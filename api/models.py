@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models
+from django.db.models import Count, F, Min, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -21,6 +22,11 @@ def digest(key: str) -> str:
     """What is stored of a key. A key is 256 random bits, so one round of SHA-256 is enough:
     nothing can be guessed from the digest, and no slow hash is needed per request."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class BudgetPeriod(models.TextChoices):
+    DAY = "day", _("a day")
+    MONTH = "month", _("a month")
 
 
 class ApiKeyQuerySet(models.QuerySet):
@@ -50,6 +56,24 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    # What an organisation may bound a key by (empty or 0: no bound of the key's own; the
+    # user's own limits hold all the same).
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    allowed_models = models.JSONField(
+        _("allowed models"),
+        default=list,
+        blank=True,
+        help_text=_("The models this key may use; none listed: all those offered."),
+    )
+    token_budget = models.PositiveBigIntegerField(
+        _("token budget"), default=0, help_text=_("Tokens the key may spend a period; 0: none.")
+    )
+    budget_period = models.CharField(
+        _("budget period"), max_length=5, choices=BudgetPeriod.choices, default=BudgetPeriod.DAY
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        _("requests a minute"), default=0, help_text=_("0: only the account's own limit.")
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -68,6 +92,26 @@ class ApiKey(models.Model):
     @staticmethod
     def generate() -> str:
         return PREFIX + secrets.token_urlsafe(32)
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def budget_start(self) -> datetime:
+        """Where the key's budget period began: today's or this month's first moment."""
+        now = timezone.localtime()
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start.replace(day=1) if self.budget_period == BudgetPeriod.MONTH else start
+
+    def spent_since(self, start: datetime) -> int:
+        """Tokens the key's calls spent since `start`, and those the calls running now may
+        still spend (their worst case is held until they end)."""
+        live = Q(finished_at=None, started_at__gte=stale_before())
+        totals = self.calls.filter(Q(started_at__gte=start) | live).aggregate(
+            spent=Sum(F("prompt_tokens") + F("completion_tokens"), filter=~live),
+            held=Sum("reserved_tokens", filter=live),
+        )
+        return (totals["spent"] or 0) + (totals["held"] or 0)
 
 
 def stale_before() -> datetime:
@@ -90,6 +134,40 @@ def calls_counted() -> tuple[str, dict[str, Any]]:
     return sql, {"api_stale": connection.ops.adapt_datetimefield_value(stale_before())}
 
 
+class ApiCallQuerySet(models.QuerySet):
+    def counts(self, user) -> dict:
+        """The user's calls running now, the tokens they may still spend, and the calls
+        started in the last minute with the first of them (one query)."""
+        live = Q(finished_at=None, started_at__gte=stale_before())
+        recent = Q(started_at__gte=timezone.now() - timedelta(minutes=1))
+        return (
+            self.filter(user=user)
+            .filter(live | recent)
+            .aggregate(
+                live=Count("id", filter=live),
+                held=Sum("reserved_tokens", filter=live),
+                recent=Count("id", filter=recent),
+                first=Min("started_at", filter=recent),
+            )
+        )
+
+    def of_key_recent(self, key) -> tuple[int, "datetime | None"]:
+        """The key's calls started in the last minute, and the first of them."""
+        totals = self.filter(key=key, started_at__gte=timezone.now() - timedelta(minutes=1))
+        got = totals.aggregate(n=Count("id"), first=Min("started_at"))
+        return got["n"], got["first"]
+
+    def month_by_key(self, user) -> dict[int, int]:
+        """Each of the user's keys' tokens this month (one query)."""
+        start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        rows = (
+            self.filter(user=user, started_at__gte=start, key__isnull=False)
+            .values("key")
+            .annotate(tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
+        )
+        return {row["key"]: row["tokens"] or 0 for row in rows}
+
+
 class ApiCall(models.Model):
     """One request to /v1/chat/completions that passed the checks and went to Kimi."""
 
@@ -110,6 +188,15 @@ class ApiCall(models.Model):
     prompt_tokens = models.PositiveBigIntegerField(_("prompt tokens"), default=0)
     completion_tokens = models.PositiveBigIntegerField(_("completion tokens"), default=0)
     cached_tokens = models.PositiveBigIntegerField(_("cached tokens"), default=0)
+    # The most the call may spend (its prompt and its answer's cap): held against the user's
+    # and the key's budgets while it runs, so that calls at once cannot overshoot them.
+    reserved_tokens = models.PositiveBigIntegerField(_("tokens held"), default=0)
+    # A call to /v1/responses: the response's id, and, where API_KEEP_CONVERSATIONS keeps
+    # calls, the exchange as chat messages, for a later call's `previous_response_id`.
+    response_id = models.CharField(_("response id"), max_length=64, blank=True, db_index=True)
+    transcript = models.JSONField(_("transcript"), null=True, blank=True, editable=False)
+
+    objects = ApiCallQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-id"]

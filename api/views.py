@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from api import services
 from api.forms import ApiKeyForm
-from api.models import ApiKey
+from api.models import ApiCall, ApiKey
 from kimi import catalogue
 from kimichat.http import AuthenticatedRequest
 
@@ -28,14 +28,18 @@ def keys(request: AuthenticatedRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
     created = None
     if request.method == "POST" and form.is_valid():
-        key, text = services.key_create(user=request.user, name=form.cleaned_data["name"])
+        key, text = services.key_create(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            expires_at=form.cleaned_data.get("expires_at"),
+        )
         created = {"key": key, "text": text}
         form = ApiKeyForm()
-    context = {
-        "form": form,
-        "created": created,
-        "keys": ApiKey.objects.for_user(request.user).active(),
-    }
+    keys = list(ApiKey.objects.for_user(request.user).active())
+    spent = ApiCall.objects.month_by_key(request.user)
+    for each in keys:
+        each.month_tokens = spent.get(each.pk, 0)
+    context = {"form": form, "created": created, "keys": keys}
     template = "api/keys.html#keys-panel" if request.htmx else "api/keys.html"
     return render(request, template, context)
 

@@ -195,12 +195,11 @@ async def _retrying(
 UNSTREAMED_TIMEOUT = 330.0
 
 
-async def completion_open(
-    *, body: dict[str, Any], on_retry: Callable[[float, int], Awaitable[None]] | None = None
-) -> AsyncAPIResponse[Any]:
+async def completion_open(*, body: dict[str, Any]) -> AsyncAPIResponse[Any]:
     """Send a request body as a client wrote it (the OpenAI-compatible API relays it) and
     return Kimi's response unparsed, its body still to be read: streamed or not, as the body
-    asks. Retries as stream_open does; raises what cannot be retried. The caller closes it."""
+    asks. Never retried here: the client retries as it sees fit (the SDKs do), with Kimi's
+    Retry-After. The caller closes it."""
     fields = dict(body)
     model, messages = fields.pop("model"), fields.pop("messages")
     options: dict[str, Any] = {}
@@ -209,16 +208,13 @@ async def completion_open(
             max(settings.KIMI_STREAM_TIMEOUT, UNSTREAMED_TIMEOUT),
             connect=settings.KIMI_CONNECT_TIMEOUT,
         )
-    return await _retrying(
-        # Every other field goes as it came, Kimi's own (thinking, partial…) included.
-        lambda: (
-            client()
-            .chat.completions.with_streaming_response.create(
-                model=model, messages=messages, extra_body=fields, **options
-            )
-            .__aenter__()
-        ),
-        on_retry,
+    # Every other field goes as it came, Kimi's own (thinking, partial…) included.
+    return await (
+        client()
+        .chat.completions.with_streaming_response.create(
+            model=model, messages=messages, extra_body=fields, **options
+        )
+        .__aenter__()
     )
 
 

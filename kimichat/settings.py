@@ -474,13 +474,30 @@ if USER_DAILY_TOKENS < 0:
 # (reports still show the message reported).
 MODERATION_TRANSCRIPTS = _read("MODERATION_TRANSCRIPTS", _strict_bool, True)
 
-# Personal API keys and the OpenAI-compatible endpoint (/v1/chat/completions, /v1/models):
+# Personal API keys and the OpenAI-compatible API at /v1 (docs/api.md):
 # false turns both off. API_KEEP_CONVERSATIONS keeps each call as a conversation of its user's
 # (marked "API"), seen in their list and by moderators; off, only the usage is kept.
 API_KEYS = _read("API_KEYS", _strict_bool, True)
 API_KEEP_CONVERSATIONS = _read("API_KEEP_CONVERSATIONS", _strict_bool, False)
-# The largest request body /v1/chat/completions reads (bytes), checked before reading it.
-API_MAX_BODY_BYTES = _positive("API_MAX_BODY_BYTES", env.int, 4 * 1024 * 1024)
+# The largest request body /v1 reads (bytes), checked before reading it: by default room for
+# an image of API_LARGEST_IMAGE_MB as base64, and the text around it. (Moonshot states no limit
+# of its own for images in a request; 20 MB is the common bound where Kimi's models are hosted.)
+API_LARGEST_IMAGE_MB = 20
+API_MAX_BODY_BYTES = _positive(
+    "API_MAX_BODY_BYTES", env.int, API_LARGEST_IMAGE_MB * 1024 * 1024 * 4 // 3 + 1024 * 1024
+)
+# Browser apps on these origins (scheme://host[:port]) may call /v1 from their pages (CORS);
+# none by default.
+API_CORS_ORIGINS = [
+    o.strip().rstrip("/") for o in _read("API_CORS_ORIGINS", env.list, []) if o.strip()
+]
+if any(
+    not o.startswith(("https://", "http://")) or "/" in o.split("//", 1)[1]
+    for o in API_CORS_ORIGINS
+):
+    raise ImproperlyConfigured(
+        f"Bad value for API_CORS_ORIGINS: {API_CORS_ORIGINS!r} (origins: scheme://host[:port])"
+    )
 
 
 # Access: who may sign up, e-mail, single sign-on, two-factor, log-in throttling. django-allauth

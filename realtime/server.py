@@ -48,7 +48,9 @@ def too_large(path: str) -> bytes:
     limit = body_limit(path)
     if path.startswith(API_PREFIX):
         # The OpenAI error shape, which the SDK reads.
-        message = f"The request body is larger than {limit} bytes, the most allowed."
+        from api.http import too_large_message  # the API's own words, sizes and all
+
+        message = too_large_message()
         error = {"message": message, "type": "invalid_request_error", "code": "request_too_large"}
         body = json.dumps({"error": error}).encode()
         content_type = b"application/json"

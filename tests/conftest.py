@@ -7,6 +7,7 @@ from django.utils import translation
 import kimi as kimi_client
 from kimi import catalogue, formulas
 from realtime import limits
+from tests.helpers.api import alice_key, api_server  # noqa: F401  (one server a run)
 from tests.helpers.kimi_stub import LEGACY_MODELS, KimiStub
 
 

@@ -2,22 +2,18 @@
 on loopback, serving the real ASGI application) with the Kimi stub behind it."""
 
 import asyncio
-import socket
-import threading
 import time
 
 import openai
 import pytest
-from daphne.server import Server
 from django.contrib.auth.models import Group, User
-from django.db import connections
 from django.utils import timezone
 
 from accounts.models import TokenQuota, Usage
 from api import services
 from api.models import ApiCall, ApiKey
 from conversations.models import Conversation, Message
-from kimichat.asgi import application
+from tests.helpers.api import _short_lived_connections, sdk
 from tests.helpers.chat import frames_until_final, open_chat, streamed_text
 from tests.helpers.kimi_stub import Script
 from tests.helpers.processes import start
@@ -25,48 +21,7 @@ from tests.helpers.processes import start
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = [{"role": "user", "content": "Hello Kimi"}]
-
-
-@pytest.fixture(scope="session")
-def api_server():
-    """Daphne in a thread of the test process: it shares the test database and settings."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ready = threading.Event()
-    server = Server(
-        application,
-        endpoints=[f"tcp:port={port}:interface=127.0.0.1"],
-        signal_handlers=False,
-        ready_callable=ready.set,
-        verbosity=0,
-    )
-    threading.Thread(target=server.run, daemon=True, name="daphne").start()
-    assert ready.wait(10), "Daphne did not start"
-    yield f"http://127.0.0.1:{port}"
-    from twisted.internet import reactor
-
-    reactor.callFromThread(reactor.stop)
-
-
-@pytest.fixture(autouse=True)
-def _short_lived_connections():
-    """The server's threads come and go with its requests: their database connections must
-    close with them (not linger for CONN_MAX_AGE), or the test database cannot be dropped."""
-    shared = connections.settings["default"]
-    before = shared["CONN_MAX_AGE"]
-    shared["CONN_MAX_AGE"] = 0
-    yield
-    shared["CONN_MAX_AGE"] = before
-
-
-@pytest.fixture
-def alice_key(alice) -> str:
-    return services.key_create(user=alice, name="laptop")[1]
-
-
-def sdk(base_url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0)
+__all__ = ["_short_lived_connections"]  # autouse: the server's connections close with it
 
 
 def test_a_streamed_answer_comes_chunk_by_chunk_and_is_counted(api_server, kimi, alice, alice_key):
@@ -235,9 +190,7 @@ async def test_a_chat_answer_being_written_counts_against_the_apis_answers_at_on
         frames.append(await chat.receive_from(10))
     client = sdk(api_server, alice_key)
     with pytest.raises(openai.RateLimitError) as refused:
-        await asyncio.to_thread(
-            client.chat.completions.create, model="kimi-k2.6", messages=HELLO
-        )
+        await asyncio.to_thread(client.chat.completions.create, model="kimi-k2.6", messages=HELLO)
     assert refused.value.body["code"] == "concurrency_limit"
     assert "already have 1 answers being written" in refused.value.body["message"]
     assert len(kimi.requests) == 1
@@ -299,6 +252,7 @@ def test_a_huge_body_is_refused_by_its_size(api_server, kimi, alice_key, setting
         sdk(api_server, alice_key).chat.completions.create(model="kimi-k2.6", messages=huge)
     assert refused.value.status_code == 413
     assert refused.value.body["type"] == "invalid_request_error"
+    assert "image of 20 MB" in refused.value.body["message"]
     assert kimi.requests == []
 
 
@@ -421,7 +375,12 @@ def test_moderators_list_and_revoke_anyones_keys_and_see_their_use(client, alice
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("API_KEYS", "perhaps"), ("API_KEEP_CONVERSATIONS", "y"), ("API_MAX_BODY_BYTES", "0")],
+    [
+        ("API_KEYS", "perhaps"),
+        ("API_KEEP_CONVERSATIONS", "y"),
+        ("API_MAX_BODY_BYTES", "0"),
+        ("API_CORS_ORIGINS", "notebook.example.com"),
+    ],
 )
 def test_a_bad_api_setting_fails_at_start_naming_it(name, value):
     result = start(**{name: value})
@@ -466,14 +425,15 @@ def test_the_api_keys_page_speaks_chinese(client, alice):
     assert "新建 API 密钥" in page and "密钥名称" in page
 
 
-def test_a_busy_kimi_is_retried_as_for_the_page(api_server, kimi, alice_key, settings):
-    settings.KIMI_MAX_RETRIES = 1
-    kimi.script = Script(failures=[(429, "engine_overloaded_error")], retry_after="0")
-    stream = sdk(api_server, alice_key).chat.completions.create(
-        model="kimi-k2.6", messages=HELLO, stream=True
-    )
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == (
-        "Hello from the Kimi stub."
-    )
-    assert len(kimi.requests) == 2
-    assert ApiCall.objects.get().status == 200
+def test_a_busy_kimi_is_not_retried_here_and_its_retry_after_reaches_the_client(
+    api_server, kimi, alice_key
+):
+    kimi.script = Script(failures=[(429, "engine_overloaded_error")], retry_after="7")
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk(api_server, alice_key).chat.completions.create(
+            model="kimi-k2.6", messages=HELLO, stream=True
+        )
+    assert refused.value.response.headers["retry-after"] == "7"
+    assert refused.value.body["type"] == "engine_overloaded_error"
+    assert len(kimi.requests) == 1  # the client's SDK retries, not KimiChat
+    assert ApiCall.objects.get().status == 429

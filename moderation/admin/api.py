@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from api import services
+from api.forms import ApiKeyLimitsForm
 from api.models import ApiCall, ApiKey
 from moderation.admin.records import ReadOnlyAdmin
 
@@ -28,13 +29,36 @@ class ActiveFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "token_budget",
+        "revoked_at",
+    ]
     list_filter = [ActiveFilter, "created_at", "last_used_at"]
     list_select_related = ["user"]
     search_fields = ["name", "prefix", "user__username"]
     actions = ["revoke"]
-    # Nothing of a key is edited by hand: it is made by its owner and revoked by an action.
-    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    # A key is made by its owner and revoked by an action; a moderator bounds it (expiry,
+    # models, budget, requests a minute) and edits nothing else.
+    form = ApiKeyLimitsForm
+    fields = [
+        "user",
+        "name",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "expires_at",
+        "allowed_models",
+        "token_budget",
+        "budget_period",
+        "requests_per_minute",
+    ]
     readonly_fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -100,6 +100,7 @@ def test_the_api_refuses_a_huge_body_in_the_openai_error_shape(bounded):
     assert answer.startswith(b"HTTP/1.1 413 ")
     error = json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]
     assert error["type"] == "invalid_request_error" and error["code"] == "request_too_large"
+    assert "image of 20 MB" in error["message"]  # what fits: the largest image Kimi takes
 
 
 def test_a_socket_that_does_not_read_is_closed_and_its_answer_still_saved(bounded, kimi):

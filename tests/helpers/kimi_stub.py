@@ -120,6 +120,9 @@ class Script:
     # Of the prompt, served from Kimi's context cache; None: as much of it as repeats the start
     # of an earlier prompt to the same model (Kimi's implicit prefix cache).
     cached_tokens: int | None = None
+    # Function calls Kimi makes, (name, arguments JSON), when the request offers a function of
+    # that name and no tool result has come back since the last user message.
+    function_calls: list = field(default_factory=list)
 
 
 @dataclass
@@ -405,7 +408,22 @@ class KimiStub:
             await self._json(writer, status, {"error": body}, headers)
             return
         if not request.body.get("stream"):
+            if script.stall_after is not None:
+                await reader.read(1)  # no answer until the client gives up
+                request.closed_early = True
+                self._notify()
+                return False
             text = script.title
+            message = {"role": "assistant", "content": text}
+            if thinks(request.body):
+                message["reasoning_content"] = "".join(script.reasoning)
+            calls = self._calls(request.body)
+            if calls:
+                message["content"] = ""
+                message["tool_calls"] = [
+                    {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                    for i, n, a in calls
+                ]
             await self._json(
                 writer,
                 200,
@@ -413,8 +431,8 @@ class KimiStub:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
+                            "message": message,
+                            "finish_reason": "tool_calls" if calls else "stop",
                         }
                     ],
                     "model": request.body.get("model", ""),
@@ -575,6 +593,14 @@ class KimiStub:
         round of pages read, then `more_searches` rounds, one round per request."""
         offered = {tool.get("function", {}).get("name") for tool in body.get("tools", [])}
         messages = body.get("messages", [])
+        if offered & {name for name, _arguments in self.script.function_calls}:
+            if messages and messages[-1].get("role") == "tool":
+                return []
+            return [
+                (f"fn-{len(self.requests)}-{i}", name, arguments)
+                for i, (name, arguments) in enumerate(self.script.function_calls)
+                if name in offered
+            ]
         if body.get("tool_choice") == "none":
             return []
         if WEB_SEARCH in offered:
@@ -620,6 +646,8 @@ class KimiStub:
         for index, message in enumerate(messages):
             if message.get("role") == "tool":
                 call_id = message.get("tool_call_id")
+                if str(call_id).startswith("fn-"):
+                    continue  # the script's own function calls: the client's to answer
                 if call_id in self.called:
                     ran = self.called[call_id]
                     # A call the app did not run (it had called enough) may say anything.
