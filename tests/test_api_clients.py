@@ -40,7 +40,7 @@ def run(command: list[str], api_server: str, key: str, model: str, cwd: Path | N
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def python(name: str, script: str, api_server: str, key: str, model: str = "moonshot-v1-8k"):
+def python(name: str, script: str, api_server: str, key: str, model: str = "kimi-k2.6"):
     return run([str(clients.python_client(name)), str(SCRIPTS / script)], api_server, key, model)
 
 
@@ -113,7 +113,7 @@ def test_openai_node_streams_with_its_final_usage_and_makes_a_response(
 ):
     folder = clients.node_client("openai-node")
     shutil.copy(SCRIPTS / "openai_node.mjs", folder / "run.mjs")
-    said = run(["node", "run.mjs"], api_server, alice_key, "moonshot-v1-8k", cwd=folder)
+    said = run(["node", "run.mjs"], api_server, alice_key, "kimi-k2.6", cwd=folder)
     assert said["text"] == STUB_ANSWER and said["response_text"] == "A stub title"
     chat, response = ApiCall.objects.order_by("id")
     assert (said["prompt"], said["completion"]) == (chat.prompt_tokens, chat.completion_tokens)

@@ -2,6 +2,8 @@
 OpenAI's shape, a call the client abandons, malformed bodies, OpenAI's errors on every path,
 CORS, requests bounded before they reach Kimi, and keys an organisation governs."""
 
+import json
+import socket
 from datetime import timedelta
 
 import httpx2 as httpx
@@ -42,7 +44,7 @@ def test_the_usage_comes_last_in_openais_shape_when_asked(api_server, kimi, alic
     kimi.script = Script(cached_tokens=3)
     chunks = list(
         sdk(api_server, alice_key).chat.completions.create(
-            model="kimi-k2.5",
+            model="kimi-k3",
             messages=HELLO,
             stream=True,
             stream_options={"include_usage": True},
@@ -62,7 +64,7 @@ def test_the_usage_comes_last_in_openais_shape_when_asked(api_server, kimi, alic
     # Not asked: no chunk without choices.
     plain = list(
         sdk(api_server, alice_key).chat.completions.create(
-            model="kimi-k2.5", messages=HELLO, stream=True
+            model="kimi-k3", messages=HELLO, stream=True
         )
     )
     assert all(c.choices for c in plain)
@@ -71,7 +73,7 @@ def test_the_usage_comes_last_in_openais_shape_when_asked(api_server, kimi, alic
 def test_an_answer_not_streamed_gives_openais_usage_details(api_server, kimi, alice_key):
     kimi.script = Script(cached_tokens=2)
     completion = sdk(api_server, alice_key).chat.completions.create(
-        model="moonshot-v1-8k", messages=HELLO
+        model="kimi-k2.6", messages=HELLO
     )
     assert completion.usage.prompt_tokens_details.cached_tokens == 2
 
@@ -81,29 +83,34 @@ def test_an_abandoned_call_not_streamed_is_closed_and_counted(
 ):
     settings.USER_MAX_CONCURRENT = 1
     kimi.script = Script(stall_after=0)
-    client = openai.OpenAI(
-        base_url=api_server + "/v1", api_key=alice_key, max_retries=0, timeout=1.0
+    # A client that gives up on the answer (as the SDK does when its timeout passes) once Kimi
+    # has been asked: the connection closes under a call still waiting for Kimi.
+    host, port = api_server.removeprefix("http://").split(":")
+    body = json.dumps({"model": "kimi-k2.6", "messages": HELLO}).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {alice_key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
     )
-    with pytest.raises(openai.APITimeoutError):
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+    with socket.create_connection((host, int(port))) as client:
+        client.sendall(head.encode() + body)
+        kimi.wait_for(lambda: bool(kimi.requests))
     kimi.wait_for(lambda: kimi.requests and kimi.requests[0].closed_early)
     call = wait_for_call(499)
     assert call.finished_at is not None and call.prompt_tokens > 0
     assert Usage.objects.get(user=alice).prompt_tokens == call.prompt_tokens
     # Its slot is free: the next call is answered, not refused with 429.
     kimi.script = Script()
-    answer = sdk(api_server, alice_key).chat.completions.create(
-        model="moonshot-v1-8k", messages=HELLO
-    )
+    answer = sdk(api_server, alice_key).chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert answer.choices[0].message.content == "A stub title"
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"model": "moonshot-v1-8k", "messages": [{"role": "user", "content": NaN}]}',
-        b'{"model": "moonshot-v1-8k", "messages": [{"role": "user", "content": "\\ud800"}]}',
-        b'{"model": "moonshot-v1-8k", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"model": "kimi-k2.6", "messages": [{"role": "user", "content": NaN}]}',
+        b'{"model": "kimi-k2.6", "messages": [{"role": "user", "content": "\\ud800"}]}',
+        b'{"model": "kimi-k2.6", "messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
     ids=["nan", "lone-surrogate", "deep-brackets"],
 )
@@ -134,18 +141,18 @@ def test_every_v1_path_answers_in_openais_error_shape(api_server, kimi, alice_ke
         assert answer.headers["content-type"] == "application/json", path
         assert answer.json()["error"]["message"], path
     client = sdk(api_server, alice_key)
-    model = client.models.retrieve("moonshot-v1-8k")
-    assert model.id == "moonshot-v1-8k" and model.model_extra["context_length"] == 8192
+    model = client.models.retrieve("kimi-k2.6")
+    assert model.id == "kimi-k2.6" and model.model_extra["context_length"] == 262144
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")
 
 
 def test_our_own_per_minute_limit_says_the_real_wait(api_server, kimi, alice, alice_key, settings):
     settings.USER_MESSAGES_PER_MINUTE = 1
-    ApiCall.objects.create(user=alice, model="moonshot-v1-8k", finished_at=timezone.now())
+    ApiCall.objects.create(user=alice, model="kimi-k2.6", finished_at=timezone.now())
     ApiCall.objects.update(started_at=timezone.now() - timedelta(seconds=50))
     with pytest.raises(openai.RateLimitError) as refused:
-        sdk(api_server, alice_key).chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        sdk(api_server, alice_key).chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert 8 <= int(refused.value.response.headers["retry-after"]) <= 11
 
 
@@ -165,7 +172,7 @@ def test_browser_apps_on_the_allowed_origins_may_call(api_server, kimi, alice_ke
         alice_key,
         "POST",
         "/v1/chat/completions",
-        json={"model": "moonshot-v1-8k", "messages": HELLO},
+        json={"model": "kimi-k2.6", "messages": HELLO},
         headers={"Origin": "https://notebook.example"},
     )
     assert answer.status_code == 200
@@ -179,20 +186,20 @@ def test_browser_apps_on_the_allowed_origins_may_call(api_server, kimi, alice_ke
 def test_what_a_user_may_ask_is_bounded_before_kimi(api_server, kimi, alice_key):
     client = sdk(api_server, alice_key)
     client.chat.completions.create(
-        model="moonshot-v1-8k",
+        model="kimi-k2.6",
         messages=HELLO,
         max_tokens=10**12,
         extra_body={"file_ids": ["file-of-someone-else"], "made_up": 1},
     )
     sent = kimi.requests[-1].body
-    assert 0 < sent["max_tokens"] <= 8192
+    assert 0 < sent["max_tokens"] <= 262144
     assert "file_ids" not in sent and "made_up" not in sent
     with pytest.raises(openai.BadRequestError, match="n=1"):
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO, n=50)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO, n=50)
     image = {"type": "image_url", "image_url": {"url": "ms://file-of-someone-else"}}
     with pytest.raises(openai.BadRequestError, match="data: URLs"):
         client.chat.completions.create(
-            model="kimi-k2.5", messages=[{"role": "user", "content": [image]}]
+            model="kimi-k3", messages=[{"role": "user", "content": [image]}]
         )
     assert len(kimi.requests) == 1
 
@@ -200,14 +207,14 @@ def test_what_a_user_may_ask_is_bounded_before_kimi(api_server, kimi, alice_key)
 def test_a_call_cannot_overshoot_the_quota(api_server, kimi, alice, alice_key):
     TokenQuota.objects.create(user=alice, daily_tokens=1000)
     client = sdk(api_server, alice_key)
-    client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO, max_tokens=5000)
+    client.chat.completions.create(model="kimi-k2.6", messages=HELLO, max_tokens=5000)
     assert kimi.requests[-1].body["max_tokens"] < 1000
     # A stream running holds its worst case: a second call finds the quota spoken for.
     kimi.script = Script(stall_after=1)
-    stream = client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO, stream=True)
+    stream = client.chat.completions.create(model="kimi-k2.6", messages=HELLO, stream=True)
     next(iter(stream))
     with pytest.raises(openai.RateLimitError) as refused:
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert refused.value.body["code"] == "insufficient_quota"
     stream.close()
     wait_for_call(499)
@@ -216,22 +223,22 @@ def test_a_call_cannot_overshoot_the_quota(api_server, kimi, alice, alice_key):
 def test_a_key_governed_by_expiry_models_budget_and_rate(api_server, kimi, alice, alice_key):
     key = ApiKey.objects.get(user=alice)
     client = sdk(api_server, alice_key)
-    ApiKey.objects.update(allowed_models=["kimi-k2.5"], requests_per_minute=2, token_budget=10**6)
-    assert [m.id for m in client.models.list().data] == ["kimi-k2.5"]
-    with pytest.raises(openai.PermissionDeniedError, match="may not use moonshot-v1-8k"):
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
-    client.chat.completions.create(model="kimi-k2.5", messages=HELLO)
+    ApiKey.objects.update(allowed_models=["kimi-k3"], requests_per_minute=2, token_budget=10**6)
+    assert [m.id for m in client.models.list().data] == ["kimi-k3"]
+    with pytest.raises(openai.PermissionDeniedError, match=r"may not use kimi-k2\.6"):
+        client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
+    client.chat.completions.create(model="kimi-k3", messages=HELLO)
     told = raw(api_server, alice_key, "GET", "/v1/key").json()
     spent = ApiCall.objects.get().prompt_tokens + ApiCall.objects.get().completion_tokens
-    assert told["models"] == ["kimi-k2.5"] and told["requests_per_minute"] == 2
+    assert told["models"] == ["kimi-k3"] and told["requests_per_minute"] == 2
     assert told["budget"]["tokens"] == 10**6 and told["budget"]["spent"] == spent > 0
-    client.chat.completions.create(model="kimi-k2.5", messages=HELLO)
+    client.chat.completions.create(model="kimi-k3", messages=HELLO)
     with pytest.raises(openai.RateLimitError, match="2 requests a minute") as refused:
-        client.chat.completions.create(model="kimi-k2.5", messages=HELLO)
+        client.chat.completions.create(model="kimi-k3", messages=HELLO)
     assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
     ApiKey.objects.update(requests_per_minute=0, token_budget=spent)
     with pytest.raises(openai.RateLimitError, match="spent its budget"):
-        client.chat.completions.create(model="kimi-k2.5", messages=HELLO)
+        client.chat.completions.create(model="kimi-k3", messages=HELLO)
     ApiKey.objects.update(expires_at=timezone.now() - timedelta(minutes=1))
     with pytest.raises(openai.AuthenticationError, match="expired"):
         client.models.list()
@@ -242,7 +249,7 @@ def test_a_key_governed_by_expiry_models_budget_and_rate(api_server, kimi, alice
 def test_the_keys_page_shows_each_keys_tokens_this_month_and_its_expiry(client, alice):
     key, _text = services.key_create(user=alice, name="notebook")
     ApiCall.objects.create(
-        user=alice, key=key, model="kimi-k2.5", prompt_tokens=1200, completion_tokens=34
+        user=alice, key=key, model="kimi-k3", prompt_tokens=1200, completion_tokens=34
     )
     client.force_login(alice)
     page = client.get("/api-keys/").content.decode()
@@ -269,7 +276,7 @@ def test_moderators_bound_any_key_in_the_admin(client, alice):
         {
             "expires_at_0": "2099-01-01",
             "expires_at_1": "00:00:00",
-            "allowed_models": ["kimi-k2.5"],
+            "allowed_models": ["kimi-k3"],
             "token_budget": "5000",
             "budget_period": "month",
             "requests_per_minute": "3",
@@ -277,7 +284,7 @@ def test_moderators_bound_any_key_in_the_admin(client, alice):
     )
     key.refresh_from_db()
     assert (key.allowed_models, key.token_budget, key.budget_period, key.requests_per_minute) == (
-        ["kimi-k2.5"],
+        ["kimi-k3"],
         5000,
         "month",
         3,

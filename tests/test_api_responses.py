@@ -35,7 +35,7 @@ PIXEL = (
 def test_a_response_not_streamed_with_instructions_and_an_image(api_server, kimi, alice, alice_key):
     kimi.script = Script(title="A red pixel.")
     response = sdk(api_server, alice_key).responses.create(
-        model="kimi-k2.5",
+        model="kimi-k3",
         instructions="Be brief.",
         input=[
             {
@@ -62,7 +62,7 @@ def test_a_response_not_streamed_with_instructions_and_an_image(api_server, kimi
 def test_a_streamed_response_tells_its_events_reasoning_and_usage(
     api_server, kimi, alice, alice_key
 ):
-    with sdk(api_server, alice_key).responses.stream(model="kimi-k2.5", input="Hello") as stream:
+    with sdk(api_server, alice_key).responses.stream(model="kimi-k3", input="Hello") as stream:
         events = list(stream)
         final = stream.get_final_response()
     kinds = [e.type for e in events]
@@ -89,10 +89,10 @@ def test_a_function_tool_is_called_and_its_result_answered(api_server, kimi, ali
     client = sdk(api_server, alice_key)
     question = [{"role": "user", "content": "Weather in Paris?"}]
     if stream:
-        with client.responses.stream(model="kimi-k2.5", input=question, tools=[WEATHER]) as s:
+        with client.responses.stream(model="kimi-k3", input=question, tools=[WEATHER]) as s:
             first = s.get_final_response()
     else:
-        first = client.responses.create(model="kimi-k2.5", input=question, tools=[WEATHER])
+        first = client.responses.create(model="kimi-k3", input=question, tools=[WEATHER])
     calls = [item for item in first.output if item.type == "function_call"]
     assert [(c.name, json.loads(c.arguments)) for c in calls] == [
         ("get_weather", {"city": "Paris"})
@@ -104,7 +104,7 @@ def test_a_function_tool_is_called_and_its_result_answered(api_server, kimi, ali
         *[item.model_dump(exclude_none=True) for item in first.output],
         {"type": "function_call_output", "call_id": calls[0].call_id, "output": "Sunny, 21 °C"},
     ]
-    second = client.responses.create(model="kimi-k2.5", input=follow, tools=[WEATHER])
+    second = client.responses.create(model="kimi-k3", input=follow, tools=[WEATHER])
     assert second.output_text == "A stub title"
     sent = kimi.requests[-1].body["messages"]
     assert sent[-2]["tool_calls"][0]["id"] == calls[0].call_id
@@ -122,11 +122,11 @@ def test_a_kept_response_is_continued_by_its_id(api_server, kimi, alice, alice_k
     kimi.script = Script(function_calls=[("get_weather", '{"city": "Paris"}')])
     client = sdk(api_server, alice_key)
     first = client.responses.create(
-        model="moonshot-v1-8k", input="Weather in Paris?", tools=[WEATHER]
+        model="kimi-k2.6", input="Weather in Paris?", tools=[WEATHER]
     )
     call = next(item for item in first.output if item.type == "function_call")
     second = client.responses.create(
-        model="moonshot-v1-8k",
+        model="kimi-k2.6",
         previous_response_id=first.id,
         input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"}],
         tools=[WEATHER],
@@ -143,22 +143,22 @@ def test_a_response_id_is_not_continued_where_nothing_is_kept_or_by_another_key(
     api_server, kimi, alice_key, bob, settings
 ):
     client = sdk(api_server, alice_key)
-    first = client.responses.create(model="moonshot-v1-8k", input="Hello")
+    first = client.responses.create(model="kimi-k2.6", input="Hello")
     with pytest.raises(openai.BadRequestError, match="API_KEEP_CONVERSATIONS"):
-        client.responses.create(model="moonshot-v1-8k", previous_response_id=first.id, input="Hi")
+        client.responses.create(model="kimi-k2.6", previous_response_id=first.id, input="Hi")
     settings.API_KEEP_CONVERSATIONS = True
-    kept = client.responses.create(model="moonshot-v1-8k", input="Hello")
+    kept = client.responses.create(model="kimi-k2.6", input="Hello")
     from api import services
 
     bobs = sdk(api_server, services.key_create(user=bob, name="bob")[1])
     with pytest.raises(openai.BadRequestError, match="No response"):
-        bobs.responses.create(model="moonshot-v1-8k", previous_response_id=kept.id, input="Hi")
+        bobs.responses.create(model="kimi-k2.6", previous_response_id=kept.id, input="Hi")
     assert len(kimi.requests) == 2
 
 
 def test_tools_other_than_functions_are_refused_in_openais_shape(api_server, kimi, alice_key):
     with pytest.raises(openai.BadRequestError, match="Only function tools"):
         sdk(api_server, alice_key).responses.create(
-            model="moonshot-v1-8k", input="Hi", tools=[{"type": "web_search_preview"}]
+            model="kimi-k2.6", input="Hi", tools=[{"type": "web_search_preview"}]
         )
     assert kimi.requests == [] and not ApiCall.objects.exists()
