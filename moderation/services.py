@@ -18,9 +18,17 @@ def action_log(*, actor, kind: str, target, reason: str = "") -> ModerationActio
         kind=kind,
         target_type=target._meta.model_name,
         target_id=target.pk,
-        target=str(target)[:300],
+        target=_named(target),
         reason=reason,
     )
+
+
+def _named(target) -> str:
+    # A conversation's title is its owner's words: the log, which outlives the conversation
+    # and is read by moderators who may not read transcripts, names it by number only.
+    if isinstance(target, Conversation):
+        return f"Conversation {target.pk}"
+    return str(target)[:300]
 
 
 def _change(rows: list, changes: dict, *, actor, kind: str, reason: str) -> int:
