@@ -2,10 +2,11 @@
 files and whole libraries, and conversations shared with a team."""
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import AsyncClient, Client
 
+from conversations import services as conversations
 from conversations.models import Conversation, Message
 from teams import services as teams
 from teams.models import Membership, Team
@@ -341,3 +342,33 @@ def test_copy_of_a_conversation_being_answered_is_interrupted(shared, bob):
     logged_in(bob).post(f"/shared/{shared.pk}/copy/")
     copy = Conversation.objects.get(owner=bob)
     assert copy.messages.get(role="assistant").state == "interrupted"
+
+
+def test_hiding_a_shared_conversation_hides_the_copies_made_of_it(shared, alice, bob):
+    logged_in(bob).post(f"/shared/{shared.pk}/copy/")
+    copy = Conversation.objects.get(owner=bob)
+    # A copy of the copy (shared on again, continued by someone else).
+    again = conversations.conversation_copy(conversation=copy, user=alice)
+    moderator = User.objects.create_user("mod", password="password", is_staff=True)
+    moderator.groups.add(Group.objects.get(name="Moderators"))
+    admin = logged_in(moderator)
+
+    def act(action: str, conversation: Conversation) -> None:
+        data = {"action": action, "_selected_action": [conversation.pk], "index": 0}
+        admin.post("/admin/conversations/conversation/", {**data, "reason": "Spam"})
+
+    def removed(user: User, conversation: Conversation) -> bool:
+        page = logged_in(user).get(f"/c/{conversation.pk}/").content.decode()
+        return "A moderator removed this conversation" in page
+
+    act("hide", shared)
+    assert removed(bob, copy) and removed(alice, again) and removed(alice, shared)
+    assert "7 bar" not in logged_in(bob).get(f"/c/{copy.pk}/").content.decode()
+    # Shown again together; a copy hidden on its own stays hidden when its original is shown.
+    act("unhide", shared)
+    assert not any(removed(u, c) for u, c in [(alice, shared), (bob, copy), (alice, again)])
+    act("hide", copy)
+    assert removed(bob, copy) and removed(alice, again) and not removed(alice, shared)
+    act("hide", shared)
+    act("unhide", shared)
+    assert removed(bob, copy) and not removed(alice, shared)
