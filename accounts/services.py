@@ -6,6 +6,7 @@ from django.db import models, router, transaction
 from django.http import HttpRequest
 
 from kimichat import live
+from teams.services import teams_hand_over
 
 
 def sessions_end_all(*, request: HttpRequest, user) -> int:
@@ -25,8 +26,19 @@ def sessions_end_all(*, request: HttpRequest, user) -> int:
 
 def account_delete(*, user) -> None:
     """Delete the account and everything that goes with it (conversations, files, the files'
-    stored bytes, memberships); the usage ledger keeps its rows, without the person."""
+    stored bytes, memberships), but for the files it put in teams' libraries, which the teams
+    keep; the usage ledger keeps its rows, without the person."""
+    user_id = user.pk
     using = router.db_for_write(type(user))
+    with transaction.atomic(using=using):
+        # Team files stay the team's (handed to an owner of it), as when a member leaves.
+        teams_hand_over(user=user)
+        _delete(user, using)
+    # Open pages close their sockets.
+    live.users_signed_out([user_id])
+
+
+def _delete(user, using: str) -> None:
     collector = NestedObjects(using=using)
     collector.collect([user])
     stored = [
@@ -37,13 +49,8 @@ def account_delete(*, user) -> None:
         for obj in objs
         if getattr(obj, field.name)
     ]
-    user_id = user.pk
-    with transaction.atomic(using=using):
-        sessions = list(UserSession.objects.filter(user_id=user_id))
-        for session in sessions:
-            session._session_store(session.session_key).delete()
-        user.delete()
-        # Bytes go once the rows are surely gone (a failed delete keeps its files).
-        transaction.on_commit(lambda: [f.storage.delete(f.name) for f in stored], using=using)
-    # Open pages close their sockets.
-    live.users_signed_out([user_id])
+    for session in UserSession.objects.filter(user_id=user.pk):
+        session._session_store(session.session_key).delete()
+    user.delete()
+    # Bytes go once the rows are surely gone (a failed delete keeps its files).
+    transaction.on_commit(lambda: [f.storage.delete(f.name) for f in stored], using=using)

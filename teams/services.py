@@ -10,6 +10,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from teams.models import Invite, Membership, Team
+from uploads.models import UploadedFile
 
 
 class TeamError(Exception):
@@ -88,3 +89,25 @@ def invite_use(*, token: str, user) -> Team | None:
         invite.save(update_fields=["used_at", "used_by"])
         Membership.objects.get_or_create(team=invite.team, user=user)
     return invite.team
+
+
+def teams_hand_over(*, user) -> None:
+    """Before `user`'s account is deleted: what it put in a team's library stays the team's,
+    as when a member leaves. Each team keeps an owner (the longest-standing remaining member,
+    admins first, becomes one where `user` was the last) and the files `user` uploaded there
+    (of teams left since too) are handed to that owner. Files in a team nobody else is in go
+    with the account."""
+    files = UploadedFile.objects.filter(owner=user).exclude(team=None)
+    teams = {*files.values_list("team", flat=True)}
+    teams |= {*Membership.objects.filter(user=user).values_list("team", flat=True)}
+    for team_id in teams:
+        others = Membership.objects.filter(team=team_id).exclude(user=user)
+        owner = others.filter(role=Membership.Role.OWNER).first()
+        if owner is None:
+            # "admin" sorts before "member": admins first, then by how long they have been in.
+            owner = others.order_by("role", "created_at", "id").first()
+            if owner is None:
+                continue
+            owner.role = Membership.Role.OWNER
+            owner.save(update_fields=["role"])
+        files.filter(team=team_id).update(owner=owner.user_id)

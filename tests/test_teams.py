@@ -372,3 +372,38 @@ def test_hiding_a_shared_conversation_hides_the_copies_made_of_it(shared, alice,
     act("hide", shared)
     act("unhide", shared)
     assert removed(bob, copy) and not removed(alice, shared)
+
+
+def test_a_deleted_account_leaves_its_team_files_to_the_team(
+    team, manual, alice, bob, carol, django_capture_on_commit_callbacks
+):
+    notes = team_file(team, bob, "notes.txt", "Bob's notes on the pump.")
+    stored = notes.file.storage, notes.file.name
+    own = services.file_create(owner=bob, upload=SimpleUploadedFile("diary.txt", b"Dear diary"))
+    # A team bob has left since: what he put there stays too.
+    other = teams.team_create(user=carol, name="Other Lab")
+    Membership.objects.create(team=other, user=bob)
+    left_behind = team_file(other, bob, "old.txt", "Old findings.")
+    Membership.objects.filter(team=other, user=bob).delete()
+
+    page = logged_in(bob).get("/accounts/delete/").content.decode()
+    assert "library stay with the team, handed to its owner." in page
+    with django_capture_on_commit_callbacks(execute=True):
+        logged_in(bob).post("/accounts/delete/", {"confirm": "password"})
+    assert not User.objects.filter(username="bob").exists()
+    assert not UploadedFile.objects.filter(pk=own.file.pk).exists()
+    # The team's files stay in its library, with their bytes, handed to the team's owner.
+    notes.refresh_from_db()
+    left_behind.refresh_from_db()
+    assert (notes.owner, notes.team, left_behind.owner) == (alice, team, carol)
+    assert stored[0].exists(stored[1])
+    page = logged_in(alice).get(f"/teams/{team.pk}/").content.decode()
+    assert "notes.txt" in page
+
+    # The last owner goes: the team keeps an owner, and the files.
+    Membership.objects.create(team=team, user=carol)
+    with django_capture_on_commit_callbacks(execute=True):
+        logged_in(alice).post("/accounts/delete/", {"confirm": "password"})
+    assert Membership.objects.get(team=team, user=carol).role == Membership.Role.OWNER
+    assert {f.owner for f in UploadedFile.objects.filter(team=team)} == {carol}
+    assert UploadedFile.objects.filter(team=team).count() == 2
