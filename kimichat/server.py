@@ -18,7 +18,7 @@ from daphne.cli import CommandLineInterface as DaphneCommandLine
 from django.conf import settings
 from twisted.internet import defer, reactor
 
-from kimichat import lifecycle, limits
+from kimichat import lifecycle, limits, logs
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +191,13 @@ class Server(daphne_server.Server):
         # calls callWhenRunning's before the asyncio loop itself runs).
         reactor.callLater(0, lifecycle.serve)  # type: ignore[arg-type]  # zope stubs
         super().run()
+
+    def log_action(self, protocol: str, action: str, details: dict) -> None:
+        # The access log keeps no secret that a link carries (an invitation, a reset key).
+        path = details.get("path")
+        if isinstance(path, str):
+            details = {**details, "path": logs.loggable(path)}
+        super().log_action(protocol, action, details)
 
     def listen_success(self, port: Any) -> None:
         super().listen_success(port)

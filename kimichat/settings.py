@@ -360,7 +360,11 @@ CONTENT_SECURITY_POLICY = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # No log keeps a secret that a link carries (kimichat/logs.py).
+    "filters": {"hide_secrets": {"()": "kimichat.logs.HideSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["hide_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "kimichat": {"level": "INFO"},
