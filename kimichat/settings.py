@@ -499,7 +499,7 @@ def _email_url(name: str, default: str) -> dict:
         raise ValueError("tls and ssl take true or false")
     ssl = url.scheme == "smtps" or truth[query.get("ssl", "false")]
     return {
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_BACKEND": "kimichat.mail.BackgroundEmailBackend",
         "EMAIL_HOST": url.hostname,
         "EMAIL_PORT": url.port or (465 if ssl else 25),
         "EMAIL_HOST_USER": unquote(url.username or ""),
