@@ -521,6 +521,10 @@ def test_without_transcripts_no_admin_page_tells_a_title_or_a_system_prompt(
     )
     report = "/admin/moderation/report/"
     assert client.get(report, {"message__conversation__title__startswith": "H"}).status_code == 400
+    # Nor through the admin's autocomplete, which lists conversations by title.
+    autocomplete = {"app_label": "conversations", "model_name": "message"}
+    response = client.get("/admin/autocomplete/", {**autocomplete, "field_name": "conversation"})
+    assert response.status_code == 403 and "Holiday" not in response.content.decode()
     # Hiding logs the conversation by number.
     act(client, "hide", [chat.pk], reason="Spam")
     assert "Holiday plans" not in client.get("/admin/moderation/moderationaction/").content.decode()
@@ -540,4 +544,7 @@ def test_moderators_who_read_transcripts_still_filter_by_title(moderator, chat):
     client = logged_in(moderator)
     page = client.get(CHANGELIST, {"title__startswith": "Holi"}).content.decode()
     assert "Holiday plans" in page
+    autocomplete = {"app_label": "conversations", "model_name": "message"}
+    response = client.get("/admin/autocomplete/", {**autocomplete, "field_name": "conversation"})
+    assert "Holiday plans" in response.content.decode()
     assert client.get("/admin/uploads/uploadedfile/", {"text__contains": "a"}).status_code != 400

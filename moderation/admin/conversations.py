@@ -181,6 +181,11 @@ class ConversationAdmin(PrivateFieldsAdmin):
             obj.title = ""
         return super().action_checkbox(obj)
 
+    def to_field_allowed(self, request: HttpRequest, to_field: str) -> bool:
+        # The admin's autocomplete (/admin/autocomplete/?…&field_name=conversation) lists rows
+        # by their titles: not to those who may not read titles.
+        return can_read_transcripts(request.user) and super().to_field_allowed(request, to_field)
+
     def get_deleted_objects(self, objs, request: HttpRequest):
         """The delete confirmation's list, naming conversations by number for those who may
         not read titles."""
