@@ -1,5 +1,7 @@
 """Writes that end sessions or an account."""
 
+from collections.abc import Callable
+
 from allauth.usersessions.models import UserSession
 from django.contrib.admin.utils import NestedObjects
 from django.db import models, router, transaction
@@ -23,10 +25,31 @@ def sessions_end_all(*, request: HttpRequest, user) -> int:
     return len(sessions)
 
 
+# What the apps above keep of an account before it goes (the files it put in teams'
+# libraries): each says so from its AppConfig.ready, since this app sits below them.
+_keepers: list[Callable[..., None]] = []
+
+
+def keeps_before_account_delete(keeper: Callable[..., None]) -> None:
+    _keepers.append(keeper)
+
+
 def account_delete(*, user) -> None:
     """Delete the account and everything that goes with it (conversations, files, the files'
-    stored bytes, memberships); the usage ledger keeps its rows, without the person."""
+    stored bytes, memberships), but for the files it put in teams' libraries, which the teams
+    keep; the usage ledger keeps its rows, without the person."""
+    user_id = user.pk
     using = router.db_for_write(type(user))
+    with transaction.atomic(using=using):
+        # Team files stay the team's (handed to an owner of it), as when a member leaves.
+        for keep in _keepers:
+            keep(user=user)
+        _delete(user, using)
+    # Open pages close their sockets.
+    live.users_signed_out([user_id])
+
+
+def _delete(user, using: str) -> None:
     collector = NestedObjects(using=using)
     collector.collect([user])
     stored = [
@@ -37,13 +60,8 @@ def account_delete(*, user) -> None:
         for obj in objs
         if getattr(obj, field.name)
     ]
-    user_id = user.pk
-    with transaction.atomic(using=using):
-        sessions = list(UserSession.objects.filter(user_id=user_id))
-        for session in sessions:
-            session._session_store(session.session_key).delete()
-        user.delete()
-        # Bytes go once the rows are surely gone (a failed delete keeps its files).
-        transaction.on_commit(lambda: [f.storage.delete(f.name) for f in stored], using=using)
-    # Open pages close their sockets.
-    live.users_signed_out([user_id])
+    for session in UserSession.objects.filter(user_id=user.pk):
+        session._session_store(session.session_key).delete()
+    user.delete()
+    # Bytes go once the rows are surely gone (a failed delete keeps its files).
+    transaction.on_commit(lambda: [f.storage.delete(f.name) for f in stored], using=using)

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from api.errors import Refusal
+from realtime.server import api_too_large_message
 
 View = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
@@ -37,13 +38,6 @@ def bearer(request: HttpRequest) -> str:
     return key.strip() if scheme.lower() == "bearer" else ""
 
 
-def too_large_message() -> str:
-    return _(
-        "The request body is too large: at most %(size)s bytes, room for one image of "
-        "%(image)s MB as base64 with its text. Send larger images smaller."
-    ) % {"size": f"{settings.API_MAX_BODY_BYTES:,}", "image": settings.API_LARGEST_IMAGE_MB}
-
-
 def read_json(request: HttpRequest) -> dict[str, Any]:
     """The request's body, a JSON object. Raises Refusal: 413 for a body too large (judged
     before it is read), 400 for anything that is not strict JSON (NaN, a lone surrogate,
@@ -56,7 +50,7 @@ def read_json(request: HttpRequest) -> dict[str, Any]:
     if length <= settings.API_MAX_BODY_BYTES:
         raw = request.read(settings.API_MAX_BODY_BYTES + 1)
     if length > settings.API_MAX_BODY_BYTES or len(raw) > settings.API_MAX_BODY_BYTES:
-        raise Refusal(413, "invalid_request_error", too_large_message(), "request_too_large")
+        raise Refusal(413, "invalid_request_error", api_too_large_message(), "request_too_large")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:

@@ -106,6 +106,11 @@ class Conversation(models.Model):
         related_name="conversations",
         verbose_name=_("shared with"),
     )
+    # The conversation this is a copy of ("Continue in my own copy"): hiding that one hides
+    # this one too (moderation/services.py).
+    copied_from = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="copies", editable=False
+    )
     # Made by a call to the OpenAI-compatible API (API_KEEP_CONVERSATIONS), not on the page.
     from_api = models.BooleanField(_("from the API"), default=False)
     # The owner's own order: pinned ones head the list; archived ones leave it for the

@@ -617,6 +617,7 @@ def conversation_copy(*, conversation: Conversation, user: User) -> Conversation
             stop=conversation.stop,
             thinking=conversation.thinking,
             web_search=conversation.web_search,
+            copied_from=conversation,
         )
         parent = None
         for original in originals:

@@ -360,7 +360,11 @@ CONTENT_SECURITY_POLICY = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # No log keeps a secret that a link carries (kimichat/logs.py).
+    "filters": {"hide_secrets": {"()": "kimichat.logs.HideSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["hide_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "kimichat": {"level": "INFO"},
@@ -528,7 +532,7 @@ def _email_url(name: str, default: str) -> dict:
         raise ValueError("tls and ssl take true or false")
     ssl = url.scheme == "smtps" or truth[query.get("ssl", "false")]
     return {
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_BACKEND": "kimichat.mail.BackgroundEmailBackend",
         "EMAIL_HOST": url.hostname,
         "EMAIL_PORT": url.port or (465 if ssl else 25),
         "EMAIL_HOST_USER": unquote(url.username or ""),

@@ -18,9 +18,17 @@ def action_log(*, actor, kind: str, target, reason: str = "") -> ModerationActio
         kind=kind,
         target_type=target._meta.model_name,
         target_id=target.pk,
-        target=str(target)[:300],
+        target=_named(target),
         reason=reason,
     )
+
+
+def _named(target) -> str:
+    # A conversation's title is its owner's words: the log, which outlives the conversation
+    # and is read by moderators who may not read transcripts, names it by number only.
+    if isinstance(target, Conversation):
+        return f"Conversation {target.pk}"
+    return str(target)[:300]
 
 
 def _change(rows: list, changes: dict, *, actor, kind: str, reason: str) -> int:
@@ -34,9 +42,11 @@ def _change(rows: list, changes: dict, *, actor, kind: str, reason: str) -> int:
 
 
 def conversations_hide(*, actor, conversations: QuerySet, reason: str = "") -> int:
-    """Remove conversations from their owners' view and from what is sent to Kimi; pages
-    showing them are told at once, and an answer being written is stopped."""
-    hidden = list(conversations.filter(hidden_at=None))
+    """Remove conversations, and every copy made of them ("Continue in my own copy"), from
+    their owners' view and from what is sent to Kimi; pages showing them are told at once,
+    and an answer being written is stopped."""
+    chosen = list(conversations)
+    hidden = [c for c in chosen + _copies(chosen) if c.hidden_at is None]
     Kind = ModerationAction.Kind
     _change(hidden, {"hidden_at": timezone.now()}, actor=actor, kind=Kind.HIDE, reason=reason)
     live.stop_answers(c.pk for c in hidden)
@@ -45,9 +55,26 @@ def conversations_hide(*, actor, conversations: QuerySet, reason: str = "") -> i
 
 
 def conversations_unhide(*, actor, conversations: QuerySet, reason: str = "") -> int:
-    shown = list(conversations.exclude(hidden_at=None))
+    """Show conversations again, with the copies hidden with them (at the same moment); a
+    copy hidden on its own stays hidden."""
+    chosen = list(conversations.exclude(hidden_at=None))
+    when = {c.hidden_at for c in chosen}
+    shown = chosen + [c for c in _copies(chosen) if c.hidden_at in when]
     Kind = ModerationAction.Kind
     return _change(shown, {"hidden_at": None}, actor=actor, kind=Kind.UNHIDE, reason=reason)
+
+
+def _copies(conversations: list[Conversation]) -> list[Conversation]:
+    """Every copy made of these conversations, and the copies of those copies."""
+    found: list[Conversation] = []
+    known = {c.pk for c in conversations}
+    sources = list(known)
+    while sources:
+        more = list(Conversation.objects.filter(copied_from__in=sources).exclude(pk__in=known))
+        found += more
+        known |= {c.pk for c in more}
+        sources = [c.pk for c in more]
+    return found
 
 
 def conversations_delete(*, actor, conversations: QuerySet, reason: str = "") -> int:

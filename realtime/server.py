@@ -16,8 +16,10 @@ from daphne import http_protocol, ws_protocol
 from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface as DaphneCommandLine
 from django.conf import settings
+from django.utils.translation import gettext as _
 from twisted.internet import defer, reactor
 
+from kimichat import logs
 from realtime import lifecycle, limits
 
 log = logging.getLogger(__name__)
@@ -43,14 +45,20 @@ def body_limit(path: str) -> int:
     return settings.REQUEST_MAX_BYTES
 
 
+def api_too_large_message() -> str:
+    """What the API says of a body over its limit (here, and in the API's own read)."""
+    return _(
+        "The request body is too large: at most %(size)s bytes, room for one image of "
+        "%(image)s MB as base64 with its text. Send larger images smaller."
+    ) % {"size": f"{settings.API_MAX_BODY_BYTES:,}", "image": settings.API_LARGEST_IMAGE_MB}
+
+
 def too_large(path: str) -> bytes:
     """The whole 413 response (the connection closes after it)."""
     limit = body_limit(path)
     if path.startswith(API_PREFIX):
         # The OpenAI error shape, which the SDK reads.
-        from api.http import too_large_message  # the API's own words, sizes and all
-
-        message = too_large_message()
+        message = api_too_large_message()
         error = {"message": message, "type": "invalid_request_error", "code": "request_too_large"}
         body = json.dumps({"error": error}).encode()
         content_type = b"application/json"
@@ -193,6 +201,13 @@ class Server(daphne_server.Server):
         # calls callWhenRunning's before the asyncio loop itself runs).
         reactor.callLater(0, lifecycle.serve)  # type: ignore[arg-type]  # zope stubs
         super().run()
+
+    def log_action(self, protocol: str, action: str, details: dict) -> None:
+        # The access log keeps no secret that a link carries (an invitation, a reset key).
+        path = details.get("path")
+        if isinstance(path, str):
+            details = {**details, "path": logs.loggable(path)}
+        super().log_action(protocol, action, details)
 
     def listen_success(self, port: Any) -> None:
         super().listen_success(port)

@@ -88,3 +88,19 @@ def invite_use(*, token: str, user) -> Team | None:
         invite.save(update_fields=["used_at", "used_by"])
         Membership.objects.get_or_create(team=invite.team, user=user)
     return invite.team
+
+
+def team_owner_after(*, team_id: int, leaving) -> int | None:
+    """The owner `team_id` keeps once `leaving` goes (the longest-standing remaining member,
+    admins first, becomes one where `leaving` was the last): its user's id, or None where
+    nobody else is in the team."""
+    others = Membership.objects.filter(team=team_id).exclude(user=leaving)
+    owner = others.filter(role=Membership.Role.OWNER).first()
+    if owner is None:
+        # "admin" sorts before "member": admins first, then by how long they have been in.
+        owner = others.order_by("role", "created_at", "id").first()
+        if owner is None:
+            return None
+        owner.role = Membership.Role.OWNER
+        owner.save(update_fields=["role"])
+    return owner.user_id

@@ -79,6 +79,19 @@ def test_an_unknown_address_gets_no_e_mail_and_the_page_says_the_same(client, ca
     assert mailbox.empty()
 
 
+def test_a_reset_answers_before_a_slow_mail_server_does_known_address_or_not(
+    client, carol, mailbox
+):
+    with mailbox.slow():
+        for address in ("who@example.com", "carol@example.com"):
+            r = client.post("/accounts/password/reset/", {"email": address})
+            assert r.status_code == 302 and r["Location"] == "/accounts/password/reset/done/"
+        # Both answered while the mail server still holds carol's message, unanswered.
+        assert mailbox.held.get(timeout=20) == "carol@example.com"
+        assert mailbox.empty()
+    assert mailbox.next()["To"] == "carol@example.com"
+
+
 def test_a_user_changes_their_password(carol):
     client = signed_in(carol)
     page = client.get("/accounts/").content.decode()

@@ -64,7 +64,7 @@ def test_a_bad_access_setting_stops_the_start(variable, value, said):
 def test_email_url_gives_django_its_smtp_settings(monkeypatch, url, expected):
     monkeypatch.setenv("EMAIL_URL", url)
     parsed = _read("EMAIL_URL", _email_url, "")
-    assert parsed["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert parsed["EMAIL_BACKEND"] == "kimichat.mail.BackgroundEmailBackend"
     assert {k: parsed[k] for k in expected} == expected
 
 

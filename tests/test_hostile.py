@@ -17,12 +17,14 @@ from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient, Client
 from PIL import Image
 
+from bench.hostile import xlsx_rows
 from conversations.models import Conversation, Message
 from kimichat.asgi import application
 from realtime import limits, live
 from tests.helpers.chat import ORIGIN, add_thread, connect, frames_until_final, open_chat
 from tests.helpers.uploads import logged_in, refusals, upload, uploaded
 from uploads import background
+from uploads.extract import SPREADSHEET_MAX_ROWS
 from uploads.models import UploadedFile
 
 pytestmark = [
@@ -340,6 +342,18 @@ async def test_a_file_that_takes_too_long_is_stopped(alice, settings):
     file = await uploaded(alice, "slow.docx", _docx(_document(400_000)))
     assert file.status == UploadedFile.Status.FAILED
     assert file.error_code == "timeout"
+
+
+async def test_a_long_spreadsheet_is_read_up_to_the_row_cap_and_says_what_was_left(alice):
+    file = await uploaded(alice, "long.xlsx", xlsx_rows(20_000, 5))
+    assert file.status == UploadedFile.Status.READY
+    lines = file.text.splitlines()
+    assert lines[:2] == ["[Sheet: S0]", "| 0 | 0 | 0 | 0 | 0 |"]
+    assert len(lines) == 1 + SPREADSHEET_MAX_ROWS + 1
+    assert lines[-1] == (
+        f"[Rows {SPREADSHEET_MAX_ROWS + 1}–20000 were not read: "
+        f"at most {SPREADSHEET_MAX_ROWS} rows of a workbook are.]"
+    )
 
 
 async def test_files_wait_their_turn_and_all_get_read(alice):

@@ -8,6 +8,7 @@ import re
 import pytest
 from asgiref.sync import sync_to_async
 from django.apps import apps
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 from django.utils import timezone
@@ -223,9 +224,10 @@ def test_delete_is_logged(moderator, chat):
     assert response.status_code == 200
     assert not Conversation.objects.filter(pk=chat.pk).exists()
     logged = ModerationAction.objects.get()
-    assert (logged.kind, logged.target) == ("delete", "Holiday plans")
+    # By number: the log outlives the conversation, and its title was its owner's words.
+    assert (logged.kind, logged.target) == ("delete", f"Conversation {chat.pk}")
     page = client.get("/admin/moderation/moderationaction/").content.decode()
-    assert "deleted a conversation" in page and "Holiday plans" in page
+    assert "deleted a conversation" in page and f"Conversation {chat.pk}" in page
 
 
 live = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("close_kimi_clients")]
@@ -494,3 +496,54 @@ def test_staff_without_transcript_rights_cannot_search_or_sort_by_titles(staff, 
     assert page.index(f"Conversation {second.pk}") < page.index(f"Conversation {first.pk}")
     # Searching by the owner still works.
     assert f"Conversation {first.pk}" in client.get(CHANGELIST, {"q": "alice"}).content.decode()
+
+
+def test_without_transcripts_no_admin_page_tells_a_title_or_a_system_prompt(
+    settings, moderator, chat, alice
+):
+    settings.MODERATION_TRANSCRIPTS = False
+    chat.system_prompt = "You are Captain Nemo"
+    chat.save()
+    client = logged_in(moderator)
+    # The list: the row's checkbox is labelled by number.
+    page = client.get(CHANGELIST).content.decode()
+    assert f"Select this object for an action - Conversation {chat.pk}" in page
+    assert "Holiday plans" not in page
+    # Filters on what people wrote would answer yes or no, a letter at a time: refused.
+    for lookup in ("title__startswith", "system_prompt__contains", "stop__contains"):
+        assert client.get(CHANGELIST, {lookup: "H"}).status_code == 400
+    assert client.get(CHANGELIST, {"title__startswith": "H", "q": "alice"}).status_code == 400
+    # Nor through the files' page (a document's text) or a report's message.
+    assert client.get("/admin/uploads/uploadedfile/", {"text__contains": "a"}).status_code in (
+        400,
+        403,
+    )
+    report = "/admin/moderation/report/"
+    assert client.get(report, {"message__conversation__title__startswith": "H"}).status_code == 400
+    # Nor through the admin's autocomplete, which lists conversations by title.
+    autocomplete = {"app_label": "conversations", "model_name": "message"}
+    response = client.get("/admin/autocomplete/", {**autocomplete, "field_name": "conversation"})
+    assert response.status_code == 403 and "Holiday" not in response.content.decode()
+    # Hiding logs the conversation by number.
+    act(client, "hide", [chat.pk], reason="Spam")
+    assert "Holiday plans" not in client.get("/admin/moderation/moderationaction/").content.decode()
+    # The delete confirmation lists it by number; deleting leaves the title in no log.
+    data = {"action": "delete_selected", "_selected_action": [chat.pk]}
+    page = client.post(CHANGELIST, data).content.decode()
+    assert "Are you sure you want to delete" in page and f"Conversation {chat.pk}" in page
+    assert "Holiday plans" not in page and "Captain Nemo" not in page
+    client.post(CHANGELIST, {**data, "post": "yes"})
+    assert not Conversation.objects.filter(pk=chat.pk).exists()
+    assert "Holiday plans" not in client.get("/admin/").content.decode()  # Recent actions
+    assert not LogEntry.objects.filter(object_repr__contains="Holiday").exists()
+    assert not ModerationAction.objects.filter(target__contains="Holiday").exists()
+
+
+def test_moderators_who_read_transcripts_still_filter_by_title(moderator, chat):
+    client = logged_in(moderator)
+    page = client.get(CHANGELIST, {"title__startswith": "Holi"}).content.decode()
+    assert "Holiday plans" in page
+    autocomplete = {"app_label": "conversations", "model_name": "message"}
+    response = client.get("/admin/autocomplete/", {**autocomplete, "field_name": "conversation"})
+    assert "Holiday plans" in response.content.decode()
+    assert client.get("/admin/uploads/uploadedfile/", {"text__contains": "a"}).status_code != 400

@@ -2,10 +2,11 @@
 files and whole libraries, and conversations shared with a team."""
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import AsyncClient, Client
 
+from conversations import services as conversations
 from conversations.models import Conversation, Message
 from teams import services as teams
 from teams.models import Membership, Team
@@ -341,3 +342,68 @@ def test_copy_of_a_conversation_being_answered_is_interrupted(shared, bob):
     logged_in(bob).post(f"/shared/{shared.pk}/copy/")
     copy = Conversation.objects.get(owner=bob)
     assert copy.messages.get(role="assistant").state == "interrupted"
+
+
+def test_hiding_a_shared_conversation_hides_the_copies_made_of_it(shared, alice, bob):
+    logged_in(bob).post(f"/shared/{shared.pk}/copy/")
+    copy = Conversation.objects.get(owner=bob)
+    # A copy of the copy (shared on again, continued by someone else).
+    again = conversations.conversation_copy(conversation=copy, user=alice)
+    moderator = User.objects.create_user("mod", password="password", is_staff=True)
+    moderator.groups.add(Group.objects.get(name="Moderators"))
+    admin = logged_in(moderator)
+
+    def act(action: str, conversation: Conversation) -> None:
+        data = {"action": action, "_selected_action": [conversation.pk], "index": 0}
+        admin.post("/admin/conversations/conversation/", {**data, "reason": "Spam"})
+
+    def removed(user: User, conversation: Conversation) -> bool:
+        page = logged_in(user).get(f"/c/{conversation.pk}/").content.decode()
+        return "A moderator removed this conversation" in page
+
+    act("hide", shared)
+    assert removed(bob, copy) and removed(alice, again) and removed(alice, shared)
+    assert "7 bar" not in logged_in(bob).get(f"/c/{copy.pk}/").content.decode()
+    # Shown again together; a copy hidden on its own stays hidden when its original is shown.
+    act("unhide", shared)
+    assert not any(removed(u, c) for u, c in [(alice, shared), (bob, copy), (alice, again)])
+    act("hide", copy)
+    assert removed(bob, copy) and removed(alice, again) and not removed(alice, shared)
+    act("hide", shared)
+    act("unhide", shared)
+    assert removed(bob, copy) and not removed(alice, shared)
+
+
+def test_a_deleted_account_leaves_its_team_files_to_the_team(
+    team, manual, alice, bob, carol, django_capture_on_commit_callbacks
+):
+    notes = team_file(team, bob, "notes.txt", "Bob's notes on the pump.")
+    stored = notes.file.storage, notes.file.name
+    own = services.file_create(owner=bob, upload=SimpleUploadedFile("diary.txt", b"Dear diary"))
+    # A team bob has left since: what he put there stays too.
+    other = teams.team_create(user=carol, name="Other Lab")
+    Membership.objects.create(team=other, user=bob)
+    left_behind = team_file(other, bob, "old.txt", "Old findings.")
+    Membership.objects.filter(team=other, user=bob).delete()
+
+    page = logged_in(bob).get("/accounts/delete/").content.decode()
+    assert "library stay with the team, handed to its owner." in page
+    with django_capture_on_commit_callbacks(execute=True):
+        logged_in(bob).post("/accounts/delete/", {"confirm": "password"})
+    assert not User.objects.filter(username="bob").exists()
+    assert not UploadedFile.objects.filter(pk=own.file.pk).exists()
+    # The team's files stay in its library, with their bytes, handed to the team's owner.
+    notes.refresh_from_db()
+    left_behind.refresh_from_db()
+    assert (notes.owner, notes.team, left_behind.owner) == (alice, team, carol)
+    assert stored[0].exists(stored[1])
+    page = logged_in(alice).get(f"/teams/{team.pk}/").content.decode()
+    assert "notes.txt" in page
+
+    # The last owner goes: the team keeps an owner, and the files.
+    Membership.objects.create(team=team, user=carol)
+    with django_capture_on_commit_callbacks(execute=True):
+        logged_in(alice).post("/accounts/delete/", {"confirm": "password"})
+    assert Membership.objects.get(team=team, user=carol).role == Membership.Role.OWNER
+    assert {f.owner for f in UploadedFile.objects.filter(team=team)} == {carol}
+    assert UploadedFile.objects.filter(team=team).count() == 2

@@ -346,6 +346,25 @@ def test_with_the_database_backend_a_worker_reads_the_file(alice, settings):
     assert file.status == "ready" and file.text == "Read by a worker."
 
 
+def test_a_worker_takes_each_users_first_waiting_file_before_anyones_second(alice, bob, settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.backend.DatabaseBackend"}}
+    from django_tasks_db.models import DBTaskResult
+
+    async def upload_and_queue(user, *names: str) -> None:
+        files = [(name, name.encode()) for name in names]
+        await upload(await logged_in(user), *files[0], *files[1:])
+        await background.idle()
+
+    async_to_sync(upload_and_queue)(alice, "a1.txt", "a2.txt", "a3.txt")
+    async_to_sync(upload_and_queue)(bob, "b1.txt")
+    # The order a worker takes them in (the queue's own ordering).
+    queued = [
+        UploadedFile.objects.get(pk=r.args_kwargs["args"][0]).name
+        for r in DBTaskResult.objects.ready()
+    ]
+    assert queued == ["a1.txt", "b1.txt", "a2.txt", "a3.txt"]
+
+
 async def test_files_need_a_login(alice):
     anonymous = AsyncClient()
     for response in [

@@ -307,30 +307,49 @@ def _table(cells: Iterator[str]) -> str:
 
 
 def _xlsx(path: str, in_time: InTime) -> Extracted:
+    """Each sheet as a table, until SPREADSHEET_MAX_ROWS rows with text in all: reading stops
+    there (a sheet of 200,000 rows is not read to its end), saying which rows were left out."""
     import openpyxl
 
     workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     parts = []
+    budget = SPREADSHEET_MAX_ROWS
     try:
         for sheet in workbook.worksheets:
-            rows: list[str] = []
-            more = 0
-            for row in sheet.iter_rows(values_only=True):
-                in_time()
-                values = ["" if v is None else str(v) for v in row[:SPREADSHEET_MAX_COLUMNS]]
-                if not any(v.strip() for v in values):
-                    continue
-                if len(rows) >= SPREADSHEET_MAX_ROWS:
-                    more += 1
-                    continue
-                rows.append(_table(" ".join(v.split()) for v in values))
-            if more:
-                rows.append(f"[{more} more rows were not read: at most {len(rows)} are.]")
+            if budget == 0:
+                parts.append(f"[Sheet: {sheet.title}]\n{_rows_left(1, sheet.max_row)}")
+                continue
+            rows, stopped_at = _sheet_rows(sheet, budget, in_time)
+            budget -= len(rows)
+            if stopped_at:
+                rows.append(_rows_left(stopped_at, sheet.max_row))
             parts.append(f"[Sheet: {sheet.title}]\n" + "\n".join(rows))
         count = len(workbook.worksheets)
     finally:
         workbook.close()
     return Extracted("\n\n".join(parts), count)
+
+
+def _sheet_rows(sheet, budget: int, in_time: InTime) -> tuple[list[str], int]:
+    """The sheet's rows with text, as table lines, at most `budget` of them; and the number of
+    the first row not read (0 when the sheet was read to its end)."""
+    rows: list[str] = []
+    for number, row in enumerate(sheet.iter_rows(min_row=1, values_only=True), 1):
+        in_time()
+        if len(rows) == budget:
+            return rows, number
+        values = ["" if v is None else str(v) for v in row[:SPREADSHEET_MAX_COLUMNS]]
+        if any(v.strip() for v in values):
+            rows.append(_table(" ".join(v.split()) for v in values))
+    return rows, 0
+
+
+def _rows_left(first: int, last: int | None) -> str:
+    # The sheet's size as its file states it (a spreadsheet program writes it), if it does.
+    cap = SPREADSHEET_MAX_ROWS
+    if last is not None and last >= first:
+        return f"[Rows {first}–{last} were not read: at most {cap} rows of a workbook are.]"
+    return f"[The rows from row {first} on were not read: at most {cap} rows of a workbook are.]"
 
 
 def _pptx(path: str, in_time: InTime) -> Extracted:

@@ -23,6 +23,7 @@ from django.utils import timezone
 import kimi
 from kimi import catalogue
 from realtime import live
+from teams import services as teams
 from teams.models import Membership, Team
 from uploads import extract, reader, retrieval
 from uploads.errors import ExtractError
@@ -235,3 +236,17 @@ def bucket_create_missing() -> bool:
             raise
     client.create_bucket(Bucket=bucket.name)
     return True
+
+
+def files_hand_to_teams(*, user: User) -> None:
+    """Before `user`'s account is deleted: what it put in a team's library stays the team's,
+    as when a member leaves. Each team keeps an owner, and the files `user` uploaded there (of
+    teams left since too) are handed to that owner. Files in a team nobody else is in go with
+    the account."""
+    files = UploadedFile.objects.filter(owner=user).exclude(team=None)
+    team_ids = {*files.values_list("team", flat=True)}
+    team_ids |= {*Membership.objects.filter(user=user).values_list("team", flat=True)}
+    for team_id in team_ids:
+        owner_id = teams.team_owner_after(team_id=team_id, leaving=user)
+        if owner_id is not None:
+            files.filter(team=team_id).update(owner=owner_id)

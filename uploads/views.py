@@ -62,7 +62,7 @@ async def file_upload(request: AuthenticatedRequest) -> HttpResponse:
     saved, refused = await sync_to_async(_save_uploads, thread_sensitive=False)(request, user, team)
     for item in saved:
         if item.read_needed:
-            background.start(tasks.read_file, item.file.pk)
+            background.start(tasks.read_file_enqueue, item.file.pk)
     if not request.htmx:
         await sync_to_async(_flash)(request, saved, refused)
         return redirect(team or "files")
@@ -203,7 +203,7 @@ async def file_read_with_kimi(request: AuthenticatedRequest, file_id: int) -> Ht
         await sync_to_async(services.file_update)(
             file=file, status=UploadedFile.Status.PROCESSING, error_code="", error=""
         )
-        background.start(tasks.read_file_with_kimi, file.pk)
+        background.start(tasks.read_file_with_kimi.enqueue, file.pk)
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("files")

@@ -1,7 +1,7 @@
 """Conversations for moderators: found by owner, title or message text, read as a transcript,
 hidden, shown again or deleted, each action kept in the moderation log."""
 
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from django.conf import settings
 from django.contrib import admin
@@ -20,6 +20,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.template.loader import render_to_string
+from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -29,7 +30,7 @@ from conversations.models import Conversation, Message
 from moderation import services
 from moderation.forms import ModerationActionForm, action_reason
 from moderation.models import Report
-from moderation.transcripts import can_read_transcripts
+from moderation.transcripts import PrivateFieldsAdmin, can_read_transcripts
 
 
 class Listed(TypedDict):
@@ -78,8 +79,17 @@ class HiddenFilter(admin.SimpleListFilter):
         return queryset
 
 
+def untitled(conversations) -> list[Conversation]:
+    """The conversations named by number only ("Conversation 12"): as those who may not read
+    titles see them, and as the logs keep them (a log outlives what it names)."""
+    conversations = list(conversations)
+    for conversation in conversations:
+        conversation.title = ""
+    return conversations
+
+
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(PrivateFieldsAdmin):
     list_display = [
         "name",
         "owner",
@@ -99,6 +109,7 @@ class ConversationAdmin(admin.ModelAdmin):
     change_form_template = "admin/conversations/conversation/change_form.html"
     view_on_site = False
     show_full_result_count = False
+    private_fields = frozenset({"title", "stop", "system_prompt"})
 
     class Media:
         css = {"all": ["css/admin.css"]}
@@ -163,6 +174,28 @@ class ConversationAdmin(admin.ModelAdmin):
         if conversation is not None and not can_read_transcripts(request.user):
             conversation.title = ""  # shown as "Conversation <id>" in the page's headings
         return conversation
+
+    def action_checkbox(self, obj: "WithAnnotations[Conversation, Listed]") -> SafeString:
+        # The checkbox's label names the row: by number for those who may not read titles.
+        if obj.shown_title is None:
+            obj.title = ""
+        return super().action_checkbox(obj)
+
+    def to_field_allowed(self, request: HttpRequest, to_field: str) -> bool:
+        # The admin's autocomplete (/admin/autocomplete/?…&field_name=conversation) lists rows
+        # by their titles: not to those who may not read titles.
+        return can_read_transcripts(request.user) and super().to_field_allowed(request, to_field)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """The delete confirmation's list, naming conversations by number for those who may
+        not read titles."""
+        if not can_read_transcripts(request.user):
+            objs = untitled(objs)
+        return super().get_deleted_objects(objs, request)
+
+    def log_deletions(self, request: HttpRequest, queryset) -> Any:
+        # The admin's log only iterates what it is given: a list does.
+        return super().log_deletions(request, cast(QuerySet, untitled(queryset)))
 
     # Sorted by the title shown: for those who may not read titles, by nothing they could not
     # see (the annotation is empty for them).

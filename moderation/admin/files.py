@@ -6,16 +6,17 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from moderation.transcripts import can_read_transcripts
+from moderation.transcripts import PrivateFieldsAdmin, can_read_transcripts
 from uploads.models import UploadedFile
 
 
 @admin.register(UploadedFile)
-class UploadedFileAdmin(admin.ModelAdmin):
+class UploadedFileAdmin(PrivateFieldsAdmin):
     list_display = ["name", "owner", "kind", "size", "pages", "status", "created_at"]
     list_filter = ["kind", "status"]
     search_fields = ["name", "owner__username"]
     raw_id_fields = ["owner"]
+    private_fields = frozenset({"text"})
     # The stored file is not under a public URL (/media/ is not served): it is downloaded
     # through this admin, by those who may read what users wrote.
     exclude = ["file"]

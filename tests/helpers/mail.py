@@ -1,11 +1,14 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it receives, for the e-mails
 KimiChat sends: password resets, approvals, verification links."""
 
+import asyncio
+import contextlib
 import email
 import email.policy
 import queue
 import re
 import socket
+import threading
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
@@ -21,9 +24,18 @@ class Mailbox:
     def __init__(self) -> None:
         self.received: queue.Queue[EmailMessage] = queue.Queue()
         self.controller = Controller(self, hostname="127.0.0.1", port=_free_port())
+        # Open: each message is answered at once. Shut (`slow`): the server takes a message
+        # and holds it, unanswered, until it opens again.
+        self.gate = threading.Event()
+        self.gate.set()
+        self.held: queue.Queue[str] = queue.Queue()  # the recipients of each message held
 
     async def handle_DATA(self, server, session, envelope) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        if not self.gate.is_set():
+            self.held.put(str(message["To"]))
+            # Bounded, so that a sender that waits for the answer fails its test, not hangs.
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 60)
         self.received.put(message)  # type: ignore[arg-type]
         return "250 OK"
 
@@ -34,7 +46,7 @@ class Mailbox:
     def settings(self) -> dict:
         """Django's e-mail settings for this server, as EMAIL_URL=self.url gives them."""
         return {
-            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_BACKEND": "kimichat.mail.BackgroundEmailBackend",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": self.controller.port,
             "EMAIL_HOST_USER": "",
@@ -47,6 +59,15 @@ class Mailbox:
     def next(self, timeout: float = 20) -> EmailMessage:
         """The next e-mail to arrive (waits for it)."""
         return self.received.get(timeout=timeout)
+
+    @contextlib.contextmanager
+    def slow(self):
+        """A mail server that answers no message until the block ends."""
+        self.gate.clear()
+        try:
+            yield
+        finally:
+            self.gate.set()
 
     def empty(self) -> bool:
         return self.received.empty()
