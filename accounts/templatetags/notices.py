@@ -20,3 +20,14 @@ def email_sends() -> bool:
     from django.conf import settings
 
     return bool(settings.EMAIL)
+
+
+@register.simple_tag(takes_context=True)
+def pending_signups(context: template.Context) -> int:
+    """How many sign-ups wait for a moderator, for one who may see them (the admin's home)."""
+    from accounts.models import Approval
+
+    user = context["request"].user
+    if not user.has_perm("accounts.view_approval"):
+        return 0
+    return Approval.objects.pending().count()

@@ -222,7 +222,7 @@ class TokenQuotaAdmin(admin.ModelAdmin):
     list_display = ["user", "daily_tokens", "used_today", "updated_at"]
     list_select_related = ["user"]
     search_fields = ["user__username"]
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]  # found by name, not by number
 
     @admin.display(description=_("tokens used today"))
     def used_today(self, obj: TokenQuota) -> int:
