@@ -9,9 +9,9 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from accounts.models import Approval, TokenQuota
+from teams.services import team_create
 from tests.test_accounts import sign_up
 from tests.test_accounts_invites import new_link
-from teams.services import team_create
 
 
 @pytest.fixture
