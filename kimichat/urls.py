@@ -7,6 +7,9 @@ from django.views.generic import RedirectView
 # Browsers ask for /favicon.ico where a page names no icon (the admin's, a file's download).
 favicon = RedirectView.as_view(url=lazy(static, str)("img/kimichat.svg"), permanent=True)
 
+# The admin's pages say whose they are (not "Django administration").
+admin.site.site_header = admin.site.site_title = "KimiChat"
+
 urlpatterns = [
     path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
