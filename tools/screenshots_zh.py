@@ -37,6 +37,9 @@ def shoot_user(page, base: str, stub: KimiStub) -> None:
     from tests import documents
 
     page.goto(base + "/")
+    page.locator("#composer summary").filter(has_text="设置").click()
+    page.screenshot(path=OUT / "chat-settings-zh.png")
+    page.goto(base + "/")
     stub.script = Script(tokens=re.findall(r"\S+|\s+", ANSWER), delay=0.005)
     box = page.locator('textarea[name="message"]')
     box.fill("进程和线程有什么区别？")
@@ -74,6 +77,9 @@ def call_the_api(page, base: str, stub: KimiStub) -> None:
     page.locator("#id_name").fill("笔记本电脑")
     page.locator(".upload-form button[type=submit]").click()
     key = page.locator("#new-api-key").input_value()
+    page.screenshot(path=OUT / "api-keys-zh.png")
+    page.goto(base + "/api-keys/code/")
+    page.screenshot(path=OUT / "api-code-zh.png", full_page=True)
     client = openai.OpenAI(base_url=base + "/v1", api_key=key)
     stub.script = Script(tokens=["你好", "！"])
     for stream in (False, True, False):
