@@ -122,3 +122,19 @@ def test_the_compiled_catalogue_is_up_to_date(tmp_path):
     with fresh.open("rb") as new, PO.with_suffix(".mo").open("rb") as shipped:
         expected = gettext.GNUTranslations(new)._catalog  # type: ignore[attr-defined]
         assert gettext.GNUTranslations(shipped)._catalog == expected  # type: ignore[attr-defined]
+
+
+def test_the_chinese_sign_up_and_account_pages_say_what_the_english_says(client, alice, settings):
+    # The texts the issue found wrong, where a person reads them.
+    settings.SIGNUP = "approval"
+    chinese = {"Accept-Language": "zh-CN"}
+    signup = client.get("/accounts/signup/", headers=chinese).content.decode()
+    assert "确认密码" in signup and "共享的对话" not in signup
+    assert "新账户需经审核员批准后才能使用。" in signup
+    client.force_login(alice)
+    account = client.get("/accounts/", headers=chinese).content.decode()
+    for text in ["修改密码", "更改电子邮箱", "保存语言", "登录会话", "登录时间", "删除我的账户"]:
+        assert text in account, text
+    assert "更改角色" not in account and "保存并发送" not in account
+    change = client.get("/accounts/password/change/", headers=chinese).content.decode()
+    assert "返回你的账户" in change
