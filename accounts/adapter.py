@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from accounts.models import Approval
 
@@ -54,6 +55,10 @@ class AccountAdapter(DefaultAccountAdapter):
             user.save()
             request_approval(user)
         return user
+
+    def get_password_change_redirect_url(self, request: HttpRequest) -> str:
+        # Back to the Account page, where the change is confirmed (not the form again).
+        return reverse("account")
 
     def respond_user_inactive(self, request: HttpRequest, user) -> HttpResponse:
         # Shown at once (not after a redirect): who waits for approval is told so, who was

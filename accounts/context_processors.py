@@ -12,6 +12,7 @@ def preferences(request: HttpRequest) -> dict:
 
 def access(request: HttpRequest) -> dict:
     """What the log-in and sign-up pages offer: a reset by e-mail, a sign-up link."""
+    from allauth.account.adapter import get_adapter
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
@@ -25,5 +26,7 @@ def access(request: HttpRequest) -> dict:
                 lambda: settings.SIGNUP in {"open", "approval"} or not has_users
             ),
             "has_users": has_users,
+            # An invitation lets its holder in without a moderator (teams/access.py).
+            "vouched": SimpleLazyObject(lambda: get_adapter(request).vouched(request)),
         }
     }

@@ -149,8 +149,11 @@ class Preferences(models.Model):
 
 class ApprovalQuerySet(models.QuerySet):
     def pending(self) -> "ApprovalQuerySet":
-        # Someone let in another way (reactivated under Users) no longer waits.
-        return self.filter(approved_at__isnull=True, user__is_active=False)
+        # Someone let in another way (reactivated under Users) no longer waits, nor does anyone
+        # who has logged in before: an inactive account of theirs is a suspended one.
+        return self.filter(
+            approved_at__isnull=True, user__is_active=False, user__last_login__isnull=True
+        )
 
     def approve(self, *, actor) -> list:
         """Let the people of these requests in; the users let in (for telling them)."""
@@ -158,7 +161,8 @@ class ApprovalQuerySet(models.QuerySet):
         users = [approval.user for approval in pending]
         with transaction.atomic():
             get_user_model().objects.filter(pk__in=[u.pk for u in users]).update(is_active=True)
-            self.filter(pk__in=[a.pk for a in pending]).update(
+            # Not self.filter: self may be the pending ones, which these no longer are.
+            self.model._default_manager.filter(pk__in=[a.pk for a in pending]).update(
                 approved_at=timezone.now(), approved_by=actor
             )
         return users

@@ -120,7 +120,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     # Accounts, e-mail, password reset, single sign-on, two-factor, sessions (see "Access").
     "allauth",
-    "allauth.account",
+    "accounts.apps.EmailAddressesConfig",  # allauth.account, under a name of its own
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "allauth.mfa",

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.models import Approval
 from conversations.models import Conversation, Message
 from moderation.models import ModerationAction, Report
 from realtime import live
@@ -103,6 +104,8 @@ def users_suspend(*, actor, users: QuerySet, reason: str = "") -> int:
 
 def users_reactivate(*, actor, users: QuerySet, reason: str = "") -> int:
     inactive = list(users.filter(is_active=False))
+    # A sign-up let in here is approved: suspending it later is a suspension, not a wait.
+    Approval.objects.filter(user__in=inactive).approve(actor=actor)
     Kind = ModerationAction.Kind
     return _change(inactive, {"is_active": True}, actor=actor, kind=Kind.REACTIVATE, reason=reason)
 

@@ -121,9 +121,7 @@ def test_a_kept_response_is_continued_by_its_id(api_server, kimi, alice, alice_k
     settings.API_KEEP_CONVERSATIONS = True
     kimi.script = Script(function_calls=[("get_weather", '{"city": "Paris"}')])
     client = sdk(api_server, alice_key)
-    first = client.responses.create(
-        model="kimi-k2.6", input="Weather in Paris?", tools=[WEATHER]
-    )
+    first = client.responses.create(model="kimi-k2.6", input="Weather in Paris?", tools=[WEATHER])
     call = next(item for item in first.output if item.type == "function_call")
     second = client.responses.create(
         model="kimi-k2.6",

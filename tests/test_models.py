@@ -300,13 +300,13 @@ def test_the_usage_page_says_when_kimi_cannot_be_reached(kimi, admin_user, setti
     settings.MOONSHOT_BASE_URL = closed_port_url()
     r = logged_in(admin_user).get(USAGE)
     assert r.status_code == 200
-    assert "Kimi balance: Kimi could not be reached." in r.content.decode()
+    assert "Kimi balance unavailable: Kimi could not be reached." in r.content.decode()
 
 
 def test_the_usage_page_says_why_kimi_refused(kimi, admin_user):
     kimi.script.balance_status = 401
     page = logged_in(admin_user).get(USAGE).content.decode()
-    assert "Kimi balance: Kimi rejected the API key (401)." in page
+    assert "Kimi balance unavailable: Kimi rejected the API key (401)." in page
 
 
 def test_without_a_key_the_usage_page_shows_no_balance(kimi, admin_user, settings):
@@ -330,3 +330,14 @@ def test_the_balance_and_the_retired_model_in_chinese(kimi, admin_user, old_chat
     client = logged_in(alice)
     page = client.get(f"/c/{old_chat.pk}/", HTTP_ACCEPT_LANGUAGE=chinese).content.decode()
     assert "Kimi 已不再提供 kimi-k2.5，请选择其他模型。" in page
+
+
+@pytest.mark.parametrize("status", [404, 503])
+def test_the_usage_page_says_the_balance_is_unavailable_and_why(kimi, admin_user, status):
+    kimi.script.balance_status = status
+    page = logged_in(admin_user).get(USAGE).content.decode()
+    assert f"Kimi balance unavailable: Kimi answered with status {status}." in page
+    assert "Pick another model" not in page
+    chinese = logged_in(admin_user).get(USAGE, headers={"Accept-Language": "zh-CN"})
+    assert "Kimi 余额暂不可用：" in chinese.content.decode()
+    assert f"Kimi 返回了状态码 {status}。" in chinese.content.decode()

@@ -1,8 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class UploadsConfig(AppConfig):
     name = "uploads"
+    verbose_name = _("Files")
 
     def ready(self) -> None:
         from accounts.services import keeps_before_account_delete

@@ -212,8 +212,11 @@ def kimi_balance() -> dict[str, Any] | None:
         return {"balance": async_to_sync(kimi.balance)()}
     except (openai.APIConnectionError, TimeoutError):
         error = str(_("Kimi could not be reached."))
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
+        error = kimi.error_text(kimi.error_code(e)[0])  # the key's trouble: the admin's to fix
     except openai.APIStatusError as e:
-        error = kimi.error_text(kimi.error_code(e)[0])
+        # Not the chat's texts ("Pick another model" for a 404): only the status is known.
+        error = _("Kimi answered with status %(status)s.") % {"status": e.status_code}
     except (openai.APIError, ValueError):
         error = str(_("Kimi's answer could not be read."))
     log.warning("Kimi's balance could not be read: %s", error)
@@ -225,7 +228,7 @@ class TokenQuotaAdmin(admin.ModelAdmin):
     list_display = ["user", "daily_tokens", "used_today", "updated_at"]
     list_select_related = ["user"]
     search_fields = ["user__username"]
-    raw_id_fields = ["user"]
+    autocomplete_fields = ["user"]  # found by name, not by number
 
     @admin.display(description=_("tokens used today"))
     def used_today(self, obj: TokenQuota) -> int:
