@@ -10,7 +10,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Preferences
-from conversations import services
+from conversations import chats
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
 from kimi import catalogue
@@ -95,7 +95,7 @@ def _back(request: AuthenticatedRequest, conversation: Conversation) -> HttpResp
 @require_POST
 def conversation_pin(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
-    services.conversation_pin(conversation=conversation, pinned=bool(request.POST.get("pinned")))
+    chats.conversation_pin(conversation=conversation, pinned=bool(request.POST.get("pinned")))
     return _back(request, conversation)
 
 
@@ -104,7 +104,7 @@ def conversation_pin(request: AuthenticatedRequest, conversation_id: int) -> Htt
 def conversation_archive(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
     archive = bool(request.POST.get("archived"))
-    services.conversation_archive(conversation=conversation, archived=archive)
+    chats.conversation_archive(conversation=conversation, archived=archive)
     return _back(request, conversation)
 
 
@@ -197,7 +197,7 @@ def conversation_rename(request: AuthenticatedRequest, conversation_id: int) -> 
     conversation = _get_conversation_for_user(request, conversation_id)
     title = " ".join(request.POST.get("title", "").split())[:200]
     if title:
-        services.conversation_rename(conversation=conversation, title=title)
+        chats.conversation_rename(conversation=conversation, title=title)
     if request.htmx:
         # The heading, the list and the tab's title change in place.
         ctx = {"conversation_id": conversation.pk, "title": conversation.title}
@@ -260,7 +260,7 @@ def conversation_share(request: AuthenticatedRequest, conversation_id: int) -> H
     if request.POST.get("team"):
         teams = Team.objects.for_user(request.user)
         team = get_object_or_404(teams, pk=request.POST["team"])
-    services.conversation_share(conversation=conversation, team=team)
+    chats.conversation_share(conversation=conversation, team=team)
     if request.htmx:
         # The header of a chat begun on this page came over its socket, without a form
         # token: it posts through htmx (which sends the token) and the page then reloads.
@@ -292,7 +292,7 @@ def conversation_shared(request: AuthenticatedRequest, conversation_id: int) -> 
 def conversation_copy(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     """Continue a shared conversation in a copy of one's own."""
     conversation = _shared(request, conversation_id)
-    copy = services.conversation_copy(conversation=conversation, user=request.user)
+    copy = chats.conversation_copy(conversation=conversation, user=request.user)
     return redirect(copy)
 
 
