@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import AsyncClient, Client
 
-from conversations import services as conversations
+from conversations import chats as conversations
 from conversations.models import Conversation, Message
 from teams import services as teams
 from teams.models import Membership, Team
