@@ -35,12 +35,23 @@ def request_approval(user) -> None:
         Approval.objects.get_or_create(user=user)
 
 
+def signup_open() -> bool:
+    """Whether anyone may sign up (SIGNUP=open or approval). An empty install always lets its
+    first person in: they become the administrator."""
+    if not get_user_model().objects.exists():
+        return True
+    return settings.SIGNUP in {"open", "approval"}
+
+
+def domain_allowed(sociallogin: Any) -> bool:
+    """Whether single sign-on vouches for this person by their e-mail's domain."""
+    email = (sociallogin.user.email or "").lower()
+    return bool(email) and email.rpartition("@")[2] in settings.OIDC_ALLOWED_DOMAINS
+
+
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
-        # An empty install always lets its first person in: they become the administrator.
-        if not get_user_model().objects.exists():
-            return True
-        return settings.SIGNUP in {"open", "approval"}
+        return signup_open()
 
     def vouched(self, request: HttpRequest) -> bool:
         """Whether this sign-up skips approval (teams/access.py: an invitation)."""
@@ -80,10 +91,13 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         # People of the allowed domains get an account whatever SIGNUP says; with such a list,
         # no one else does through single sign-on.
         if settings.OIDC_ALLOWED_DOMAINS:
-            email = (sociallogin.user.email or "").lower()
-            domain = email.rpartition("@")[2]
-            return bool(email) and domain in settings.OIDC_ALLOWED_DOMAINS
+            return domain_allowed(sociallogin)
         return get_adapter(request).is_open_for_signup(request)
+
+    def vouched(self, request: HttpRequest, sociallogin: Any) -> bool:
+        """Whether this sign-up skips approval: an allowed domain (teams/access.py: or an
+        invitation)."""
+        return bool(settings.OIDC_ALLOWED_DOMAINS)
 
     def populate_user(self, request: HttpRequest, sociallogin: Any, data: dict):
         user = super().populate_user(request, sociallogin, data)
@@ -96,7 +110,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     @transaction.atomic
     def save_user(self, request: HttpRequest, sociallogin: Any, form=None):
-        admit(sociallogin.user, vouched=bool(settings.OIDC_ALLOWED_DOMAINS))
+        admit(sociallogin.user, vouched=self.vouched(request, sociallogin))
         user = super().save_user(request, sociallogin, form)
         request_approval(user)
         self.apply_groups(user, self.groups(sociallogin))
