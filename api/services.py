@@ -12,7 +12,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Usage
+from accounts.models import TWO_FACTOR_REQUIRED, Usage, two_factor_missing
 from api.models import SHOWN, ApiCall, ApiKey, digest
 from conversations.models import Conversation, Message, live_answers
 from kimichat import catalogue, kimi
@@ -55,6 +55,8 @@ def key_user(*, text: str) -> tuple[ApiKey, User]:
         )
     if not key.user.is_active:
         raise Refusal(403, "permission_denied_error", _("Your account is suspended."))
+    if two_factor_missing(key.user):
+        raise Refusal(403, "permission_denied_error", str(TWO_FACTOR_REQUIRED))
     return key, key.user
 
 

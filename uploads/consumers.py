@@ -3,11 +3,14 @@
 from datetime import timedelta
 from typing import cast
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from django.utils.functional import Promise
 
+from accounts.models import TWO_FACTOR_REQUIRED, two_factor_missing
 from kimichat import limits, live
 from uploads.models import UploadedFile
 
@@ -29,11 +32,23 @@ class FileStatusConsumer(AsyncWebsocketConsumer):
             return False
         self.user = cast(User, user)  # Channels' lazy object, behind it a User
         self.language = live.scope_language(self.scope)
+        if await database_sync_to_async(two_factor_missing)(self.user):
+            await self.refuse(TWO_FACTOR_REQUIRED)
+            return False
         if not limits.socket_open(self.user.pk):
             await self.close(live.CLOSE_TOO_MANY)
             return False
         self.counted = True
         return True
+
+    async def refuse(self, reason: str | Promise) -> None:
+        """Say why the socket may not be used (on the page, where it shows errors), and close
+        it as forbidden."""
+        await self.accept()
+        with translation.override(self.language):
+            html = render_to_string("conversations/_composer_error.html", {"error": reason})
+        await self.send(text_data=html)
+        await self.close(live.CLOSE_SUSPENDED)
 
     async def join(self, groups: list[str]) -> None:
         for group in groups:

@@ -1,0 +1,85 @@
+"""Every door holds the same rules as the log-in page: staff who must turn on two-factor are
+refused on the chat socket and through /v1 with a key made before; a session that ends
+(log-out, a password change elsewhere) closes its open sockets."""
+
+import openai
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+
+from api import services as api_services
+from kimichat import live
+from kimichat.asgi import application
+from tests.conftest import ORIGIN
+from tests.test_api import api_server, sdk  # noqa: F401 (a fixture)
+from tests.test_chat_socket import frames_until_final
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_kimi_clients"),
+]
+
+TWO_FACTOR = "Staff accounts must use two-factor authentication. Turn it on to continue."
+
+
+def socket_for(client: Client, path: str = "/ws/conversations/new/") -> WebsocketCommunicator:
+    """A socket of the browser `client` (its session cookie), as its page opens one."""
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    headers = [ORIGIN, (b"host", b"localhost"), (b"cookie", cookie)]
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def staff(alice, settings):
+    settings.MFA_REQUIRED_FOR_STAFF = True
+    alice.is_staff = True
+    alice.save()
+    return alice
+
+
+async def test_staff_without_two_factor_are_refused_on_the_chat_socket_with_the_reason(staff):
+    client = await sync_to_async(logged_in)(staff)
+    socket = socket_for(client)
+    connected, _ = await socket.connect(10)
+    assert connected  # to be told why
+    assert TWO_FACTOR in await socket.receive_from(10)
+    assert (await socket.receive_output(10))["code"] == live.CLOSE_SUSPENDED
+    # Nothing sent on it reaches Kimi: the socket is gone.
+
+
+def test_staff_without_two_factor_are_refused_through_the_api_with_an_old_key(
+    api_server,  # noqa: F811
+    kimi,
+    alice,
+    settings,
+):
+    key = api_services.key_create(user=alice, name="laptop")[1]  # made before the rule
+    settings.MFA_REQUIRED_FOR_STAFF = True
+    alice.is_staff = True
+    alice.save()
+    client = sdk(api_server, key)
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        client.chat.completions.create(
+            model="moonshot-v1-8k", messages=[{"role": "user", "content": "Hi"}]
+        )
+    assert TWO_FACTOR in str(refused.value)
+    with pytest.raises(openai.PermissionDeniedError):
+        client.models.list()
+    assert not kimi.requests
+
+
+async def test_people_who_are_not_staff_still_use_the_socket(kimi, bob, settings):
+    settings.MFA_REQUIRED_FOR_STAFF = True
+    socket = socket_for(await sync_to_async(logged_in)(bob))
+    assert (await socket.connect(10))[0]
+    await socket.send_json_to({"message": "Hi", "client_id": "c1"})
+    await frames_until_final(socket)
+    await socket.disconnect()
