@@ -4,8 +4,10 @@ refused or waiting person is told."""
 
 from typing import Any
 
+from allauth.account import app_settings as allauth_settings
 from allauth.account.adapter import DefaultAccountAdapter, get_adapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -14,6 +16,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.models import Approval
+from kimichat import live
+
+# The pages whose new password keeps the session it was made in (django-allauth's).
+KEEPS_SESSION = {"account_change_password", "account_set_password"}
 
 # The group of moderators (made by moderation's migrations), known here by its name.
 MODERATORS = "Moderators"
@@ -66,6 +72,30 @@ class AccountAdapter(DefaultAccountAdapter):
             request_approval(user)
         return user
 
+    def logout(self, request: HttpRequest) -> None:
+        """Log out (the log-out page, and every flow that logs out): the sockets of the
+        browser session that ends close with it."""
+        session_key = request.session.session_key
+        super().logout(request)
+        if session_key:
+            live.sessions_ended([session_key])
+
+    def set_password(self, user, password: str) -> None:
+        """A new password (changed, set, or reset) ends every other session of the user
+        (Django no longer takes them): their open sockets close too. The session that
+        changed or set it stays signed in, with its sockets; a reset keeps none."""
+        super().set_password(user, password)
+        request = self.request
+        keep = None
+        if (
+            request is not None
+            and request.user.pk == user.pk
+            and getattr(request.resolver_match, "url_name", "") in KEEPS_SESSION
+            and not allauth_settings.LOGOUT_ON_PASSWORD_CHANGE
+        ):
+            keep = request.session.session_key
+        live.users_signed_out([user.pk], keep=keep)
+
     def respond_user_inactive(self, request: HttpRequest, user) -> HttpResponse:
         # Shown at once (not after a redirect): who waits for approval is told so, who was
         # suspended is told that. Only reached with the right password.
@@ -81,6 +111,15 @@ class AccountAdapter(DefaultAccountAdapter):
         if settings.EMAIL and user.email:
             context = {"user": user, "login_url": login_url}
             self.send_mail("accounts/email/approved", user.email, context)
+
+
+class UserSessionsAdapter(DefaultUserSessionsAdapter):
+    def end_sessions(self, sessions) -> None:
+        """Sessions ended from another ("Sign out everywhere", the list of sessions): their
+        open sockets close too."""
+        keys = [session.session_key for session in sessions]
+        super().end_sessions(sessions)
+        live.sessions_ended(keys)
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):

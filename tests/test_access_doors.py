@@ -83,3 +83,58 @@ async def test_people_who_are_not_staff_still_use_the_socket(kimi, bob, settings
     await socket.send_json_to({"message": "Hi", "client_id": "c1"})
     await frames_until_final(socket)
     await socket.disconnect()
+
+
+async def closed_as_signed_out(socket: WebsocketCommunicator) -> bool:
+    return (await socket.receive_output(10)) == {
+        "type": "websocket.close",
+        "code": live.CLOSE_UNAUTHENTICATED,
+    }
+
+
+async def still_answers(socket: WebsocketCommunicator, client_id: str) -> bool:
+    await socket.send_json_to({"message": "Still there?", "client_id": client_id})
+    return "Hello from the Kimi stub." in "".join(await frames_until_final(socket))
+
+
+async def test_logging_out_closes_that_browsers_sockets_only(kimi, alice):
+    here, elsewhere = await sync_to_async(logged_in)(alice), await sync_to_async(logged_in)(alice)
+    page, other = socket_for(here), socket_for(elsewhere)
+    assert (await page.connect(10))[0] and (await other.connect(10))[0]
+
+    response = await sync_to_async(here.post)("/accounts/logout/")
+    assert response.status_code == 302
+    assert await closed_as_signed_out(page)
+    assert await still_answers(other, "c1")
+    await other.disconnect()
+
+
+async def test_logging_out_of_the_admin_closes_the_sockets_too(kimi, alice):
+    alice.is_staff = True
+    await alice.asave()
+    here = await sync_to_async(logged_in)(alice)
+    page = socket_for(here)
+    assert (await page.connect(10))[0]
+    response = await sync_to_async(here.post)("/admin/logout/")
+    assert response.status_code == 302
+    assert await closed_as_signed_out(page)
+
+
+async def test_a_password_change_closes_the_other_sessions_sockets(kimi, alice):
+    changing, other = await sync_to_async(logged_in)(alice), await sync_to_async(logged_in)(alice)
+    here, there = socket_for(changing), socket_for(other)
+    assert (await here.connect(10))[0] and (await there.connect(10))[0]
+
+    response = await sync_to_async(changing.post)(
+        "/accounts/password/change/",
+        {
+            "oldpassword": "password",
+            "password1": "a-long-passphrase-9",
+            "password2": "a-long-passphrase-9",
+        },
+    )
+    assert response.status_code == 302
+    assert await closed_as_signed_out(there)
+    # The session that changed it goes on, its socket too.
+    assert await still_answers(here, "c1")
+    await here.disconnect()

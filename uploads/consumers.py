@@ -22,6 +22,7 @@ class FileStatusConsumer(AsyncWebsocketConsumer):
     language: str
     joined: list[str] = []  # the groups this socket is in
     counted = False  # whether this socket counts towards its user's USER_MAX_SOCKETS
+    session = ""  # the group of the browser session it came with
 
     async def admitted(self) -> bool:
         """Take the logged-in user from the scope, within their number of sockets; close the
@@ -39,6 +40,12 @@ class FileStatusConsumer(AsyncWebsocketConsumer):
             await self.close(live.CLOSE_TOO_MANY)
             return False
         self.counted = True
+        # The browser session's own group: a log-out there (or its end from elsewhere)
+        # closes this socket (accounts/adapter.py).
+        session_key = self.scope["session"].session_key
+        self.session = live.session_group(session_key) if session_key else ""
+        if self.session:
+            await self.join([self.session])
         return True
 
     async def refuse(self, reason: str | Promise) -> None:
@@ -63,7 +70,10 @@ class FileStatusConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def account_signed_out(self, event: dict) -> None:
-        # The page's session is gone: its socket goes as a logged-out one's would.
+        # The page's session is gone: its socket goes as a logged-out one's would. (After a
+        # password change, the session that changed it stays.)
+        if self.session and event.get("keep") == self.session:
+            return
         await self.close(live.CLOSE_UNAUTHENTICATED)
 
     async def file_changed(self, event: live.FileEvent) -> None:
