@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from api import services as api_services
+from conversations.models import Message
 from kimichat import live
 from kimichat.asgi import application
 from tests.conftest import ORIGIN
@@ -138,3 +139,33 @@ async def test_a_password_change_closes_the_other_sessions_sockets(kimi, alice):
     # The session that changed it goes on, its socket too.
     assert await still_answers(here, "c1")
     await here.disconnect()
+
+
+BAD_FRAMES = [
+    {"bytes_data": b"\x00\x01binary"},
+    {"text_data": '{"message": "\\ud800 half a character", "client_id": "c1"}'},
+    {"text_data": '{"action": "send", "message": "\\udfff"}'},
+    {"text_data": "[" * 100_000 + "]" * 100_000},
+    {"text_data": '{"a":' * 50_000 + "1" + "}" * 50_000},
+]
+
+
+async def test_bad_frames_are_refused_and_every_socket_slot_comes_back(kimi, alice, settings):
+    settings.USER_MAX_SOCKETS = 3
+    client = await sync_to_async(logged_in)(alice)
+    for frame in BAD_FRAMES:
+        socket = socket_for(client)
+        assert (await socket.connect(10))[0]
+        await socket.send_to(**frame)
+        said = await socket.receive_from(10)
+        assert "That is not a message KimiChat understands." in said
+        # The socket goes on: a good message after it is answered.
+        assert await still_answers(socket, f"ok-{BAD_FRAMES.index(frame)}")
+        await socket.disconnect()
+    # Every slot came back: the user opens as many sockets as ever.
+    sockets = [socket_for(client) for _ in range(3)]
+    for socket in sockets:
+        assert (await socket.connect(10))[0]
+    for socket in sockets:
+        await socket.disconnect()
+    assert not await Message.objects.filter(content__contains="half a character").aexists()

@@ -1,7 +1,7 @@
 """The Files page's socket, and what every socket that shows files does when one changes."""
 
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -62,10 +62,21 @@ class FileStatusConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.joined = self.joined + groups
 
-    async def disconnect(self, code: int) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # However the socket ends (closed, or a handler that failed), its slot comes back.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give back this socket's place among its user's USER_MAX_SOCKETS (once)."""
         if self.counted:
             self.counted = False
             limits.socket_closed(self.user.pk)
+
+    async def disconnect(self, code: int) -> None:
+        self.release()
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
