@@ -1,4 +1,5 @@
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -12,6 +13,7 @@ from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
 from kimichat import catalogue, live
 from kimichat.http import AuthenticatedRequest
+from kimichat.names import NAME_REFUSED, validate_name
 from teams.models import Team
 
 
@@ -180,6 +182,14 @@ def conversation_settings(request: AuthenticatedRequest, conversation_id: int) -
 def conversation_rename(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
     title = " ".join(request.POST.get("title", "").split())[:200]
+    try:
+        validate_name(title)
+    except ValidationError:
+        # Said where the page says what went wrong (htmx swaps in a 200 only); the title
+        # stays as it was.
+        status = 200 if request.htmx else 400
+        error = {"error": NAME_REFUSED}
+        return render(request, "conversations/_composer_error.html", error, status=status)
     if title:
         services.conversation_rename(conversation=conversation, title=title)
     if request.htmx:

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from kimichat import catalogue, kimi
+from kimichat.names import validate_name
 from teams.models import Membership
 from uploads import errors
 from uploads.kinds import Kind
@@ -57,7 +58,7 @@ class UploadedFile(models.Model):
     team = models.ForeignKey(
         "teams.Team", models.CASCADE, null=True, blank=True, related_name="files"
     )
-    name = models.CharField(_("name"), max_length=255)
+    name = models.CharField(_("name"), max_length=255, validators=[validate_name])
     file = models.FileField(upload_to=storage_name, max_length=255)
     size = models.PositiveBigIntegerField(_("size"))
     sha256 = models.CharField(max_length=64)
