@@ -169,3 +169,31 @@ async def test_bad_frames_are_refused_and_every_socket_slot_comes_back(kimi, ali
     for socket in sockets:
         await socket.disconnect()
     assert not await Message.objects.filter(content__contains="half a character").aexists()
+
+
+async def test_a_password_set_or_an_account_made_inactive_in_the_admin_closes_its_sockets(
+    kimi, alice, bob
+):
+    alice.is_staff = alice.is_superuser = True
+    await alice.asave()
+    admin = await sync_to_async(logged_in)(alice)
+    page = socket_for(await sync_to_async(logged_in)(bob))
+    assert (await page.connect(10))[0]
+    new = {"password1": "a-long-passphrase-9", "password2": "a-long-passphrase-9"}
+    response = await sync_to_async(admin.post)(f"/admin/auth/user/{bob.pk}/password/", new)
+    assert response.status_code == 302
+    assert await closed_as_signed_out(page)
+
+    await page.wait(10)
+    bob = await User.objects.aget(pk=bob.pk)
+    page = socket_for(await sync_to_async(logged_in)(bob))
+    connected, code = await page.connect(10)
+    assert connected, code
+    change = await sync_to_async(admin.get)(f"/admin/auth/user/{bob.pk}/change/")
+    assert change.status_code == 200
+    data = {"username": "bob", "is_active": "", "date_joined_0": "2026-01-01"}
+    data |= {"date_joined_1": "00:00:00", "last_login_0": "", "last_login_1": ""}
+    response = await sync_to_async(admin.post)(f"/admin/auth/user/{bob.pk}/change/", data)
+    assert response.status_code == 302
+    assert (await page.receive_output(10))["type"] == "websocket.send"  # the page is told
+    assert (await page.receive_output(10))["code"] == live.CLOSE_SUSPENDED
