@@ -171,7 +171,7 @@ class Conversation(models.Model):
     def title_from(text: str) -> str:
         """A title made from other text (a first message, Kimi's title, an API call's),
         without control characters (kimichat/names.py)."""
-        first_line = " ".join(printable(text).split())
+        first_line = printable(" ".join(text.split()))
         if len(first_line) <= TITLE_LENGTH:
             return first_line
         return first_line[: TITLE_LENGTH - 1].rstrip() + "…"
