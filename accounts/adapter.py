@@ -4,8 +4,10 @@ refused or waiting person is told."""
 
 from typing import Any
 
+from allauth.account import app_settings as allauth_settings
 from allauth.account.adapter import DefaultAccountAdapter, get_adapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.usersessions.adapter import DefaultUserSessionsAdapter
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -15,6 +17,10 @@ from django.shortcuts import render
 from django.urls import reverse
 
 from accounts.models import Approval
+from realtime import live
+
+# The pages whose new password keeps the session it was made in (django-allauth's).
+KEEPS_SESSION = {"account_change_password", "account_set_password"}
 
 # The group of moderators (made by moderation's migrations), known here by its name.
 MODERATORS = "Moderators"
@@ -36,12 +42,23 @@ def request_approval(user) -> None:
         Approval.objects.get_or_create(user=user)
 
 
+def signup_open() -> bool:
+    """Whether anyone may sign up (SIGNUP=open or approval). An empty install always lets its
+    first person in: they become the administrator."""
+    if not get_user_model().objects.exists():
+        return True
+    return settings.SIGNUP in {"open", "approval"}
+
+
+def domain_allowed(sociallogin: Any) -> bool:
+    """Whether single sign-on vouches for this person by their e-mail's domain."""
+    email = (sociallogin.user.email or "").lower()
+    return bool(email) and email.rpartition("@")[2] in settings.OIDC_ALLOWED_DOMAINS
+
+
 class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
-        # An empty install always lets its first person in: they become the administrator.
-        if not get_user_model().objects.exists():
-            return True
-        return settings.SIGNUP in {"open", "approval"}
+        return signup_open()
 
     def vouched(self, request: HttpRequest) -> bool:
         """Whether this sign-up skips approval (teams/access.py: an invitation)."""
@@ -60,6 +77,30 @@ class AccountAdapter(DefaultAccountAdapter):
         # Back to the Account page, where the change is confirmed (not the form again).
         return reverse("account")
 
+    def logout(self, request: HttpRequest) -> None:
+        """Log out (the log-out page, and every flow that logs out): the sockets of the
+        browser session that ends close with it."""
+        session_key = request.session.session_key
+        super().logout(request)
+        if session_key:
+            live.sessions_ended([session_key])
+
+    def set_password(self, user, password: str) -> None:
+        """A new password (changed, set, or reset) ends every other session of the user
+        (Django no longer takes them): their open sockets close too. The session that
+        changed or set it stays signed in, with its sockets; a reset keeps none."""
+        super().set_password(user, password)
+        request = self.request
+        keep = None
+        if (
+            request is not None
+            and request.user.pk == user.pk
+            and getattr(request.resolver_match, "url_name", "") in KEEPS_SESSION
+            and not allauth_settings.LOGOUT_ON_PASSWORD_CHANGE
+        ):
+            keep = request.session.session_key
+        live.users_signed_out([user.pk], keep=keep)
+
     def respond_user_inactive(self, request: HttpRequest, user) -> HttpResponse:
         # Shown at once (not after a redirect): who waits for approval is told so, who was
         # suspended is told that. Only reached with the right password.
@@ -77,6 +118,15 @@ class AccountAdapter(DefaultAccountAdapter):
             self.send_mail("accounts/email/approved", user.email, context)
 
 
+class UserSessionsAdapter(DefaultUserSessionsAdapter):
+    def end_sessions(self, sessions) -> None:
+        """Sessions ended from another ("Sign out everywhere", the list of sessions): their
+        open sockets close too."""
+        keys = [session.session_key for session in sessions]
+        super().end_sessions(sessions)
+        live.sessions_ended(keys)
+
+
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
     """Single sign-on (OIDC): who gets an account at first log-in, and what the provider's
     groups make of it at every log-in."""
@@ -85,10 +135,13 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         # People of the allowed domains get an account whatever SIGNUP says; with such a list,
         # no one else does through single sign-on.
         if settings.OIDC_ALLOWED_DOMAINS:
-            email = (sociallogin.user.email or "").lower()
-            domain = email.rpartition("@")[2]
-            return bool(email) and domain in settings.OIDC_ALLOWED_DOMAINS
+            return domain_allowed(sociallogin)
         return get_adapter(request).is_open_for_signup(request)
+
+    def vouched(self, request: HttpRequest, sociallogin: Any) -> bool:
+        """Whether this sign-up skips approval: an allowed domain (teams/access.py: or an
+        invitation)."""
+        return bool(settings.OIDC_ALLOWED_DOMAINS)
 
     def populate_user(self, request: HttpRequest, sociallogin: Any, data: dict):
         user = super().populate_user(request, sociallogin, data)
@@ -101,7 +154,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
 
     @transaction.atomic
     def save_user(self, request: HttpRequest, sociallogin: Any, form=None):
-        admit(sociallogin.user, vouched=bool(settings.OIDC_ALLOWED_DOMAINS))
+        admit(sociallogin.user, vouched=self.vouched(request, sociallogin))
         user = super().save_user(request, sociallogin, form)
         request_approval(user)
         self.apply_groups(user, self.groups(sociallogin))

@@ -4,6 +4,8 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.decorators import sync_and_async_middleware
 
+from accounts.models import two_factor_missing
+
 # What staff without two-factor may still reach: setting it up, and leaving.
 _OPEN = (
     "mfa_activate_totp",
@@ -21,16 +23,11 @@ def _blocked(request) -> bool:
     the pages that turn it on."""
     if not settings.MFA_REQUIRED_FOR_STAFF:
         return False
-    user = request.user
-    if not (user.is_authenticated and user.is_staff):
-        return False
     if request.path.startswith(settings.STATIC_URL) or request.path in {
         reverse(name) for name in _OPEN
     }:
         return False
-    from allauth.mfa.models import Authenticator
-
-    return not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+    return two_factor_missing(request.user)
 
 
 @sync_and_async_middleware

@@ -8,6 +8,22 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+# Why staff without two-factor are refused (MFA_REQUIRED_FOR_STAFF), wherever they knock.
+TWO_FACTOR_REQUIRED = _(
+    "Staff accounts must use two-factor authentication. Turn it on to continue."
+)
+
+
+def two_factor_missing(user) -> bool:
+    """With MFA_REQUIRED_FOR_STAFF, whether `user` is staff without two-factor (TOTP) turned
+    on: then they may do nothing but turn it on, through any door (pages, sockets, API keys).
+    Asked only of staff: no query for anyone else."""
+    if not (settings.MFA_REQUIRED_FOR_STAFF and user.is_authenticated and user.is_staff):
+        return False
+    from allauth.mfa.models import Authenticator
+
+    return not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
 
 class UsageQuerySet(models.QuerySet):
     def record(

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 import kimi
 from accounts import admission
-from accounts.models import Usage
+from accounts.models import TWO_FACTOR_REQUIRED, Usage, two_factor_missing
 from api.errors import Refusal
 from api.limits import admit_key, answer_cap, next_midnight, seconds_until, tokens_left
 from api.models import SHOWN, ApiCall, ApiKey, digest
@@ -57,6 +57,8 @@ def key_user(*, text: str) -> tuple[ApiKey, User]:
         )
     if not key.user.is_active:
         raise Refusal(403, "permission_denied_error", _("Your account is suspended."))
+    if two_factor_missing(key.user):
+        raise Refusal(403, "permission_denied_error", str(TWO_FACTOR_REQUIRED))
     return key, key.user
 
 

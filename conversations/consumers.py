@@ -49,12 +49,21 @@ class ChatConsumer(AnswerRelay, FileStatusConsumer):
         await self.join([live.files_group(self.user.pk), live.user_group(self.user.pk)])
         await self.accept()
 
-    @classmethod
-    async def decode_json(cls, text_data: str) -> Any:
-        try:
-            return json.loads(text_data)
-        except ValueError:
-            return None  # not JSON: taken as an unknown action
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """A frame from the page: JSON text. Anything else (a binary frame, text that is not
+        JSON, half a character, brackets nested past reason) is refused with a message, and
+        the socket goes on."""
+        content = _frame(text_data)
+        if content is NOT_UNDERSTOOD:
+            if not limits.allow(self.user.pk, "other"):
+                await self.throttled()
+                return
+            with translation.override(self.language):
+                await self.composer_error(_("That is not a message KimiChat understands."))
+            return
+        await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         action = content.get("action", "send") if isinstance(content, dict) else None
@@ -196,7 +205,7 @@ class ChatConsumer(AnswerRelay, FileStatusConsumer):
 
     async def composer_error(self, error: str) -> None:
         await self.send(
-            text_data=render_to_string("conversations/_composer_error.html", {"error": error})
+            text_data=render_to_string("realtime/_composer_error.html", {"error": error})
         )
 
     async def conversation_hidden(self, event: dict) -> None:
@@ -220,6 +229,24 @@ class ChatConsumer(AnswerRelay, FileStatusConsumer):
         with translation.override(self.language):
             await self.send(text_data=render_to_string("conversations/_suspended_frame.html"))
         await self.close(live.CLOSE_SUSPENDED)
+
+
+# What a frame that is not one of the page's is taken as.
+NOT_UNDERSTOOD = object()
+
+
+def _frame(text: str | None) -> Any:
+    """The JSON a text frame holds, or NOT_UNDERSTOOD: for a binary frame, for text that is
+    not JSON, for JSON too deeply nested to read, and for half a character (an escaped lone
+    surrogate, which JSON allows and no database or page can store)."""
+    if text is None:
+        return NOT_UNDERSTOOD
+    try:
+        content = json.loads(text)
+        json.dumps(content, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return NOT_UNDERSTOOD
+    return content
 
 
 def admission(function: Any) -> Any:

@@ -47,8 +47,9 @@ def build(
     turns, documents = history(thread=thread, until=until, owner=conversation.owner)
     if question is not None:
         turns.append({"role": "user", "content": question, "images": []})
+        found = readable(conversation.owner, [f.pk for f in files])
         for file in files:
-            if file.is_ready:
+            if file.pk in found:
                 (turns[-1]["images"] if file.is_image else documents).append(file)
     return fit(conversation=conversation, turns=turns, documents=_unique(documents))
 
@@ -70,8 +71,7 @@ def history(
     referred: dict[int, list[UploadedFile]] = {}
     if owner is not None:
         links = Message.files.through.objects.filter(message_id__in=ids).order_by("id")
-        readable = UploadedFile.objects.for_user(owner).filter(status=UploadedFile.Status.READY)
-        found = readable.in_bulk([link.uploadedfile_id for link in links])
+        found = readable(owner, [link.uploadedfile_id for link in links])
         for link in links:
             if link.uploadedfile_id in found:
                 referred.setdefault(link.message_id, []).append(found[link.uploadedfile_id])
@@ -81,6 +81,15 @@ def history(
         documents += [f for f in files if not f.is_image]
         turns.append({"role": role, "content": content, "images": [f for f in files if f.is_image]})
     return turns, documents
+
+
+def readable(owner, file_ids: Sequence[int]) -> dict[int, UploadedFile]:
+    """Of these files, those sent to Kimi for `owner`'s conversation, by id: ready, and
+    readable by `owner` now (not when the question was first asked: a file of a team they
+    left, or of the writer of a conversation they copied, stays out). Every request is
+    built through here: a message, Regenerate, Edit, Continue, a resumed answer, the API."""
+    ready = UploadedFile.objects.for_user(owner).filter(status=UploadedFile.Status.READY)
+    return ready.in_bulk(list(file_ids))
 
 
 def _unique(files: list[UploadedFile]) -> list[UploadedFile]:

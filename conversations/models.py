@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 import kimi
 from conversations.parts import PARTS
+from kimichat.names import printable
 
 TITLE_LENGTH = 80
 
@@ -184,7 +185,9 @@ class Conversation(models.Model):
 
     @staticmethod
     def title_from(text: str) -> str:
-        first_line = " ".join(text.split())
+        """A title made from other text (a first message, Kimi's title, an API call's),
+        without control characters (kimichat/names.py)."""
+        first_line = printable(" ".join(text.split()))
         if len(first_line) <= TITLE_LENGTH:
             return first_line
         return first_line[: TITLE_LENGTH - 1].rstrip() + "…"

@@ -171,8 +171,9 @@ def question_edit(
     retired = retired_model(conversation)
     _settings_save(conversation, options)
     generation_check(user=user, conversation=conversation)
-    # The edited question keeps the files it had (in a copy of a shared conversation, files
-    # its writer may not open), plus any it now names.
+    # The edited question keeps the files it had, plus any it now names; of those, Kimi is
+    # sent only what the owner may read now (context.readable: not a copied conversation's
+    # writer's own files, nor a team's once its member left).
     files = _resolve(user=user, text=text, attached=[])
     files += [f for f in question.files.all() if f not in files]
     request, waiting = _prepare(

@@ -2,6 +2,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -15,6 +16,7 @@ from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
 from kimi import catalogue
 from kimichat.http import AuthenticatedRequest
+from kimichat.names import NAME_REFUSED, validate_name
 from realtime import live
 from teams.models import Team
 
@@ -196,6 +198,14 @@ def conversation_settings(request: AuthenticatedRequest, conversation_id: int) -
 def conversation_rename(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
     title = " ".join(request.POST.get("title", "").split())[:200]
+    try:
+        validate_name(title)
+    except ValidationError:
+        # Said where the page says what went wrong (htmx swaps in a 200 only); the title
+        # stays as it was.
+        status = 200 if request.htmx else 400
+        error = {"error": NAME_REFUSED}
+        return render(request, "realtime/_composer_error.html", error, status=status)
     if title:
         chats.conversation_rename(conversation=conversation, title=title)
     if request.htmx:

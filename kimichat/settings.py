@@ -555,6 +555,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 ACCOUNT_ADAPTER = "teams.access.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "teams.access.SocialAccountAdapter"
+USERSESSIONS_ADAPTER = "accounts.adapter.UserSessionsAdapter"
 ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm", "signup": "accounts.forms.SignupForm"}
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]

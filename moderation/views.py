@@ -55,3 +55,11 @@ def admin_login(request: HttpRequest, extra_context: object = None) -> HttpRespo
             return redirect(target)
         raise PermissionDenied
     return redirect_to_login(target, settings.LOGIN_URL)
+
+
+def admin_logout(request: HttpRequest, extra_context: object = None) -> HttpResponse:
+    """The admin's Log out is the front door's (django-allauth's): the session ends there,
+    and so do its open sockets (accounts/adapter.py)."""
+    from allauth.account.views import logout
+
+    return logout(request)

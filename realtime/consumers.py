@@ -2,7 +2,7 @@
 join and leave its groups, and close when the session is gone; and the refusal of any other
 path."""
 
-from typing import cast
+from typing import Any, cast
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import User
@@ -17,6 +17,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     language: str
     joined: list[str] = []  # the groups this socket is in
     counted = False  # whether this socket counts towards its user's USER_MAX_SOCKETS
+    session = ""  # the group of the browser session it came with
 
     async def admitted(self) -> bool:
         """Take the logged-in user from the scope, within their number of sockets; close the
@@ -31,6 +32,12 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(live.CLOSE_TOO_MANY)
             return False
         self.counted = True
+        # The browser session's own group: a log-out there (or its end from elsewhere)
+        # closes this socket (accounts/adapter.py).
+        session_key = self.scope["session"].session_key
+        self.session = live.session_group(session_key) if session_key else ""
+        if self.session:
+            await self.join([self.session])
         return True
 
     async def join(self, groups: list[str]) -> None:
@@ -38,15 +45,29 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         self.joined = self.joined + groups
 
-    async def disconnect(self, code: int) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # However the socket ends (closed, or a handler that failed), its slot comes back.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Give back this socket's place among its user's USER_MAX_SOCKETS (once)."""
         if self.counted:
             self.counted = False
             limits.socket_closed(self.user.pk)
+
+    async def disconnect(self, code: int) -> None:
+        self.release()
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def account_signed_out(self, event: dict) -> None:
-        # The page's session is gone: its socket goes as a logged-out one's would.
+        # The page's session is gone: its socket goes as a logged-out one's would. (After a
+        # password change, the session that changed it stays.)
+        if self.session and event.get("keep") == self.session:
+            return
         await self.close(live.CLOSE_UNAUTHENTICATED)
 
 

@@ -7,6 +7,7 @@ import a consumer."""
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -90,6 +91,12 @@ def control_group(conversation_id: int) -> str:
 def user_group(user_id: int) -> str:
     """Every socket of one user, in any process."""
     return f"user-{user_id}"
+
+
+def session_group(session_key: str) -> str:
+    """Every socket of one browser session, in any process (named by a digest of the key:
+    group names are seen in Redis, session keys must not be)."""
+    return "session-" + hashlib.sha256(session_key.encode()).hexdigest()[:32]
 
 
 def files_group(user_id: int) -> str:
@@ -230,10 +237,19 @@ def users_suspended(user_ids: Iterable[int]) -> None:
         async_to_sync(_group_send)(user_group(user_id), {"type": SUSPENDED})
 
 
-def users_signed_out(user_ids: Iterable[int]) -> None:
-    """Every socket of these users closes as a logged-out one: their sessions are gone."""
+def users_signed_out(user_ids: Iterable[int], *, keep: str | None = None) -> None:
+    """Every socket of these users closes as a logged-out one: their sessions are gone (all
+    but the session `keep`, if given: the one that changed the password)."""
+    event = {"type": SIGNED_OUT, "keep": session_group(keep) if keep else ""}
     for user_id in user_ids:
-        async_to_sync(_group_send)(user_group(user_id), {"type": SIGNED_OUT})
+        async_to_sync(_group_send)(user_group(user_id), event)
+
+
+def sessions_ended(session_keys: Iterable[str]) -> None:
+    """Every socket of these browser sessions closes as a logged-out one (a log-out, a
+    session ended from another)."""
+    for key in session_keys:
+        async_to_sync(_group_send)(session_group(key), {"type": SIGNED_OUT})
 
 
 def file_changed(file_id: int, *, readers: Iterable[int]) -> None:

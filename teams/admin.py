@@ -15,8 +15,8 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "created_at"]
-    search_fields = ["name", "slug", "memberships__user__username"]
+    list_display = ["name", "slug", "sso_group", "created_at"]
+    search_fields = ["name", "slug", "sso_group", "memberships__user__username"]
     inlines = [MembershipInline]
 
 

@@ -1,11 +1,12 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from kimichat.names import validate_name
 from teams.models import Membership
 
 
 class TeamForm(forms.Form):
-    name = forms.CharField(label=_("Team name"), max_length=80)
+    name = forms.CharField(label=_("Team name"), max_length=80, validators=[validate_name])
 
 
 class MemberForm(forms.Form):

@@ -5,6 +5,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from kimichat.names import validate_name
+
 
 class TeamQuerySet(models.QuerySet):
     def for_user(self, user) -> "TeamQuerySet":
@@ -15,9 +17,21 @@ class TeamQuerySet(models.QuerySet):
 
 
 class Team(models.Model):
-    name = models.CharField(_("team name"), max_length=80)
+    name = models.CharField(_("team name"), max_length=80, validators=[validate_name])
     # How a message refers to the whole library: "@<slug>".
     slug = models.SlugField(_("reference"), max_length=90, unique=True, allow_unicode=True)
+    # The single sign-on group whose people join this team, exactly as the provider names it;
+    # set by an administrator only (a team's name decides nothing: anyone may name a team).
+    sso_group = models.CharField(
+        _("single sign-on group"),
+        max_length=150,
+        blank=True,
+        db_index=True,
+        help_text=_(
+            "People in this group at the identity provider (exactly this name) join the "
+            "team when they log in with single sign-on. Leave empty for none."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TeamQuerySet.as_manager()

@@ -78,15 +78,13 @@ def invite_create(*, team: Team, actor) -> Invite:
 
 
 def invite_use(*, token: str, user) -> Team | None:
-    """Spend the invitation on `user` (just signed up): they join its team. None when it was
-    used meanwhile or has expired (the sign-up is then refused)."""
+    """Spend the invitation on `user` (logged in already): they join its team. None when it
+    was used meanwhile or has expired."""
     with transaction.atomic():
-        invite = Invite.objects.usable().select_for_update().filter(token=token).first()
+        invite = invite_spend(token=token)
         if invite is None:
             return None
-        invite.used_at, invite.used_by = timezone.now(), user
-        invite.save(update_fields=["used_at", "used_by"])
-        Membership.objects.get_or_create(team=invite.team, user=user)
+        invite_join(invite=invite, user=user)
     return invite.team
 
 
@@ -104,3 +102,20 @@ def team_owner_after(*, team_id: int, leaving) -> int | None:
         owner.role = Membership.Role.OWNER
         owner.save(update_fields=["role"])
     return owner.user_id
+
+
+def invite_spend(*, token: str) -> Invite | None:
+    """Mark the invitation used, in one conditional write, before anything is made of it: of
+    several people on one link at the same moment, one gets it, on any database (no row lock
+    needed). None when it was used meanwhile or has expired."""
+    spent = Invite.objects.usable().filter(token=token).update(used_at=timezone.now())
+    if not spent:
+        return None
+    return Invite.objects.select_related("team").get(token=token)
+
+
+def invite_join(*, invite: Invite, user) -> None:
+    """Who spent the invitation (in the same transaction) joins its team."""
+    invite.used_by = user
+    invite.save(update_fields=["used_by"])
+    Membership.objects.get_or_create(team=invite.team, user=user)

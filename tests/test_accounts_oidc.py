@@ -101,7 +101,7 @@ def single_sign_on(client: Client, username: str, password: str):
 
 def test_a_first_log_in_makes_the_account_and_a_second_finds_it(sso, db, alice, settings):
     settings.SIGNUP = "open"
-    research = Team.objects.create(name="Research", slug="research")
+    research = Team.objects.create(name="Research", slug="research", sso_group="Research")
     client = Client()
     r = single_sign_on(client, "erin", "erin-pass")
     assert r.status_code == 302 and r.url == "/"
@@ -113,7 +113,7 @@ def test_a_first_log_in_makes_the_account_and_a_second_finds_it(sso, db, alice, 
     userinfo = account.extra_data["userinfo"]
     assert account.provider == "oidc" and userinfo["groups"] == ["Research", "kimichat-moderators"]
     assert account.extra_data["id_token"]["iss"] == sso.issuer
-    # The groups: the team named like one, and the moderators.
+    # The groups: the team linked to one, and the moderators.
     assert Membership.objects.filter(team=research, user=erin, role="member").exists()
     assert erin.groups.filter(name="Moderators").exists() and erin.is_staff
 
@@ -166,3 +166,44 @@ def test_leaving_the_moderator_group_at_the_provider_ends_moderation(sso, db, al
 
 def test_without_oidc_settings_there_is_no_sso_button(client, db):
     assert "Log in with" not in client.get("/accounts/login/").content.decode()
+
+
+def test_single_sign_on_spends_the_invitation_and_a_second_person_is_refused(
+    sso, db, alice, settings
+):
+    from teams.models import Invite
+    from teams.services import invite_create, team_create
+
+    settings.SIGNUP = "invite"
+    team = team_create(user=alice, name="Pump Crew")
+    url = invite_create(team=team, actor=alice).get_absolute_url()
+    erin, frank = Client(), Client()
+    erin.get(url)
+    frank.get(url)  # opened the same link, before erin used it
+
+    r = single_sign_on(erin, "erin", "erin-pass")
+    assert r.status_code == 302 and r.url == "/"
+    account = User.objects.get(email="erin@acme.test")
+    assert account.is_active and Membership.objects.filter(team=team, user=account).exists()
+    assert Invite.objects.get().used_by == account
+
+    # The link is spent: frank's single sign-on makes no account.
+    r = single_sign_on(frank, "frank", "frank-pass")
+    assert "Sign-up is closed" in r.content.decode()
+    assert not User.objects.filter(email="frank@elsewhere.test").exists()
+
+
+def test_a_team_named_like_a_group_does_not_take_in_its_people(sso, db, alice, settings):
+    """bob names his team "RESEARCH" (or "Research"): erin's group "Research" does not make
+    her a member; only a team an administrator linked to the group, by its exact name."""
+    from teams.services import team_create
+
+    settings.SIGNUP = "open"
+    squatted = team_create(user=alice, name="RESEARCH")
+    lookalike = team_create(user=alice, name="Research")
+    wrong_case = Team.objects.create(name="Lab", slug="lab", sso_group="research")
+    linked = Team.objects.create(name="R&D", slug="r-d", sso_group="Research")
+    single_sign_on(Client(), "erin", "erin-pass")
+    erin = User.objects.get(email="erin@acme.test")
+    assert list(Team.objects.filter(memberships__user=erin)) == [linked]
+    assert not {squatted, lookalike, wrong_case} & set(Team.objects.for_user(erin))

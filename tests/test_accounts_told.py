@@ -7,8 +7,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 
 from accounts.models import Approval
-from tests import totp
-from tests.test_accounts import log_in, sign_up
+from tests.helpers import totp
+from tests.helpers.accounts import log_in, sign_up
 from tests.test_accounts_mfa import turn_on_totp
 
 PASSWORD = "a-long-passphrase-9"

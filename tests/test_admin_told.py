@@ -10,7 +10,7 @@ from django.test import Client
 
 from accounts.models import Approval, TokenQuota
 from teams.services import team_create
-from tests.test_accounts import sign_up
+from tests.helpers.accounts import sign_up
 from tests.test_accounts_invites import new_link
 
 

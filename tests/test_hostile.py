@@ -170,7 +170,9 @@ def _many_files(user, count: int) -> list[UploadedFile]:
     )
 
 
-async def test_editing_the_first_question_of_a_copy_keeps_its_files(kimi, alice, bob, team_copy):
+async def test_editing_a_copied_question_does_not_send_the_writers_private_file(
+    kimi, alice, bob, team_copy
+):
     communicator = await open_chat(bob, team_copy)
     question = await team_copy.messages.filter(role="user").afirst()
     await communicator.send_json_to(
@@ -178,9 +180,58 @@ async def test_editing_the_first_question_of_a_copy_keeps_its_files(kimi, alice,
     )
     frames = await frames_until_final(communicator)
     assert "Hello from the Kimi stub." in "".join(frames)
-    # The original's file still goes with the question, though bob cannot open it himself.
-    assert any("Pump curves" in str(m["content"]) for m in kimi.requests[-1].body["messages"])
+    # The original's file is alice's own: bob may not read it, so Kimi is not sent it.
+    sent = str(kimi.requests[-1].body["messages"])
+    assert "What about 8 bar?" in sent and "Pump curves" not in sent
+    # Nor on Regenerate, nor on Continue (every way a saved question is sent again).
+    answer = await team_copy.messages.filter(role="assistant").alast()
+    await communicator.send_json_to({"action": "regenerate", "message_id": answer.pk})
+    await frames_until_final(communicator)
+    assert "Pump curves" not in str(kimi.requests[-1].body["messages"])
     await communicator.disconnect()
+
+
+async def test_a_member_who_left_the_team_no_longer_sends_its_file_on_edit(kimi, alice, bob):
+    from teams.models import Membership
+
+    team_file, conversation = await sync_to_async(_bobs_question_on_a_team_file)(alice, bob)
+    await Membership.objects.filter(user=bob).adelete()
+    communicator = await open_chat(bob, conversation)
+    question = await conversation.messages.filter(role="user").afirst()
+    await communicator.send_json_to(
+        {"action": "edit", "message_id": question.pk, "message": "And the valves?"}
+    )
+    await frames_until_final(communicator)
+    sent = str(kimi.requests[-1].body["messages"])
+    assert "And the valves?" in sent and team_file.text not in sent
+    await communicator.disconnect()
+
+
+def _bobs_question_on_a_team_file(alice, bob):
+    from teams.models import Membership, Team
+
+    team = Team.objects.create(name="Lab", slug="lab")
+    Membership.objects.create(team=team, user=alice, role=Membership.Role.OWNER)
+    Membership.objects.create(team=team, user=bob, role=Membership.Role.MEMBER)
+    file = UploadedFile.objects.create(
+        owner=alice,
+        team=team,
+        name="valves.txt",
+        size=11,
+        sha256="2" * 64,
+        kind=UploadedFile.Kind.TEXT,
+        content_type="text/plain",
+        status=UploadedFile.Status.READY,
+        text="Valve secrets",
+    )
+    conversation = Conversation.objects.create(owner=bob, model="moonshot-v1-8k")
+    question, _ = add_thread(
+        conversation,
+        {"role": "user", "content": "Which valve? @valves.txt"},
+        {"role": "assistant", "content": "The red one.", "model": "moonshot-v1-8k"},
+    )
+    question.files.add(file)
+    return file, conversation
 
 
 @pytest.fixture

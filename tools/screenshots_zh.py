@@ -6,10 +6,10 @@ import tempfile
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
-from tests.kimi_stub import KimiStub, Script
 
 from bench.harness import daphne
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.kimi_stub import KimiStub, Script
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}

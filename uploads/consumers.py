@@ -2,9 +2,12 @@
 
 from datetime import timedelta
 
+from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
+from django.utils.functional import Promise
 
+from accounts.models import TWO_FACTOR_REQUIRED, two_factor_missing
 from realtime import live
 from realtime.consumers import LiveConsumer
 from uploads.models import UploadedFile
@@ -12,6 +15,25 @@ from uploads.models import UploadedFile
 
 class FileStatusConsumer(LiveConsumer):
     """A page's socket that shows a file's new status wherever the page shows that file."""
+
+    async def admitted(self) -> bool:
+        """As every page's socket, and, with MFA_REQUIRED_FOR_STAFF, staff without two-factor
+        are refused with the reason, as the pages send them to set it up."""
+        if not await super().admitted():
+            return False
+        if await database_sync_to_async(two_factor_missing)(self.user):
+            await self.refuse(TWO_FACTOR_REQUIRED)
+            return False
+        return True
+
+    async def refuse(self, reason: str | Promise) -> None:
+        """Say why the socket may not be used (where the page shows errors), and close it as
+        forbidden."""
+        await self.accept()
+        with translation.override(self.language):
+            html = render_to_string("realtime/_composer_error.html", {"error": reason})
+        await self.send(text_data=html)
+        await self.close(live.CLOSE_SUSPENDED)
 
     async def file_changed(self, event: live.FileEvent) -> None:
         file = await UploadedFile.objects.for_user(self.user).filter(pk=event["file_id"]).afirst()

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 import kimi
 from kimi import catalogue
+from kimichat.names import validate_name
 from teams.models import Membership
 from uploads import errors
 from uploads.kinds import Kind
@@ -58,7 +59,7 @@ class UploadedFile(models.Model):
     team = models.ForeignKey(
         "teams.Team", models.CASCADE, null=True, blank=True, related_name="files"
     )
-    name = models.CharField(_("name"), max_length=255)
+    name = models.CharField(_("name"), max_length=255, validators=[validate_name])
     file = models.FileField(upload_to=storage_name, max_length=255)
     size = models.PositiveBigIntegerField(_("size"))
     sha256 = models.CharField(max_length=64)

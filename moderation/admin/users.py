@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 from accounts.models import Usage
 from moderation import services
 from moderation.forms import ModerationActionForm, action_reason
+from realtime import live
 
 User = get_user_model()
 admin.site.unregister(User)
@@ -23,6 +24,20 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ["is_active", "is_staff", "is_superuser", "groups"]
     actions = ["suspend", "reactivate"]
     action_form = ModerationActionForm
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = ""):
+        """A password set here ends every session of the user (Django no longer takes them):
+        their open sockets close too."""
+        response = super().user_change_password(request, id, form_url)
+        if request.method == "POST" and response.status_code == 302:
+            live.users_signed_out([int(id)])
+        return response
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # Made inactive here as by the Suspend action: open pages end at once.
+            live.users_suspended([obj.pk])
 
     def get_queryset(self, request: HttpRequest):
         today = Usage.objects.filter(user=OuterRef("pk"), day=timezone.localdate())

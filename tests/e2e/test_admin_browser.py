@@ -5,7 +5,7 @@ import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.kimi_stub import Script
+from tests.helpers.kimi_stub import Script
 
 
 def make_calls(page: Page, server: str, kimi) -> None:
