@@ -86,7 +86,8 @@ class AccountAdapter(adapter.AccountAdapter):
         return super().is_open_for_signup(request) or invite_held(request) is not None
 
     def vouched(self, request: HttpRequest) -> bool:
-        return self.spent is not None
+        # Spent by this sign-up, or (for the page, before it is sent) held in this session.
+        return self.spent is not None or invite_held(request) is not None
 
     @transaction.atomic
     def save_user(self, request: HttpRequest, user, form, commit: bool = True):

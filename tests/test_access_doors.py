@@ -13,8 +13,8 @@ from api import services as api_services
 from conversations.models import Message
 from kimichat.asgi import application
 from realtime import live
+from tests.helpers.api import sdk
 from tests.helpers.chat import ORIGIN, frames_until_final
-from tests.test_api import api_server, sdk  # noqa: F401 (a fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -56,7 +56,7 @@ async def test_staff_without_two_factor_are_refused_on_the_chat_socket_with_the_
 
 
 def test_staff_without_two_factor_are_refused_through_the_api_with_an_old_key(
-    api_server,  # noqa: F811
+    api_server,
     kimi,
     alice,
     settings,
