@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from conversations.models import Conversation
-from kimi import catalogue
+from kimi import catalogue, tools
 
 MAX_STOP_SEQUENCES = 5  # Kimi's limit, each at most 32 bytes
 MAX_MESSAGE_CHARS = 100_000
@@ -114,7 +114,7 @@ SWITCHES = ["thinking", "web_search"]
 def thinking_modes(form: ConversationSettingsForm) -> str:
     """What each model offered does of its own, for the page to show the settings as they
     apply to the model picked: whether it thinks ("always", "optional", "never"), whether
-    it takes an effort, and whether its sampling is fixed."""
+    it takes an effort, whether its sampling is fixed, and whether it can search the web."""
     choices = cast(list[tuple[str, str]], cast(forms.ChoiceField, form.fields["model"]).choices)
     return json.dumps(
         {
@@ -122,6 +122,7 @@ def thinking_modes(form: ConversationSettingsForm) -> str:
                 "thinking": catalogue.thinking(model),
                 "effort": catalogue.takes_effort(model),
                 "fixed": catalogue.fixed_sampling(model),
+                "search": tools.searches(model),
             }
             for model, _label in choices
         }
