@@ -96,6 +96,8 @@ class ConversationSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # Left out (a form that does not show it): the conversation keeps its effort.
+        self.fields["reasoning_effort"].required = False
         offered = catalogue.offered()
         cast(forms.ChoiceField, self.fields["model"]).choices = [(m, m) for m in offered]
         # The saved model where it is still offered; else the picker starts on the default.
@@ -105,6 +107,9 @@ class ConversationSettingsForm(forms.ModelForm):
             self.initial["model"] = catalogue.default_model()
         elif not saved:
             self.initial.setdefault("model", catalogue.default_model())
+
+    def clean_reasoning_effort(self) -> str:
+        return self.cleaned_data.get("reasoning_effort") or self.instance.reasoning_effort
 
 
 # The composer's switches: sent with a message only when on (a checkbox).

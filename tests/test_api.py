@@ -209,7 +209,7 @@ async def test_an_api_stream_in_flight_counts_against_the_chats_answers_at_once(
     kimi.script = Script(stall_after=1)
     client = sdk(api_server, alice_key)
     stream = await asyncio.to_thread(
-        client.chat.completions.create, model="moonshot-v1-8k", messages=HELLO, stream=True
+        client.chat.completions.create, model="kimi-k2.6", messages=HELLO, stream=True
     )
     await asyncio.to_thread(next, iter(stream))  # the API's answer is being written
     chat = await open_chat(alice)
@@ -235,9 +235,7 @@ async def test_a_chat_answer_being_written_counts_against_the_apis_answers_at_on
         frames.append(await chat.receive_from(10))
     client = sdk(api_server, alice_key)
     with pytest.raises(openai.RateLimitError) as refused:
-        await asyncio.to_thread(
-            client.chat.completions.create, model="moonshot-v1-8k", messages=HELLO
-        )
+        await asyncio.to_thread(client.chat.completions.create, model="kimi-k2.6", messages=HELLO)
     assert refused.value.body["code"] == "concurrency_limit"
     assert "already have 1 answers being written" in refused.value.body["message"]
     assert len(kimi.requests) == 1
