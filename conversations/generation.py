@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 import kimi
-from conversations import services
+from conversations import chats, services
 from conversations.models import Message
 from conversations.parts import BODY
 from conversations.publisher import Publisher
@@ -275,7 +275,7 @@ async def _answer_then_title(generation: Generation, answering: Answering) -> No
         question = generation.reader.messages[-1]["content"]
         if isinstance(question, list):  # with images: its text part
             question = " ".join(p.get("text", "") for p in question if p.get("type") == "text")
-        await services.conversation_title(
+        await chats.conversation_title(
             user_id=generation.user_id,
             conversation_id=generation.conversation_id,
             model=answer.model,

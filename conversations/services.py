@@ -12,18 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-import kimi
 from accounts import admission
-from accounts.models import Usage
 from conversations import context, parts
 from conversations.forms import (
     MAX_MESSAGE_CHARS,
@@ -34,8 +29,7 @@ from conversations.forms import (
 )
 from conversations.models import Conversation, Message, lease_until
 from kimi import catalogue, params
-from realtime import lifecycle, live
-from teams.models import Team
+from realtime import lifecycle
 from uploads import references
 from uploads.models import UploadedFile
 
@@ -536,145 +530,3 @@ def version_select(*, conversation: Conversation, message: Message) -> None:
 def answer_save(*, answer_id: int, **fields) -> None:
     # update() skips auto_now; updated_at is what tells a live answer from an abandoned one.
     Message.objects.filter(pk=answer_id).update(updated_at=timezone.now(), **fields)
-
-
-def answer_progress(*, answer_id: int, texts: dict[str, str]) -> bool:
-    """Save the text so far of an answer this process writes (about once a second: `texts`,
-    each part's by its field), as long as it holds the answer's lease: whether it did."""
-    return Message.objects.progress_save(answer_id, owner=lifecycle.PROCESS, texts=texts)
-
-
-def answer_write(*, answer_id: int, **fields) -> bool:
-    """Save an answer this process writes, as long as it holds the answer's lease: whether
-    it did (if not, another process took the answer over and writes it now)."""
-    mine = Message.objects.filter(pk=answer_id, lease_owner=lifecycle.PROCESS)
-    return bool(mine.update(updated_at=timezone.now(), **fields))
-
-
-def conversation_rename(*, conversation: Conversation, title: str) -> None:
-    conversation.title = title
-    conversation.title_is_custom = True
-    conversation.save(update_fields=["title", "title_is_custom"])
-
-
-def conversation_autotitle(*, conversation_id: int, title: str) -> bool:
-    """Set a generated title, unless the user has named the conversation meanwhile."""
-    title = Conversation.title_from(title)
-    updated = Conversation.objects.filter(pk=conversation_id, title_is_custom=False).update(
-        title=title
-    )
-    return bool(updated)
-
-
-def answer_finish(*, answer: Message, fields: dict[str, Any], usage: dict[str, Any] | None) -> bool:
-    """The final save of an answer this process writes (its text in `answer.content`), and
-    the tokens it spent into the user's ledger: whether it was still this process's to
-    save (the process that took it over counts what this one spent)."""
-    with transaction.atomic():
-        if not answer_write(answer_id=answer.pk, **{"content": answer.content, **fields}):
-            return False
-        if usage:
-            Usage.objects.record(**usage)
-    return True
-
-
-def conversation_pin(*, conversation: Conversation, pinned: bool) -> None:
-    """Keep it at the top of the list, or not. Its place by date does not change (updated_at
-    is left alone)."""
-    conversation.pinned_at = timezone.now() if pinned else None
-    conversation.save(update_fields=["pinned_at"])
-
-
-def conversation_archive(*, conversation: Conversation, archived: bool) -> None:
-    """Out of the list, into the Archived view (unpinned), or back."""
-    conversation.archived_at = timezone.now() if archived else None
-    conversation.pinned_at = None
-    conversation.save(update_fields=["archived_at", "pinned_at"])
-
-
-def conversation_share(*, conversation: Conversation, team: Team | None) -> None:
-    """Let a team's members read the conversation (None: stop sharing it)."""
-    conversation.team = team
-    conversation.save(update_fields=["team"])
-
-
-def conversation_copy(*, conversation: Conversation, user: User) -> Conversation:
-    """The thread shown of a shared conversation, as a new conversation of `user`'s to
-    continue. Files referred to come along; those `user` may not read are left out of what
-    is sent to Kimi, as ever."""
-    thread = conversation.thread()
-    originals = Message.objects.filter(id__in=thread.ids).order_by("id").prefetch_related("files")
-    with transaction.atomic():
-        copy = Conversation.objects.create(
-            owner=user,
-            title=conversation.title,
-            title_is_custom=conversation.title_is_custom,
-            model=conversation.model,
-            system_prompt=conversation.system_prompt,
-            temperature=conversation.temperature,
-            top_p=conversation.top_p,
-            max_tokens=conversation.max_tokens,
-            stop=conversation.stop,
-            thinking=conversation.thinking,
-            web_search=conversation.web_search,
-        )
-        parent = None
-        for original in originals:
-            parent = Message.objects.create(
-                conversation=copy,
-                parent=parent,
-                role=original.role,
-                **parts.copied(original),
-                # An answer still being written there is, here, as far as it had come.
-                state=Message.State.INTERRUPTED if original.is_streaming else original.state,
-                model=original.model,
-                finish_reason=original.finish_reason,
-                prompt_tokens=original.prompt_tokens,
-                completion_tokens=original.completion_tokens,
-                error_code=original.error_code,
-                error=original.error,
-                sources=original.sources,
-            )
-            parent.files.set(original.files.all())
-        copy.leaf = parent
-        copy.save(update_fields=["leaf"])
-    return copy
-
-
-async def conversation_title(
-    *, user_id: int, conversation_id: int, model: str, question: str, answer: str
-) -> None:
-    """Name a new conversation after its first answer (asked of Kimi, counted in the user's
-    ledger), and tell its pages; the first line stays on failure, and a name its owner gave
-    meanwhile wins."""
-    try:
-        title = await kimi.title(
-            model=model, question=question, answer=answer, params=params.title_params(model)
-        )
-    except (openai.APIError, kimi.NoKeyConfigured) as e:
-        log.info("No title for conversation %s: %s", conversation_id, e)
-        return
-    saved = await database_sync_to_async(_title_save)(
-        user_id=user_id, conversation_id=conversation_id, model=model, title=title
-    )
-    if saved:
-        html = render_to_string(
-            "conversations/_title_frame.html",
-            {"conversation_id": conversation_id, "title": Conversation.title_from(title.text)},
-        )
-        await live.publish_html(conversation_id, html)
-
-
-def _title_save(*, user_id: int, conversation_id: int, model: str, title: kimi.Title) -> bool:
-    if title.usage is not None:
-        Usage.objects.record(
-            user_id=user_id,
-            model=model,
-            prompt_tokens=title.usage.prompt_tokens or 0,
-            completion_tokens=title.usage.completion_tokens or 0,
-            cached_tokens=title.usage.cached_tokens or 0,
-            answers=0,
-        )
-    return bool(title.text) and conversation_autotitle(
-        conversation_id=conversation_id, title=title.text
-    )

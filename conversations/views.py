@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -7,7 +10,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Preferences
-from conversations import services
+from conversations import chats
 from conversations.forms import ConversationSettingsForm
 from conversations.models import Conversation, Message
 from kimi import catalogue
@@ -27,10 +30,22 @@ def _get_conversation_for_user(
     return get_object_or_404(conversations, pk=conversation_id)
 
 
+# Which of a user's messages they reported, for their Report buttons: reports are
+# moderation's, an app above this one, which says so from its AppConfig.ready.
+ReportedBy = Callable[[Any, list[int]], set[int]]
+_reported_by: list[ReportedBy] = []
+
+
+def reports_known(finder: ReportedBy) -> None:
+    """`finder(user, message_ids)` says which of the messages the user reported."""
+    if finder not in _reported_by:
+        _reported_by.append(finder)
+
+
 def _reported(request: AuthenticatedRequest, messages: list[Message]) -> set[int]:
     """Which of these messages the user has reported: their Report button says so."""
-    mine = Message.objects.filter(pk__in=[m.pk for m in messages], reports__reporter=request.user)
-    return set(mine.values_list("pk", flat=True))
+    ids = [m.pk for m in messages]
+    return set().union(*(finder(request.user, ids) for finder in _reported_by))
 
 
 # The list shows this many conversations, then loads as many more each time it is scrolled
@@ -80,7 +95,7 @@ def _back(request: AuthenticatedRequest, conversation: Conversation) -> HttpResp
 @require_POST
 def conversation_pin(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
-    services.conversation_pin(conversation=conversation, pinned=bool(request.POST.get("pinned")))
+    chats.conversation_pin(conversation=conversation, pinned=bool(request.POST.get("pinned")))
     return _back(request, conversation)
 
 
@@ -89,7 +104,7 @@ def conversation_pin(request: AuthenticatedRequest, conversation_id: int) -> Htt
 def conversation_archive(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     conversation = _get_conversation_for_user(request, conversation_id)
     archive = bool(request.POST.get("archived"))
-    services.conversation_archive(conversation=conversation, archived=archive)
+    chats.conversation_archive(conversation=conversation, archived=archive)
     return _back(request, conversation)
 
 
@@ -182,7 +197,7 @@ def conversation_rename(request: AuthenticatedRequest, conversation_id: int) -> 
     conversation = _get_conversation_for_user(request, conversation_id)
     title = " ".join(request.POST.get("title", "").split())[:200]
     if title:
-        services.conversation_rename(conversation=conversation, title=title)
+        chats.conversation_rename(conversation=conversation, title=title)
     if request.htmx:
         # The heading, the list and the tab's title change in place.
         ctx = {"conversation_id": conversation.pk, "title": conversation.title}
@@ -245,7 +260,7 @@ def conversation_share(request: AuthenticatedRequest, conversation_id: int) -> H
     if request.POST.get("team"):
         teams = Team.objects.for_user(request.user)
         team = get_object_or_404(teams, pk=request.POST["team"])
-    services.conversation_share(conversation=conversation, team=team)
+    chats.conversation_share(conversation=conversation, team=team)
     if request.htmx:
         # The header of a chat begun on this page came over its socket, without a form
         # token: it posts through htmx (which sends the token) and the page then reloads.
@@ -277,5 +292,12 @@ def conversation_shared(request: AuthenticatedRequest, conversation_id: int) -> 
 def conversation_copy(request: AuthenticatedRequest, conversation_id: int) -> HttpResponse:
     """Continue a shared conversation in a copy of one's own."""
     conversation = _shared(request, conversation_id)
-    copy = services.conversation_copy(conversation=conversation, user=request.user)
+    copy = chats.conversation_copy(conversation=conversation, user=request.user)
     return redirect(copy)
+
+
+def team_shared(request: AuthenticatedRequest, team: Team) -> dict[str, Any]:
+    """The conversations shared with a team, as its page shows them (teams/views.py:
+    team_section)."""
+    shared = Conversation.objects.filter(team=team).visible().select_related("owner")
+    return {"template": "conversations/_team_shared.html", "conversations": shared}

@@ -15,10 +15,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from conversations import parts, services
+from accounts.models import Usage
+from conversations import parts
 from conversations.models import Message, lease_until
 from conversations.publisher import render_frame
 from realtime import lifecycle
@@ -97,7 +98,7 @@ class Writer:
 
     async def _save(self, texts: dict[str, str]) -> None:
         try:
-            saved = await database_sync_to_async(services.answer_progress)(
+            saved = await database_sync_to_async(answer_progress)(
                 answer_id=self.answer.pk, texts=texts
             )
         except DatabaseError as e:
@@ -142,9 +143,34 @@ def _finish_and_render(
 ) -> str | None:
     if retry:
         close_old_connections()  # the broken connection goes; the save opens a new one
-    if not services.answer_finish(answer=answer, fields=fields, usage=usage):
+    if not answer_finish(answer=answer, fields=fields, usage=usage):
         return None
     return render_frame(answer)
+
+
+def answer_progress(*, answer_id: int, texts: dict[str, str]) -> bool:
+    """Save the text so far of an answer this process writes (about once a second: `texts`,
+    each part's by its field), as long as it holds the answer's lease: whether it did."""
+    return Message.objects.progress_save(answer_id, owner=lifecycle.PROCESS, texts=texts)
+
+
+def answer_write(*, answer_id: int, **fields) -> bool:
+    """Save an answer this process writes, as long as it holds the answer's lease: whether
+    it did (if not, another process took the answer over and writes it now)."""
+    mine = Message.objects.filter(pk=answer_id, lease_owner=lifecycle.PROCESS)
+    return bool(mine.update(updated_at=timezone.now(), **fields))
+
+
+def answer_finish(*, answer: Message, fields: dict[str, Any], usage: dict[str, Any] | None) -> bool:
+    """The final save of an answer this process writes (its text in `answer.content`), and
+    the tokens it spent into the user's ledger: whether it was still this process's to
+    save (the process that took it over counts what this one spent)."""
+    with transaction.atomic():
+        if not answer_write(answer_id=answer.pk, **{"content": answer.content, **fields}):
+            return False
+        if usage:
+            Usage.objects.record(**usage)
+    return True
 
 
 async def leases_renew(writers: list[Writer]) -> None:

@@ -1,6 +1,8 @@
 """What moderators oversee: reports on messages, and the log of what they did. (The tokens
 each user spends, and the quotas that cap them, are the accounts app's.)"""
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -83,3 +85,9 @@ class ModerationAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.get_kind_display()}: {self.target}"
+
+
+def reported_by(user: Any, message_ids: list[int]) -> set[int]:
+    """Which of these messages `user` has reported."""
+    reports = Report.objects.filter(reporter=user, message_id__in=message_ids)
+    return set(reports.values_list("message_id", flat=True))

@@ -25,13 +25,13 @@ def message_report(request: AuthenticatedRequest) -> HttpResponse:
     event that closes the dialog and says so."""
     form = ReportForm(request.POST, user=request.user)
     if not form.is_valid():
-        return render(request, "moderation/_report_form.html", {"form": form})
+        return render(request, "conversations/_report_form.html", {"form": form})
     message = form.cleaned_data["message"]
     services.report_create(
         reporter=request.user, message=message, reason=form.cleaned_data["reason"]
     )
     response = render(
-        request, "moderation/_report_form.html", {"form": ReportForm(user=request.user)}
+        request, "conversations/_report_form.html", {"form": ReportForm(user=request.user)}
     )
     done = _("Thank you. A moderator will look at this message.")
     response["HX-Trigger"] = json.dumps(

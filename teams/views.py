@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,7 +13,7 @@ from kimichat.http import AuthenticatedRequest
 from teams import services
 from teams.access import INVITE_SESSION_KEY
 from teams.forms import MemberForm, RoleForm, TeamForm
-from teams.models import Invite, Membership
+from teams.models import Invite, Membership, Team
 from teams.services import TeamError
 
 
@@ -31,15 +34,27 @@ def teams(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, "teams/teams.html", {"memberships": memberships, "form": form})
 
 
+# What other apps show on a team's page: its library (uploads), the conversations shared with
+# it (conversations). Each app adds its section from its AppConfig.ready, as a function of
+# the request and the team that gives its template and what that template shows: teams sits
+# below those apps and knows none of them.
+Section = dict[str, Any]
+_sections: list[tuple[int, Callable[[AuthenticatedRequest, Team], Section]]] = []
+MEMBERS_PLACE = 20  # where the team's own section, its members, comes among the others
+
+
+def team_section(place: int, section: Callable[[AuthenticatedRequest, Team], Section]) -> None:
+    """Show `section(request, team)` on every team's page, at `place` (members: 20)."""
+    if (place, section) not in _sections:
+        _sections.append((place, section))
+        _sections.sort(key=lambda entry: entry[0])
+
+
 @login_required
 @require_GET
 def team(request: AuthenticatedRequest, team_id: int) -> HttpResponse:
     membership = _membership(request, team_id)
     team = membership.team
-    # The library and the conversations shared here, through the team's relations: those
-    # apps build on teams, not teams on them.
-    files = team.files.select_related("owner").defer("text")
-    deletable = set(files.deletable_by(request.user).values_list("pk", flat=True))
     ctx = {
         "team": team,
         "membership": membership,
@@ -47,13 +62,12 @@ def team(request: AuthenticatedRequest, team_id: int) -> HttpResponse:
             (m, membership.manages and m.pk != membership.pk and membership.may_change(m))
             for m in team.memberships.select_related("user")
         ],
-        "files": [(f, f.pk in deletable) for f in files],
-        "conversations": team.conversations.visible().select_related("owner"),
+        "before": [s(request, team) for place, s in _sections if place < MEMBERS_PLACE],
+        "after": [s(request, team) for place, s in _sections if place >= MEMBERS_PLACE],
         "roles": Membership.Role.choices,
         # The last owner cannot leave: not offered.
         "can_leave": not membership.is_last_owner(),
         "form": MemberForm(),
-        "max_bytes": settings.UPLOAD_MAX_BYTES,
     }
     return render(request, "teams/team.html", ctx)
 

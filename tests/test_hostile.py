@@ -178,7 +178,7 @@ async def test_editing_the_first_question_of_a_copy_keeps_its_files(kimi, alice,
 
 @pytest.fixture
 def team_copy(alice, bob):
-    from conversations import services
+    from conversations import chats
     from teams.models import Membership, Team
 
     team = Team.objects.create(name="Lab", slug="lab")
@@ -201,7 +201,7 @@ def team_copy(alice, bob):
         {"role": "assistant", "content": "7 bar.", "model": "kimi-k2.6"},
     )
     question.files.add(file)
-    return services.conversation_copy(conversation=original, user=bob)
+    return chats.conversation_copy(conversation=original, user=bob)
 
 
 # Hostile files and names

@@ -1,10 +1,15 @@
 """The apps import one way, and no two files import each other (README, "How it works").
 
 Read from the source with `ast`, every import in a file counts: at the top, inside a function or
-under TYPE_CHECKING alike, so an import cannot be moved out of sight to dodge a cycle."""
+under TYPE_CHECKING alike, so an import cannot be moved out of sight to dodge a cycle. An app
+reaches one above it neither through the ORM (a lookup such as `reports__reporter`, a relation
+that app declared) nor through a template (an include, or a template named in code)."""
 
 import ast
+import re
 from pathlib import Path
+
+from django.apps import apps
 
 ROOT = Path(__file__).resolve().parents[1]
 # Lower first: an app may import the apps before it, never one after it.
@@ -115,4 +120,99 @@ def test_the_walk_sees_the_imports_it_judges():
     graph = _graph()
     assert "conversations.services" in graph["conversations.consumers"]
     assert "realtime.live" in graph["moderation.services"]
-    assert "accounts.models" in graph["conversations.services"]
+    assert "accounts.admission" in graph["conversations.services"]
+
+
+def _rank(app: str) -> int:
+    return LAYERS.index(app)
+
+
+def _lookups(path: Path) -> set[str]:
+    """The ORM lookup paths a file spells: keyword arguments and strings such as
+    `reports__reporter` (Q, F, filter, values, order_by…)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.keyword) and node.arg and "__" in node.arg.strip("_"):
+            found.add(node.arg)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if LOOKUP.fullmatch(node.value):
+                found.add(node.value)
+    return found
+
+
+LOOKUP = re.compile(r"-?[a-z][a-z0-9_]*?(__[a-z][a-z0-9_]*)+")
+
+
+def _reverse_relations() -> dict[str, str]:
+    """The lookup names a relation between two apps gives the model it points to, each with
+    the app that declared it: a reverse name is that app's, not the target's."""
+    names = {}
+    for model in apps.get_models():
+        declared = model._meta.app_label
+        for field in model._meta.get_fields():
+            if not field.is_relation or field.auto_created or field.related_model is None:
+                continue
+            target = field.related_model._meta.app_label
+            if declared in LAYERS and target in LAYERS and target != declared:
+                names[field.related_query_name()] = declared
+    return names
+
+
+def test_no_orm_lookup_reaches_an_app_above():
+    reverse = _reverse_relations()
+    upward = []
+    for module, path in _modules().items():
+        rank = _rank(module.split(".")[0])
+        for lookup in sorted(_lookups(path)):
+            for name in lookup.lstrip("-").split("__"):
+                if name in reverse and _rank(reverse[name]) > rank:
+                    upward.append(f"{module}: {lookup} ({reverse[name]})")
+    assert upward == []
+
+
+def test_no_model_points_at_an_app_above():
+    upward = []
+    for model in apps.get_models():
+        declared = model._meta.app_label
+        for field in model._meta.get_fields():
+            if not field.is_relation or field.auto_created or field.related_model is None:
+                continue
+            target = field.related_model._meta.app_label
+            if declared in LAYERS and target in LAYERS and _rank(target) > _rank(declared):
+                upward.append(f"{model.__name__}.{field.name} → {target}")
+    assert upward == []
+
+
+TEMPLATE = re.compile(r"""{%\s*(?:include|extends)\s+["']([^"']+)["']""")
+TEMPLATE_NAME = re.compile(r"([a-z_]+)/[\w/.-]+\.(?:html|md|txt)")
+
+
+def test_no_template_reaches_an_app_above():
+    """A template of an app's (templates/<app>/…) includes or extends none of an app above
+    it, and no module names one: the page an app renders is made of its own templates and
+    those below."""
+    upward = []
+    for path in sorted((ROOT / "templates").rglob("*")):
+        owner = path.relative_to(ROOT / "templates").parts[0]
+        if not path.is_file() or owner not in LAYERS:
+            continue
+        for name in TEMPLATE.findall(path.read_text()):
+            app = name.split("/")[0]
+            if app in LAYERS and _rank(app) > _rank(owner):
+                upward.append(f"{path.relative_to(ROOT)} includes {name}")
+    for module, path in _modules().items():
+        rank = _rank(module.split(".")[0])
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                match = TEMPLATE_NAME.fullmatch(node.value)
+                if match and match.group(1) in LAYERS and _rank(match.group(1)) > rank:
+                    upward.append(f"{module} renders {node.value}")
+    assert upward == []
+
+
+def test_the_checks_see_the_crossings_they_judge():
+    """The walks find what they look for: a lookup, a reverse relation, a template."""
+    assert "reports" in _reverse_relations()
+    assert "conversation__owner" in _lookups(ROOT / "conversations" / "models.py")
+    chat = (ROOT / "templates" / "conversations" / "chat.html").read_text()
+    assert TEMPLATE.findall(chat)

@@ -4,7 +4,7 @@ sentence a refusal gives the page."""
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from conversations import services
+from conversations import services, writer
 from conversations.models import Conversation, Message
 from conversations.services import Refused
 from tests.conftest import add_thread
@@ -64,7 +64,7 @@ def test_a_first_message_starts_a_conversation_with_its_answer_streaming(alice, 
 def test_a_replayed_send_is_taken_once(alice, chat):
     first = services.answer_request(user=alice, conversation=chat, text="Again", client_id="c9")
     assert first is not None
-    services.answer_finish(answer=first.answer, fields={"state": "done"}, usage=None)
+    writer.answer_finish(answer=first.answer, fields={"state": "done"}, usage=None)
     again = services.answer_request(user=alice, conversation=chat, text="Again", client_id="c9")
     assert again is None
     assert chat.messages.filter(content="Again").count() == 1
@@ -161,7 +161,7 @@ def test_showing_another_version_moves_the_thread_there(alice, chat):
     old = chat.messages.get(role="assistant")
     answering = services.answer_regenerate(user=alice, conversation=chat, message_id=old.pk)
     assert answering is not None
-    services.answer_finish(answer=answering.answer, fields={"state": "done"}, usage=None)
+    writer.answer_finish(answer=answering.answer, fields={"state": "done"}, usage=None)
 
     shown = services.version_show(conversation=chat, message_id=old.pk)
     assert shown is not None and shown.thread().ids[-1] == old.pk

@@ -1,3 +1,5 @@
+from typing import Any
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
@@ -205,3 +207,13 @@ async def file_read_with_kimi(request: AuthenticatedRequest, file_id: int) -> Ht
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("files")
+
+
+def team_library(request: AuthenticatedRequest, team: Team) -> dict[str, Any]:
+    """A team's library, as its page shows it (teams/views.py: team_section)."""
+    files = UploadedFile.objects.filter(team=team).select_related("owner").defer("text")
+    deletable = set(files.deletable_by(request.user).values_list("pk", flat=True))
+    return {
+        "template": "uploads/_team_library.html",
+        "files": [(f, f.pk in deletable) for f in files],
+    }
