@@ -1,6 +1,11 @@
 """What is sent upstream for one answer: the system prompt, each referenced document's text as a
 system message of its own (Moonshot's documented pattern), then the thread up to the question
-(images as parts of the message that referred to them), within the model's context window."""
+(images as parts of the message that referred to them), within the model's context window.
+
+What comes before the question is what earlier requests sent, byte for byte, so that Kimi
+serves it from its prefix cache: the system prompt and whole documents lead, in the order they
+were first referred to; passages picked for one question go just before it, never ahead of
+the history."""
 
 import base64
 import re
@@ -102,12 +107,7 @@ def fit(
     """Keep the request and the answer's max tokens within the model's window: the oldest
     turns are left out first; the system prompt, the documents and the last turn (the
     question) always go. Documents too long to go whole are replaced by their passages most
-    relevant to the question.
-
-    What comes before the question is what earlier requests sent, byte for byte, so that Kimi
-    serves it from its prefix cache: the system prompt and whole documents lead, in the order
-    they were first referred to; passages picked for this question go just before it, never
-    ahead of the history."""
+    relevant to the question, just before it (the module's docstring says why)."""
     system = []
     if conversation.system_prompt.strip():
         system = [{"role": "system", "content": conversation.system_prompt}]

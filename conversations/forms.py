@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from conversations.models import Conversation
-from kimi import catalogue
+from kimi import catalogue, tools
 
 MAX_STOP_SEQUENCES = 5  # Kimi's limit, each at most 32 bytes
 MAX_MESSAGE_CHARS = 100_000
@@ -96,6 +96,8 @@ class ConversationSettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # Left out (a form that does not show it): the conversation keeps its effort.
+        self.fields["reasoning_effort"].required = False
         offered = catalogue.offered()
         cast(forms.ChoiceField, self.fields["model"]).choices = [(m, m) for m in offered]
         # The saved model where it is still offered; else the picker starts on the default.
@@ -106,6 +108,9 @@ class ConversationSettingsForm(forms.ModelForm):
         elif not saved:
             self.initial.setdefault("model", catalogue.default_model())
 
+    def clean_reasoning_effort(self) -> str:
+        return self.cleaned_data.get("reasoning_effort") or self.instance.reasoning_effort
+
 
 # The composer's switches: sent with a message only when on (a checkbox).
 SWITCHES = ["thinking", "web_search"]
@@ -114,7 +119,7 @@ SWITCHES = ["thinking", "web_search"]
 def thinking_modes(form: ConversationSettingsForm) -> str:
     """What each model offered does of its own, for the page to show the settings as they
     apply to the model picked: whether it thinks ("always", "optional", "never"), whether
-    it takes an effort, and whether its sampling is fixed."""
+    it takes an effort, whether its sampling is fixed, and whether it can search the web."""
     choices = cast(list[tuple[str, str]], cast(forms.ChoiceField, form.fields["model"]).choices)
     return json.dumps(
         {
@@ -122,6 +127,7 @@ def thinking_modes(form: ConversationSettingsForm) -> str:
                 "thinking": catalogue.thinking(model),
                 "effort": catalogue.takes_effort(model),
                 "fixed": catalogue.fixed_sampling(model),
+                "search": tools.searches(model),
             }
             for model, _label in choices
         }

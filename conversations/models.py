@@ -144,6 +144,12 @@ class Conversation(models.Model):
         return reverse("chat", args=[self.pk])
 
     @property
+    def searches_web(self) -> bool:
+        """Whether its answers may search the web and read pages ("Web search" on, and the
+        server allows it)."""
+        return self.web_search and settings.KIMI_WEB_SEARCH
+
+    @property
     def ws_url(self) -> str:
         return f"/ws/conversations/{self.pk}/" if self.pk else self.NEW_WS_URL
 

@@ -56,9 +56,8 @@ class Reader:
         declared = await tools.offered(self.answer.model) if self.web else None
         if declared:
             params["tools"] = declared
-            if declared == [tools.WEB_SEARCH_TOOL] and catalogue.thinking(self.answer.model) == (
-                "optional"
-            ):
+            optional = catalogue.thinking(self.answer.model) == "optional"
+            if declared == [tools.WEB_SEARCH_TOOL] and optional:
                 params["extra_body"] = DISABLED  # Kimi's guides never think with $web_search
         for round_ in range(tools.MAX_ROUNDS + 1):
             if round_ == tools.MAX_ROUNDS:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from accounts.models import Usage
 from conversations import context, generation, parts, writer
 from conversations.models import Message, lapsed_answers, lease_until, live_answers
-from conversations.services import Answering, Exchange, web_offered
+from conversations.services import Answering, Exchange
 from kimi import catalogue, params
 from realtime import lifecycle, live
 
@@ -173,7 +173,7 @@ def answer_resume(*, answer: Message, writer_died: bool) -> tuple[Message, Answe
             conversation, answer.model
         ),
         title_wanted=False,
-        web=web_offered(conversation),
+        web=conversation.searches_web,
     )
     return answer, answering, ""
 

@@ -238,7 +238,7 @@ def answer_continue(*, user: User, conversation: Conversation, message_id: int) 
         waiting=[],
         params=params.continue_params(conversation, answer.model),
         title_wanted=False,
-        web=web_offered(conversation),
+        web=conversation.searches_web,
     )
 
 
@@ -325,11 +325,6 @@ def _answer_fields(request: context.Request | None, model: str) -> dict[str, Any
     return {"model": request.model, "context_trimmed": request.trimmed, "sources": request.sources}
 
 
-def web_offered(conversation: Conversation) -> bool:
-    """Whether an answer in the conversation may search the web and read pages."""
-    return conversation.web_search and settings.KIMI_WEB_SEARCH
-
-
 def _replaced(retired: str, model: str) -> str:
     """The retired model a conversation goes on without (the thread says so, once)."""
     return retired if retired and model != retired else ""
@@ -344,7 +339,7 @@ def _answering(
         request=request,
         waiting=waiting,
         params=params.request_params(conversation, exchange.answer.model),
-        web=web_offered(conversation),
+        web=conversation.searches_web,
         title_wanted=(
             settings.KIMI_AUTO_TITLE
             and question is not None

@@ -45,6 +45,12 @@ def forget() -> None:
     _declared = None
 
 
+def missing() -> bool:
+    """Whether Kimi said, when last asked, that it has no formulas here (a 404)."""
+    read = _declared
+    return read is not None and read.tools is None
+
+
 async def declarations() -> list[dict] | None:
     """The functions to declare for "Web search", as Kimi declares them; None where Kimi has
     no formulas. Read from Kimi, then from this process's copy for an hour. Raises the SDK's

@@ -70,6 +70,11 @@ def legacy_search(model: str) -> bool:
     return not catalogue.takes_effort(model)
 
 
+def searches(model: str) -> bool:
+    """Whether "Web search" can do anything for `model`, as far as is known now."""
+    return not formulas.missing() or legacy_search(model)
+
+
 async def offered(model: str) -> list[dict] | None:
     """What "Web search" declares for `model`: Kimi's formulas where it has them, else the
     builtin search where the model still takes it; None for nothing (it answers without)."""

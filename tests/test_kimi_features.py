@@ -2,6 +2,8 @@
 resumed and stopped; the Thinking switch; web search rounds; Continue in partial mode; usage
 with cached tokens and searches."""
 
+import html
+import json
 import re
 
 import pytest
@@ -250,6 +252,13 @@ async def test_without_formulas_web_search_falls_back_to_the_builtin_search(kimi
     await chat.disconnect(timeout=10)
     assert FINAL.search(frames[-1]).group(1) == "done"
     assert "tools" not in kimi.streams[-1].body
+    # The composer hides the switch for kimi-k3 then, saying why.
+    client = Client()
+    await sync_to_async(client.force_login)(alice)
+    page = (await sync_to_async(client.get)(f"/c/{conversation.pk}/")).content.decode()
+    modes = json.loads(html.unescape(re.search(r'data-thinking="([^"]*)"', page)[1]))
+    assert modes["kimi-k3"]["search"] is False and modes["kimi-k2.6"]["search"] is True
+    assert "Kimi offers no web search for this model here." in page
 
 
 async def test_a_thinking_model_keeps_its_reasoning_on_the_tool_call_turn(kimi, alice, settings):

@@ -75,37 +75,39 @@ def settings_of(*names: str, **env: str) -> list:
 
 
 def test_kimi_models_names_what_may_be_offered_and_the_default_must_be_one_of_them():
-    result = start(KIMI_MODELS="moonshot-v1-8k,kimi-k2.5", KIMI_DEFAULT_MODEL="kimi-k2-thinking")
+    result = start(KIMI_MODELS="kimi-k2.6,kimi-k3", KIMI_DEFAULT_MODEL="kimi-k2.5")
     assert result.returncode != 0
     assert "Bad value for KIMI_DEFAULT_MODEL" in result.stderr
     assert "is not one of KIMI_MODELS" in result.stderr
-    given = settings_of(
-        "KIMI_MODELS", "KIMI_MODELS_FILTER", KIMI_MODELS=" kimi-k2.5, moonshot-v1-8k"
-    )
-    assert given == [["kimi-k2.5", "moonshot-v1-8k"], True]
+    given = settings_of("KIMI_MODELS", "KIMI_MODELS_FILTER", KIMI_MODELS=" kimi-k2.6, kimi-k3")
+    assert given == [["kimi-k2.6", "kimi-k3"], True]
 
 
 def test_without_kimi_models_every_model_kimi_offers_is_offered():
-    # KIMI_MODELS (left empty, as .env.example has it) is then the built-in list, offered
-    # while Kimi has not been read; a default of one's own joins it.
+    # KIMI_MODELS (left empty, as .env.example has it) is then the built-in list, today's
+    # models, offered while Kimi has not been read; a default of one's own joins it.
     assert settings_of(
-        "KIMI_MODELS", "KIMI_MODELS_FILTER", "KIMI_MODELS_REFRESH", KIMI_MODELS=""
-    ) == [
-        ["kimi-k2.5", "moonshot-v1-auto", "moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k"],
-        False,
-        300.0,
+        "KIMI_MODELS",
+        "KIMI_MODELS_FILTER",
+        "KIMI_MODELS_REFRESH",
+        "KIMI_DEFAULT_MODEL",
+        KIMI_MODELS="",
+    ) == [["kimi-k3", "kimi-k2.6"], False, 300.0, "kimi-k3"]
+    assert settings_of("KIMI_MODELS", "KIMI_DEFAULT_MODEL", KIMI_DEFAULT_MODEL="kimi-k3.1") == [
+        ["kimi-k3.1", "kimi-k3", "kimi-k2.6"],
+        "kimi-k3.1",
     ]
-    assert settings_of("KIMI_MODELS", "KIMI_DEFAULT_MODEL", KIMI_DEFAULT_MODEL="kimi-k2.6") == [
-        [
-            "kimi-k2.6",
-            "kimi-k2.5",
-            "moonshot-v1-auto",
-            "moonshot-v1-8k",
-            "moonshot-v1-32k",
-            "moonshot-v1-128k",
-        ],
-        "kimi-k2.6",
+
+
+def test_prices_for_the_estimated_cost_are_read_and_checked():
+    assert settings_of("KIMI_PRICES", "KIMI_SEARCH_PRICE") == [
+        {"kimi-k3": [3.0, 0.3, None]},
+        0.005,
     ]
+    given = settings_of("KIMI_PRICES", KIMI_PRICES="kimi-k3=2.5/0.25/10,kimi-k2.6=1/0.1/-")
+    assert given == [{"kimi-k3": [2.5, 0.25, 10.0], "kimi-k2.6": [1.0, 0.1, None]}]
+    result = start(KIMI_PRICES="kimi-k3=3")
+    assert result.returncode != 0 and "Bad value for KIMI_PRICES" in result.stderr
 
 
 def test_without_debug_a_missing_secret_key_stops_the_start_naming_it():

@@ -100,7 +100,7 @@ thinking that can be switched off per request [1].
 def shoot_kimi(page, base: str, stub: KimiStub) -> None:
     """Kimi thinking live (the section open and filling), then an answer from a web search."""
     page.goto(base + "/")
-    page.get_by_label("Model").select_option("kimi-k2.5")
+    page.get_by_label("Model").select_option("kimi-k3")
     stub.script = Script(
         reasoning=re.findall(r"\S+|\s+", THOUGHTS),
         tokens=re.findall(r"\S+|\s+", THOUGHT_ANSWER),
@@ -165,7 +165,7 @@ def shoot_teams(page, base: str, stub: KimiStub) -> None:
     expect(files.get_by_role("status").filter(has_text="Ready")).to_be_visible()
     page.screenshot(path=OUT / "team.png")
     page.goto(base + "/")
-    page.get_by_label("Model").select_option("moonshot-v1-8k")
+    page.get_by_label("Model").select_option("kimi-k2.6")
     box = page.get_by_role("textbox", name="Message")
     box.fill("@plant-operations At what pressure does the Zephyr relief valve open?")
     stub.script = Script(

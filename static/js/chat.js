@@ -471,6 +471,10 @@
     thinking.setAttribute("aria-disabled", mode() === "always" ? "true" : "false");
     thinking.checked = mode() === "always" || thinking.dataset.chosen === "on";
     if (effort) { effort.hidden = !about().effort; }
+    var search = switches.querySelector("[data-switch=search]");
+    var searchNote = switches.querySelector("[data-note=search]");
+    if (search) { search.hidden = about().search === false; }
+    if (searchNote) { searchNote.hidden = about().search !== false; }
     var fixed = !!about().fixed;
     var note = document.querySelector("#settings .fixed-note");
     if (note) { note.hidden = !fixed; }
