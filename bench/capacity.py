@@ -10,7 +10,7 @@ first token and has its last to come (the work per token, without the work per m
 
 Issue 17's goals: 200 at once with the first token p50 ≤ 100 ms and p99 ≤ 250 ms, all saved;
 500 at once with nothing lost, all saved and the first token p99 ≤ 1 s; CPU per streamed token
-≤ 1.25x the bare relay's; a process ≤ 150 MB idle. A level is "held" (DESIGN.md's capacity
+≤ 1.25x the bare relay's; a process ≤ 150 MB idle. A level is "held" (the capacity
 budget) when no token is lost and the p99 added is ≤ 100 ms for the first token and ≤ 250 ms
 for the last.
 

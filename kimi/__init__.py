@@ -404,7 +404,7 @@ async def title(*, model: str, question: str, answer: str, params: dict[str, Any
     return Title(next((line for line in lines if line), ""), usage)
 
 
-# What Kimi offers, and what the account has left (kimi-api.md §1, §4). Asked now and then, not
+# What Kimi offers, and what the account has left. Asked now and then, not
 # per message, each time with a client of its own closed straight after: these run on event
 # loops that come and go (the admin's page goes through async_to_sync), which a pooled client
 # would outlive.

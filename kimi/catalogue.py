@@ -1,6 +1,6 @@
 """What KimiChat knows of Kimi's models: which are offered, their context windows, which see
-images and which think, room kept for the answer, and a local token estimate (kimi-api.md §1,
-§2, §6, §7).
+images and which think, room kept for the answer, and a local token estimate (docs/how-it-works.md,
+"Kimi today").
 
 Kimi says which models it offers and what each can do (GET /v1/models). Each server process
 reads that in the background once it serves its first request, then every KIMI_MODELS_REFRESH
@@ -43,9 +43,9 @@ def context_window(model: str) -> int:
     return 262144
 
 
-IMAGE_TOKENS = 1024  # what Kimi's help centre gives for one image (kimi-api.md §6)
+IMAGE_TOKENS = 1024  # what Kimi's help centre gives for one image
 
-# Models that take images in a message (kimi-api.md §1, §6).
+# Models that take images in a message.
 VISION_PREFIXES = ("kimi-k2.5", "kimi-k2.6", "kimi-k3")
 
 
@@ -69,7 +69,7 @@ MESSAGE_OVERHEAD = 8  # role markers and separators, per message
 
 
 def estimate_tokens(text: str) -> int:
-    """A conservative local estimate (kimi-api.md §7): a token is ~1.5 CJK characters or
+    """A conservative local estimate: a token is ~1.5 CJK characters or
     ~3 other characters. Kimi's tokenizer is not published; erring high keeps requests in."""
     cjk = len(CJK.findall(text))
     return math.ceil(cjk / 1.5 + (len(text) - cjk) / 3) + MESSAGE_OVERHEAD

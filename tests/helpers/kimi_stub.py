@@ -535,7 +535,7 @@ class KimiStub:
             self._notify()
         return False
 
-    # Kimi's own features: thinking, $web_search, partial mode (kimi-api.md §2, §6).
+    # Kimi's own features: thinking, $web_search, partial mode (docs/how-it-works.md, Kimi today).
 
     def _tokens(self, body: dict) -> list[str]:
         """The answer's tokens; in partial mode, as Kimi does, only what follows the prefix
@@ -766,7 +766,7 @@ def _common(a: str, b: str) -> int:
 
 
 def thinks(body: dict) -> bool:
-    """Whether Kimi thinks for this request (kimi-api.md §2)."""
+    """Whether Kimi thinks for this request (docs/how-it-works.md, Kimi today)."""
     model = body.get("model", "")
     if model.startswith(THINK_ALWAYS):
         return True
