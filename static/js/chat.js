@@ -45,6 +45,41 @@
     document.getElementById("composer-error").textContent = "";
   });
 
+  // A setting the browser will not send (a temperature of 1.5): it cannot point at it in the
+  // closed panel, so the panel opens on it and says what is wrong beside it.
+  composer.addEventListener("invalid", function (event) {
+    var field = event.target;
+    var panel = field.closest("details.settings-panel");
+    if (!panel) { return; }
+    event.preventDefault();
+    panel.open = true;
+    var validity = field.validity;
+    var outOfRange = validity.rangeOverflow || validity.rangeUnderflow || validity.badInput;
+    var error = document.getElementById(field.id + "-error");
+    if (error) {
+      error.textContent = outOfRange && field.dataset.invalid ? field.dataset.invalid : field.validationMessage;
+    }
+    if (!document.activeElement || !document.activeElement.matches(".settings :invalid")) { field.focus(); }
+  }, true);
+  composer.addEventListener("input", function (event) {
+    var error = event.target.id && document.getElementById(event.target.id + "-error");
+    if (error && event.target.validity.valid) { error.textContent = ""; }
+  });
+
+  // A new chat's first message made the conversation: its settings and switches are saved
+  // as they change from now on, as on a chat opened from the list.
+  function saveSettingsHere() {
+    var url = marker().dataset.settings;
+    if (!url) { return; }
+    ["settings", "switches"].forEach(function (id) {
+      var element = document.getElementById(id);
+      if (element && !element.hasAttribute("hx-post")) {
+        element.setAttribute("hx-post", url);
+        htmx.process(element);
+      }
+    });
+  }
+
   var nearBottom = true;
   var before = null;  // the thread and its scroll position before the frame
   document.body.addEventListener("htmx:wsBeforeMessage", function () {
@@ -62,6 +97,7 @@
     }
     var url = marker().dataset.url;
     if (url && url !== location.pathname) { history.pushState(null, "", url); }
+    saveSettingsHere();
     if (marker().dataset.title) { document.title = marker().dataset.title + " · KimiChat"; }
     var messages = thread();
     if (nearBottom) {
