@@ -598,6 +598,8 @@ def generation_start(*, answering: Answering, user_id: int, resumed: bool = Fals
         user_id=user_id,
         waiting=answering.waiting,
         resumed=resumed,
+        # Continue: the thinking was done before; its "Thought for N s" stays.
+        thinking_seconds=answer.thinking_seconds,
     )
     for name, text in ((live.BODY, answer.content), (live.THINKING, answer.reasoning)):
         generation.parts[name] = Part(published=[text], published_len=len(text))

@@ -463,6 +463,10 @@ class Message(models.Model):
     def is_streaming(self) -> bool:
         return self.state == self.State.STREAMING
 
+    # Failures that broke an answer off partway (a stalled or dropped stream, Kimi's own
+    # error): the words so far are kept, and Kimi can go on from them.
+    BROKEN_OFF = ("cut_off", "timeout", "connection", "server")
+
     @property
     def can_continue(self) -> bool:
         """An answer Kimi can go on with: cut off by its max tokens or a broken stream,
@@ -472,7 +476,7 @@ class Message(models.Model):
         if self.state in (self.State.STOPPED, self.State.INTERRUPTED):
             return True
         if self.state == self.State.ERROR:
-            return self.error_code == "cut_off"
+            return self.error_code in self.BROKEN_OFF
         return self.state == self.State.DONE and self.finish_reason == "length"
 
     def sibling_versions(self) -> Versions | None:

@@ -179,6 +179,32 @@
     }
   });
 
+  // The connection: while it is lost (the server restarts, the network drops) the page says
+  // it is reconnecting, and once it is back, that it is. A page waits at most 10 s between
+  // two tries (not htmx's 64 s), still spread at random, so a restart is over for everyone
+  // soon after the server is.
+  htmx.config.wsReconnectDelay = function (retries) {
+    return Math.min(1000 * Math.pow(2, retries), 10000) * Math.random();
+  };
+  var connection = document.getElementById("connection");
+  var lost = false;
+  var settled = null;
+  document.body.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail.event && event.detail.event.code;
+    if ([1006, 1011, 1012, 1013].indexOf(code) < 0) { return; }  // not to be tried again
+    lost = true;
+    clearTimeout(settled);
+    connection.classList.remove("back");
+    connection.textContent = connection.dataset.lost;
+  });
+  document.body.addEventListener("htmx:wsOpen", function () {
+    if (!lost) { return; }
+    lost = false;
+    connection.classList.add("back");
+    connection.textContent = connection.dataset.back;
+    settled = setTimeout(function () { connection.textContent = ""; }, 5000);
+  });
+
   thread().scrollTop = thread().scrollHeight;
 })();
 
