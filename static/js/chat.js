@@ -205,7 +205,33 @@
     settled = setTimeout(function () { connection.textContent = ""; }, 5000);
   });
 
-  thread().scrollTop = thread().scrollHeight;
+  // A chat opens at its end, and stays there while the page finishes laying it out (math
+  // typeset, code bars added, fonts loaded: taller answers), until the reader scrolls away.
+  var stick = true;
+  var ours = null;  // where the thread was last: the reader scrolls up from there
+  function toEnd() {
+    var messages = thread();
+    messages.scrollTop = messages.scrollHeight;
+    ours = messages.scrollTop;
+  }
+  document.addEventListener("scroll", function (event) {
+    var messages = thread();
+    if (event.target !== messages) { return; }
+    if (messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80) {
+      stick = true;
+    } else if (ours !== null && messages.scrollTop < ours - 1) {
+      stick = false;  // up: the reader scrolled (the page only ever scrolls it down)
+    }
+    ours = messages.scrollTop;
+  }, true);
+  var resized = new ResizeObserver(function () { if (stick) { toEnd(); } });
+  function watchSizes() {
+    thread().querySelectorAll(":scope > *").forEach(function (child) { resized.observe(child); });
+  }
+  watchSizes();
+  document.body.addEventListener("htmx:wsAfterMessage", watchSizes);
+  document.body.addEventListener("htmx:afterSwap", watchSizes);
+  toEnd();
 })();
 
 // Files: attach (picker, drop, paste) with a progress bar per file, and `@` suggestions. The
@@ -657,8 +683,13 @@
   }
   heads();
   document.body.addEventListener("htmx:afterSettle", heads);
+  // A new chat comes on top of the list: below the pinned ones.
   document.body.addEventListener("htmx:wsAfterMessage", function () {
     var list = document.getElementById("conversation-list");
-    if (list && list.querySelector(":scope > li[data-updated]:first-child")) { heads(); }
+    var added = list && list.querySelector(":scope > li[data-updated]:first-child");
+    if (!added) { return; }
+    var pinned = list.querySelectorAll(":scope > li[data-pinned]");
+    if (pinned.length && !added.hasAttribute("data-pinned")) { pinned[pinned.length - 1].after(added); }
+    heads();
   });
 })();
