@@ -460,6 +460,12 @@ class Message(models.Model):
         return f"msg-{self.pk}"
 
     @property
+    def files_in_order(self) -> list:
+        """The files it refers to, in the order they were uploaded (as attached); from the
+        prefetched files where the thread has them."""
+        return sorted(self.files.all(), key=lambda file: (file.created_at, file.pk))
+
+    @property
     def is_streaming(self) -> bool:
         return self.state == self.State.STREAMING
 

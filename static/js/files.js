@@ -17,6 +17,15 @@
       upload.bar.value = Math.max(upload.bar.value, Math.round(100 * event.detail.loaded / event.detail.total));
     }
   });
+  // A file uploaded again (the same bytes are one file) comes back as the row it had: it is
+  // listed once, on top.
+  document.body.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (event.target.id !== "file-list") { return; }
+    var seen = {};
+    event.target.querySelectorAll(":scope > li[id]").forEach(function (row) {
+      if (seen[row.id]) { row.remove(); } else { seen[row.id] = true; }
+    });
+  });
   document.body.addEventListener("htmx:afterRequest", function (event) {
     var upload = parts(event);
     if (!upload) { return; }

@@ -661,3 +661,42 @@ def test_a_chat_with_math_and_code_opens_at_its_very_end(browser, server, kimi):
         " - m.clientHeight < 2)(document.getElementById('messages'))"
     )
     page.context.close()
+
+
+# Every console error and Content-Security-Policy violation on the page, from its start.
+WATCH_CONSOLE = """
+window.addEventListener("securitypolicyviolation", e =>
+  console.error("CSP violation: " + e.violatedDirective + " " + (e.sample || "")));
+"""
+
+
+def test_chatting_and_reporting_leave_no_error_in_the_console(browser, server, kimi):
+    page = user_page(browser, server)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.context.add_init_script(WATCH_CONSOLE)
+    page.goto("/")
+    send(page, "First")
+    answer_done(page, "Hello from the Kimi stub.")
+    send(page, "Second")
+    expect(page.locator('article[data-role="assistant"]')).to_have_count(2)
+    answer = answer_done(page, "Hello from the Kimi stub.")
+    answer.get_by_role("button", name="Report").click()
+    dialog = page.get_by_role("dialog", name="Report this message")
+    dialog.get_by_label("Reason").fill("Odd")
+    dialog.get_by_role("button", name="Send report").click()
+    expect(answer.get_by_role("button", name="Reported")).to_be_disabled()
+
+    # An answer that failed before a word has nothing to report: Retry only.
+    kimi.script = Script(status=401)
+    send(page, "Third")
+    failed = page.locator('article[data-role="assistant"]').last
+    expect(failed).to_have_attribute("data-state", "error")
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    expect(failed.get_by_role("button", name="Report")).to_have_count(0)
+    page.reload()
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    expect(failed.get_by_role("button", name="Report")).to_have_count(0)
+    assert errors == []
+    page.context.close()
