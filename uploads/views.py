@@ -194,7 +194,8 @@ def file_suggest(request: AuthenticatedRequest) -> HttpResponse:
                 ),
                 default=2,
             ),
-            *UploadedFile._meta.ordering,
+            "-created_at",
+            "-id",
         )
     shown = list(teams[:SUGGESTIONS])
     ctx = {"teams": shown, "files": found[: SUGGESTIONS - len(shown)]}
