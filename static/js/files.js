@@ -19,16 +19,17 @@
   });
   // A file uploaded again (the same bytes are one file) comes back as the row it had: it is
   // listed once, on top.
-  document.body.addEventListener("htmx:oobAfterSwap", function (event) {
-    if (event.target.id !== "file-list") { return; }
+  function listedOnce() {
     var seen = {};
-    event.target.querySelectorAll(":scope > li[id]").forEach(function (row) {
+    document.querySelectorAll("#file-list > li[id]").forEach(function (row) {
       if (seen[row.id]) { row.remove(); } else { seen[row.id] = true; }
     });
-  });
+  }
+  document.body.addEventListener("htmx:afterSettle", listedOnce);
   document.body.addEventListener("htmx:afterRequest", function (event) {
     var upload = parts(event);
     if (!upload) { return; }
+    listedOnce();
     upload.bar.hidden = true;
     if (event.detail.successful) { upload.form.reset(); }
   });
