@@ -1,5 +1,6 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -415,6 +416,9 @@ class Message(models.Model):
     # The files this message refers to (`@name`, or attached); they stay in the
     # conversation's context for the questions that follow.
     files = models.ManyToManyField("uploads.UploadedFile", blank=True, related_name="messages")
+    # [id, name] of each file it referred to, in order, as sent: a file deleted since is
+    # still named on the message (struck through).
+    file_names = models.JSONField(default=list, blank=True)
     # On an answer from passages of documents too long to send whole: where they came from
     # ({"file", "name", "locator", "page"}), shown as links under the answer.
     sources = models.JSONField(default=list, blank=True)
@@ -464,6 +468,14 @@ class Message(models.Model):
         """The files it refers to, in the order they were uploaded (as attached); from the
         prefetched files where the thread has them."""
         return sorted(self.files.all(), key=lambda file: (file.created_at, file.pk))
+
+    @property
+    def file_chips(self) -> list[tuple[Any, str]]:
+        """(file, name) for each file it referred to, in the order sent; the file is None
+        where it was deleted since."""
+        live = {file.pk: file for file in self.files_in_order}
+        chips = [(live.pop(pk, None), name) for pk, name in self.file_names]
+        return chips + [(file, file.name) for file in live.values()]
 
     @property
     def is_streaming(self) -> bool:

@@ -452,6 +452,7 @@ def exchange_create(
                 role=Message.Role.USER,
                 content=text,
                 client_id=client_id,
+                file_names=[[file.pk, file.name] for file in files],
             )
             if files:
                 question.files.set(files)
@@ -630,6 +631,7 @@ def conversation_copy(*, conversation: Conversation, user: User) -> Conversation
                 error_code=original.error_code,
                 error=original.error,
                 sources=original.sources,
+                file_names=original.file_names,
             )
             parent.files.set(original.files.all())
         copy.leaf = parent

@@ -40,6 +40,16 @@
     }
   });
 
+  // The message box grows as it is written (CSS field-sizing does it where it is known).
+  if (!window.CSS || !CSS.supports("field-sizing", "content")) {
+    var grow = function () {
+      textarea.style.height = "auto";
+      textarea.style.height = textarea.scrollHeight + 2 + "px";
+    };
+    textarea.addEventListener("input", grow);
+    composer.addEventListener("kimichat:sent", grow);
+  }
+
   composer.addEventListener("htmx:wsConfigSend", function (event) {
     if (!textarea.value.trim()) { event.preventDefault(); }
     document.getElementById("composer-error").textContent = "";

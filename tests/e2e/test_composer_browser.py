@@ -78,3 +78,31 @@ def test_the_settings_text_boxes_have_a_border(browser, server, kimi, scheme, si
         style, width, colour, inside = border
         assert style == "solid" and width >= 1 and colour != inside, (name, border)
     page.context.close()
+
+
+def test_on_a_phone_the_header_is_one_row_and_the_composer_one_row_that_grows(
+    browser, server, kimi
+):
+    page = user_page(browser, server, viewport=PHONE, has_touch=True)
+    header = page.locator(".topbar").bounding_box()
+    assert header is not None and header["height"] < 70, header  # one row of 44 px links
+
+    box = page.get_by_role("textbox", name="Message")
+    send_button = page.get_by_role("button", name="Send")
+    row, button = box.bounding_box(), send_button.bounding_box()
+    assert row is not None and button is not None
+    assert row["height"] < 60, row  # one line
+    # Send is on the message box's row, not on one of its own.
+    assert abs((row["y"] + row["height"] / 2) - (button["y"] + button["height"] / 2)) < 12
+    composer = page.locator("#composer").bounding_box()
+    assert composer is not None and composer["height"] < PHONE["height"] / 5, composer
+
+    box.fill("one\ntwo\nthree\nfour")
+    grown = box.bounding_box()
+    assert grown is not None and grown["height"] > row["height"] + 40, grown
+    box.press("Enter")
+    answer_done(page, "Hello from the Kimi stub.")
+    expect(box).to_have_value("")
+    shrunk = box.bounding_box()
+    assert shrunk is not None and shrunk["height"] < 60, shrunk
+    page.context.close()

@@ -158,3 +158,27 @@ def test_file_chips_are_shown_in_the_order_the_files_were_attached(page: Page, k
     expect(chips).to_have_text(names)
     page.reload()
     expect(chips).to_have_text(names)
+
+
+def test_a_deleted_files_chip_stays_on_old_messages_struck_through(page: Page, kimi, tmp_path):
+    doomed = tmp_path / "soon-deleted.txt"
+    doomed.write_text("Read me, then delete me.")
+    page.get_by_label("Attach files").set_input_files(str(doomed))
+    expect(page.get_by_role("group", name="Attached files").get_by_role("status")).to_contain_text(
+        "Ready"
+    )
+    page.get_by_role("textbox", name="Message").fill("About this file")
+    page.get_by_role("textbox", name="Message").press("Enter")
+    expect(page.locator('article[data-role="assistant"]')).to_have_attribute("data-state", "done")
+    chat_url = page.url
+
+    page.goto("/files/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete soon-deleted.txt").click()
+    expect(page.get_by_role("list", name="Files")).not_to_contain_text("soon-deleted.txt")
+
+    page.goto(chat_url)
+    files = page.locator('article[data-role="user"]').get_by_role("group", name="Files referred to")
+    expect(files.get_by_role("deletion")).to_have_text("soon-deleted.txt")
+    expect(files).to_contain_text("deleted")
+    expect(files.get_by_role("link")).to_have_count(0)  # nothing to download any more
