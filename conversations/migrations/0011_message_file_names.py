@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0010_answer_lease'),
+        ("conversations", "0010_answer_lease"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='file_names',
+            model_name="message",
+            name="file_names",
             field=models.JSONField(blank=True, default=list),
         ),
     ]
