@@ -6,19 +6,27 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test test-services test-cluster bench lint format lock chromium nginx messages
 
+# The first run installs for a few minutes: each step says what it does, pip shows each
+# package it fetches (a progress bar per download on a terminal).
 $(VENV)/.runtime: requirements.lock
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	@test -x $(PY) || { echo "==> Creating the virtual environment in $(VENV)/"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> Installing KimiChat's dependencies (requirements.lock; a few minutes the first time)"
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements.lock
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.lock
+	@echo "==> Installing the development tools (requirements-dev.lock)"
+	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.lock
 	@touch $@
 
 run: $(VENV)/.runtime
-	$(PY) manage.py migrate --noinput -v0
-	$(PY) manage.py repair
-	$(PY) manage.py collectstatic --noinput -v0
+	@echo "==> Preparing the database (migrations)"
+	@$(PY) manage.py migrate --noinput -v0
+	@echo "==> Checking for answers left unfinished by a previous run"
+	@$(PY) manage.py repair
+	@echo "==> Collecting static files"
+	@$(PY) manage.py collectstatic --noinput -v0
+	@echo "==> Starting KimiChat"
 	$(PY) -m kimichat.serve
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download does not work here).

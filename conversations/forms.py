@@ -45,6 +45,9 @@ class ModelField(forms.ChoiceField):
         super().validate(value)
 
 
+OUT_OF_RANGE = _("Enter a number from %(min)s to %(max)s.")
+
+
 class ConversationSettingsForm(forms.ModelForm):
     model = ModelField(label=_("Model"))
     temperature = forms.FloatField(
@@ -107,6 +110,14 @@ class ConversationSettingsForm(forms.ModelForm):
             self.initial["model"] = catalogue.default_model()
         elif not saved:
             self.initial.setdefault("model", catalogue.default_model())
+        # What the page says beside a number out of its range (the browser refuses to send
+        # it, in the browser's own language): chat.js shows this, in the page's.
+        for name in ("temperature", "top_p", "max_tokens"):
+            field = cast(forms.FloatField, self.fields[name])
+            field.widget.attrs["data-invalid"] = OUT_OF_RANGE % {
+                "min": field.min_value,
+                "max": f"{field.max_value:,}",
+            }
 
     def clean_reasoning_effort(self) -> str:
         return self.cleaned_data.get("reasoning_effort") or self.instance.reasoning_effort

@@ -252,6 +252,8 @@ def generation_start(*, answering: Answering, user_id: int, resumed: bool = Fals
         writer=writer,
         web=answering.web,
     )
+    # Continue: the thinking was done before; its "Thought for N s" stays.
+    reader.thinking_seconds = answer.thinking_seconds
     generation = Generation(
         conversation_id=conversation_id,
         answer=answer,

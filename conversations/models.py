@@ -412,6 +412,9 @@ class Message(models.Model):
     # The files this message refers to (`@name`, or attached); they stay in the
     # conversation's context for the questions that follow.
     files = models.ManyToManyField("uploads.UploadedFile", blank=True, related_name="messages")
+    # [id, name] of each file it referred to, in order, as sent: a file deleted since is
+    # still named on the message (struck through).
+    file_names = models.JSONField(default=list, blank=True)
     # On an answer from passages of documents too long to send whole: where they came from
     # ({"file", "name", "locator", "page"}), shown as links under the answer.
     sources = models.JSONField(default=list, blank=True)
@@ -472,8 +475,26 @@ class Message(models.Model):
         return f"msg-{self.pk}"
 
     @property
+    def files_in_order(self) -> list:
+        """The files it refers to, in the order they were uploaded (as attached); from the
+        prefetched files where the thread has them."""
+        return sorted(self.files.all(), key=lambda file: (file.created_at, file.pk))
+
+    @property
+    def file_chips(self) -> list[tuple[Any, str]]:
+        """(file, name) for each file it referred to, in the order sent; the file is None
+        where it was deleted since."""
+        live = {file.pk: file for file in self.files_in_order}
+        chips = [(live.pop(pk, None), name) for pk, name in self.file_names]
+        return chips + [(file, file.name) for file in live.values()]
+
+    @property
     def is_streaming(self) -> bool:
         return self.state == self.State.STREAMING
+
+    # Failures that broke an answer off partway (a stalled or dropped stream, Kimi's own
+    # error): the words so far are kept, and Kimi can go on from them.
+    BROKEN_OFF = ("cut_off", "timeout", "connection", "server")
 
     @property
     def can_continue(self) -> bool:
@@ -484,7 +505,7 @@ class Message(models.Model):
         if self.state in (self.State.STOPPED, self.State.INTERRUPTED):
             return True
         if self.state == self.State.ERROR:
-            return self.error_code == "cut_off"
+            return self.error_code in self.BROKEN_OFF
         return self.state == self.State.DONE and self.finish_reason == "length"
 
     def sibling_versions(self) -> Versions | None:

@@ -441,6 +441,7 @@ def exchange_create(
                 role=Message.Role.USER,
                 content=text,
                 client_id=client_id,
+                file_names=[[file.pk, file.name] for file in files],
             )
             if files:
                 question.files.set(files)

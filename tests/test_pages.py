@@ -67,7 +67,7 @@ def test_the_chat_page_has_its_landmarks(client, alice, conversation, settings):
     assert ">New chat</a>" in page
     assert 'aria-label="Message"' in page
     assert ">Send</button>" in page and ">Stop</button>" in page
-    assert '<label for="id_model">Model</label>' in page
+    assert '<label for="id_model" class="model-label">Model</label>' in page
     assert f'ws-connect="/ws/conversations/{conversation.pk}/"' in page
     assert (
         f'aria-current="page"><span id="conversation-{conversation.pk}-title">Trip plans<' in page

@@ -10,6 +10,9 @@ from bench.harness import daphne
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers.kimi_stub import KimiStub, Script
 
+# Files are read and answers streamed on a machine that may be busy: wait long enough.
+expect.set_options(timeout=60_000)
+
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 TESTDATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "pdf"
 ANSWER = """Here is a small Python function that counts words, with a test:

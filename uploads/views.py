@@ -4,7 +4,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, When
 from django.http import FileResponse, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -184,7 +184,21 @@ def file_suggest(request: AuthenticatedRequest) -> HttpResponse:
     )
     if query:
         teams = teams.filter(Q(name__icontains=query) | Q(slug__icontains=query))
-        found = found.filter(name__icontains=query)
+        # Names that start with what was typed first, then those with a word that does.
+        found = found.filter(name__icontains=query).order_by(
+            Case(
+                When(name__istartswith=query, then=0),
+                When(
+                    Q(name__icontains=f" {query}")
+                    | Q(name__icontains=f"-{query}")
+                    | Q(name__icontains=f"_{query}"),
+                    then=1,
+                ),
+                default=2,
+            ),
+            "-created_at",
+            "-id",
+        )
     shown = list(teams[:SUGGESTIONS])
     ctx = {"teams": shown, "files": found[: SUGGESTIONS - len(shown)]}
     return render(request, "uploads/_suggestions.html", ctx)

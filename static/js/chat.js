@@ -40,10 +40,55 @@
     }
   });
 
+  // The message box grows as it is written (CSS field-sizing does it where it is known).
+  if (!window.CSS || !CSS.supports("field-sizing", "content")) {
+    var grow = function () {
+      textarea.style.height = "auto";
+      textarea.style.height = textarea.scrollHeight + 2 + "px";
+    };
+    textarea.addEventListener("input", grow);
+    composer.addEventListener("kimichat:sent", grow);
+  }
+
   composer.addEventListener("htmx:wsConfigSend", function (event) {
     if (!textarea.value.trim()) { event.preventDefault(); }
     document.getElementById("composer-error").textContent = "";
   });
+
+  // A setting the browser will not send (a temperature of 1.5): it cannot point at it in the
+  // closed panel, so the panel opens on it and says what is wrong beside it.
+  composer.addEventListener("invalid", function (event) {
+    var field = event.target;
+    var panel = field.closest("details.settings-panel");
+    if (!panel) { return; }
+    event.preventDefault();
+    panel.open = true;
+    var validity = field.validity;
+    var outOfRange = validity.rangeOverflow || validity.rangeUnderflow || validity.badInput;
+    var error = document.getElementById(field.id + "-error");
+    if (error) {
+      error.textContent = outOfRange && field.dataset.invalid ? field.dataset.invalid : field.validationMessage;
+    }
+    if (!document.activeElement || !document.activeElement.matches(".settings :invalid")) { field.focus(); }
+  }, true);
+  composer.addEventListener("input", function (event) {
+    var error = event.target.id && document.getElementById(event.target.id + "-error");
+    if (error && event.target.validity.valid) { error.textContent = ""; }
+  });
+
+  // A new chat's first message made the conversation: its settings and switches are saved
+  // as they change from now on, as on a chat opened from the list.
+  function saveSettingsHere() {
+    var url = marker().dataset.settings;
+    if (!url) { return; }
+    ["settings", "switches"].forEach(function (id) {
+      var element = document.getElementById(id);
+      if (element && !element.hasAttribute("hx-post")) {
+        element.setAttribute("hx-post", url);
+        htmx.process(element);
+      }
+    });
+  }
 
   var nearBottom = true;
   var before = null;  // the thread and its scroll position before the frame
@@ -62,6 +107,7 @@
     }
     var url = marker().dataset.url;
     if (url && url !== location.pathname) { history.pushState(null, "", url); }
+    saveSettingsHere();
     if (marker().dataset.title) { document.title = marker().dataset.title + " · KimiChat"; }
     var messages = thread();
     if (nearBottom) {
@@ -145,7 +191,59 @@
     }
   });
 
-  thread().scrollTop = thread().scrollHeight;
+  // The connection: while it is lost (the server restarts, the network drops) the page says
+  // it is reconnecting, and once it is back, that it is. A page waits at most 10 s between
+  // two tries (not htmx's 64 s), still spread at random, so a restart is over for everyone
+  // soon after the server is.
+  htmx.config.wsReconnectDelay = function (retries) {
+    return Math.min(1000 * Math.pow(2, retries), 10000) * Math.random();
+  };
+  var connection = document.getElementById("connection");
+  var lost = false;
+  var settled = null;
+  document.body.addEventListener("htmx:wsClose", function (event) {
+    var code = event.detail.event && event.detail.event.code;
+    if ([1006, 1011, 1012, 1013].indexOf(code) < 0) { return; }  // not to be tried again
+    lost = true;
+    clearTimeout(settled);
+    connection.classList.remove("back");
+    connection.textContent = connection.dataset.lost;
+  });
+  document.body.addEventListener("htmx:wsOpen", function () {
+    if (!lost) { return; }
+    lost = false;
+    connection.classList.add("back");
+    connection.textContent = connection.dataset.back;
+    settled = setTimeout(function () { connection.textContent = ""; }, 5000);
+  });
+
+  // A chat opens at its end, and stays there while the page finishes laying it out (math
+  // typeset, code bars added, fonts loaded: taller answers), until the reader scrolls away.
+  var stick = true;
+  var ours = null;  // where the thread was last: the reader scrolls up from there
+  function toEnd() {
+    var messages = thread();
+    messages.scrollTop = messages.scrollHeight;
+    ours = messages.scrollTop;
+  }
+  document.addEventListener("scroll", function (event) {
+    var messages = thread();
+    if (event.target !== messages) { return; }
+    if (messages.scrollHeight - messages.scrollTop - messages.clientHeight < 80) {
+      stick = true;
+    } else if (ours !== null && messages.scrollTop < ours - 1) {
+      stick = false;  // up: the reader scrolled (the page only ever scrolls it down)
+    }
+    ours = messages.scrollTop;
+  }, true);
+  var resized = new ResizeObserver(function () { if (stick) { toEnd(); } });
+  function watchSizes() {
+    thread().querySelectorAll(":scope > *").forEach(function (child) { resized.observe(child); });
+  }
+  watchSizes();
+  document.body.addEventListener("htmx:wsAfterMessage", watchSizes);
+  document.body.addEventListener("htmx:afterSwap", watchSizes);
+  toEnd();
 })();
 
 // Files: attach (picker, drop, paste) with a progress bar per file, and `@` suggestions. The
@@ -609,8 +707,13 @@
   }
   heads();
   document.body.addEventListener("htmx:afterSettle", heads);
+  // A new chat comes on top of the list: below the pinned ones.
   document.body.addEventListener("htmx:wsAfterMessage", function () {
     var list = document.getElementById("conversation-list");
-    if (list && list.querySelector(":scope > li[data-updated]:first-child")) { heads(); }
+    var added = list && list.querySelector(":scope > li[data-updated]:first-child");
+    if (!added) { return; }
+    var pinned = list.querySelectorAll(":scope > li[data-pinned]");
+    if (pinned.length && !added.hasAttribute("data-pinned")) { pinned[pinned.length - 1].after(added); }
+    heads();
   });
 })();

@@ -17,9 +17,19 @@
       upload.bar.value = Math.max(upload.bar.value, Math.round(100 * event.detail.loaded / event.detail.total));
     }
   });
+  // A file uploaded again (the same bytes are one file) comes back as the row it had: it is
+  // listed once, on top.
+  function listedOnce() {
+    var seen = {};
+    document.querySelectorAll("#file-list > li[id]").forEach(function (row) {
+      if (seen[row.id]) { row.remove(); } else { seen[row.id] = true; }
+    });
+  }
+  document.body.addEventListener("htmx:afterSettle", listedOnce);
   document.body.addEventListener("htmx:afterRequest", function (event) {
     var upload = parts(event);
     if (!upload) { return; }
+    listedOnce();
     upload.bar.hidden = true;
     if (event.detail.successful) { upload.form.reset(); }
   });

@@ -69,11 +69,11 @@ def _prepare(tmp: Path, kimi_stub, **extra: str) -> dict:
 
 
 @contextmanager
-def serving(env: dict, log: Path):
-    """`python -m kimichat.serve` on a free port; yields (its process, its base URL). Its
-    output goes to `log` (read it when a browser test fails). Stopped on the way out, unless
-    a test stopped it (or killed it) already."""
-    port = _free_port()
+def serving(env: dict, log: Path, port: int | None = None):
+    """`python -m kimichat.serve` on a free port (or `port`, to start it again where it was);
+    yields (its process, its base URL). Its output goes to `log` (read it when a browser
+    test fails). Stopped on the way out, unless a test stopped it (or killed it) already."""
+    port = port or _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "kimichat.serve"],
         cwd=ROOT,

@@ -1,5 +1,7 @@
 """Files in Chromium: attach from the composer, refer with `@`, get an answer about them."""
 
+import re
+
 from playwright.sync_api import Page, expect
 
 from tests.helpers import documents
@@ -108,3 +110,75 @@ def test_files_dropped_on_the_chat_or_pasted_are_attached(page: Page, kimi):
     ]
     assert any("Dropped on the chat." in d for d in documents_sent)
     assert not any("# Pasted" in d for d in documents_sent)
+
+
+def test_a_file_uploaded_again_on_the_files_page_is_listed_once(page: Page, kimi, tmp_path):
+    again = tmp_path / "uploaded-twice.txt"
+    again.write_text("The same bytes, twice.")
+    page.goto("/files/")
+    files = page.get_by_role("list", name="Files")
+    for _ in range(2):
+        page.get_by_label("Upload files").set_input_files(str(again))
+        with page.expect_response(re.compile(r"/files/upload/$")):
+            page.get_by_role("button", name="Upload", exact=True).click()
+        expect(page.locator("#upload-status")).to_contain_text("Uploaded: uploaded-twice.txt")
+    expect(files.locator("li", has_text="uploaded-twice.txt")).to_have_count(1)
+    page.reload()
+    expect(files.locator("li", has_text="uploaded-twice.txt")).to_have_count(1)
+
+
+def test_at_suggests_names_that_start_with_the_word_first(page: Page, kimi, tmp_path):
+    names = ["kimi27.txt", "readme kimi27.txt"]  # the second is the newer
+    for name in names:
+        (tmp_path / name).write_text(f"The text of {name}.")
+    page.goto("/files/")
+    page.get_by_label("Upload files").set_input_files([str(tmp_path / n) for n in names])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    expect(page.locator("#upload-status")).to_contain_text("Uploaded:")
+    page.goto("/")
+    page.get_by_role("textbox", name="Message").press_sequentially("@kimi2")
+    options = page.get_by_role("listbox", name="File suggestions").get_by_role("option")
+    expect(options).to_have_count(2)
+    expect(options.first).to_contain_text("kimi27.txt")
+    expect(options.last).to_contain_text("readme kimi27.txt")
+
+
+def test_file_chips_are_shown_in_the_order_the_files_were_attached(page: Page, kimi, tmp_path):
+    attached = page.get_by_role("group", name="Attached files")
+    names = ["chip-a.txt", "chip-b.txt", "chip-c.txt"]
+    for n, name in enumerate(names, start=1):
+        (tmp_path / name).write_text(f"The text of {name}.")
+        page.get_by_label("Attach files").set_input_files(str(tmp_path / name))
+        expect(attached.get_by_role("status")).to_have_count(n)
+        expect(attached.get_by_role("status").last).to_contain_text("Ready")
+    expect(attached.locator(".file-name")).to_have_text(names)
+    page.get_by_role("textbox", name="Message").fill("Three files")
+    page.get_by_role("textbox", name="Message").press("Enter")
+    chips = page.locator('article[data-role="user"] .file-name')
+    expect(chips).to_have_text(names)
+    page.reload()
+    expect(chips).to_have_text(names)
+
+
+def test_a_deleted_files_chip_stays_on_old_messages_struck_through(page: Page, kimi, tmp_path):
+    doomed = tmp_path / "soon-deleted.txt"
+    doomed.write_text("Read me, then delete me.")
+    page.get_by_label("Attach files").set_input_files(str(doomed))
+    expect(page.get_by_role("group", name="Attached files").get_by_role("status")).to_contain_text(
+        "Ready"
+    )
+    page.get_by_role("textbox", name="Message").fill("About this file")
+    page.get_by_role("textbox", name="Message").press("Enter")
+    expect(page.locator('article[data-role="assistant"]')).to_have_attribute("data-state", "done")
+    chat_url = page.url
+
+    page.goto("/files/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete soon-deleted.txt").click()
+    expect(page.get_by_role("list", name="Files")).not_to_contain_text("soon-deleted.txt")
+
+    page.goto(chat_url)
+    files = page.locator('article[data-role="user"]').get_by_role("group", name="Files referred to")
+    expect(files.get_by_role("deletion")).to_have_text("soon-deleted.txt")
+    expect(files).to_contain_text("deleted")
+    expect(files.get_by_role("link")).to_have_count(0)  # nothing to download any more

@@ -94,3 +94,22 @@ def test_continue_goes_on_with_a_cut_answer(page: Page, kimi):
     expect(answer.get_by_role("button", name="Continue")).to_have_count(0)
     assert kimi.streams[-1].body["messages"][-1]["partial"] is True
     expect(page.locator('article[data-role="assistant"]')).to_have_count(1)
+
+
+def test_after_continue_the_thinking_still_says_how_long_it_took(page: Page, kimi):
+    kimi.script = Script(
+        reasoning=["Let me", " think."], tokens=["Once upon"], finish_reason="length"
+    )
+    send(page, "Think, then tell me a story")
+    answer = page.locator('article[data-role="assistant"]')
+    expect(answer).to_have_attribute("data-state", "done")
+    summary = answer.get_by_role("group", name="Thinking").locator("summary")
+    expect(summary).to_have_text(re.compile(r"Thought for \d+ s"))
+
+    kimi.script = Script(reasoning=[], tokens=[" a time."])
+    answer.get_by_role("button", name="Continue").click()
+    expect(answer.locator(".body")).to_have_text("Once upon a time.")
+    expect(answer).to_have_attribute("data-state", "done")
+    expect(summary).to_have_text(re.compile(r"Thought for \d+ s"))
+    page.reload()
+    expect(summary).to_have_text(re.compile(r"Thought for \d+ s"))

@@ -604,3 +604,86 @@ def test_team_uploads_show_progress_and_their_status_live(browser, server, kimi,
     page.reload()
     expect(files).to_contain_text("crew-manual.txt")
     page.context.close()
+
+
+def test_a_new_chat_goes_below_the_pinned_ones_under_one_today(browser, server, kimi):
+    page = user_page(browser, server, "nina")
+    send(page, "Pinned chat")
+    answer_done(page, "Hello from the Kimi stub.")
+    page.locator("#conversation-head").get_by_role("button", name="Pin").click()
+    expect(page.locator("#conversation-head").get_by_role("button", name="Unpin")).to_be_visible()
+
+    page.get_by_role("link", name="New chat").click()
+    send(page, "Fresh chat")
+    answer_done(page, "Hello from the Kimi stub.")
+    conversations = page.get_by_role("navigation", name="Conversations")
+    expect(conversations.locator("li[data-updated] a")).to_have_text(["Pinned chat", "Fresh chat"])
+    expect(conversations.get_by_role("heading")).to_have_text(["Pinned", "Today"])
+    page.context.close()
+
+
+# Math and code: laid out (KaTeX, the code bars) after the page has opened at its end.
+MATH_AND_CODE = [
+    "Euler:\n\n$$e^{i\\pi} + 1 = 0$$\n\n",
+    "$$\\sum_{n=1}^{\\infty} \\frac{1}{n^2} = \\frac{\\pi^2}{6}$$\n\n",
+    "```python\nprint('hello')\nprint('world')\n```\n\n",
+    "$$\\int_0^1 x^2\\,dx = \\frac{1}{3}$$\n\nDone.",
+]
+
+
+def test_a_chat_with_math_and_code_opens_at_its_very_end(browser, server, kimi):
+    page = user_page(browser, server)
+    kimi.script = Script(tokens=MATH_AND_CODE)
+    for n in range(3):
+        send(page, f"Math and code, part {n}")
+        answer_done(page, "Done.")
+        expect(page.locator('article[data-role="assistant"]')).to_have_count(n + 1)
+    page.reload()
+    last = page.locator('article[data-role="assistant"]').last
+    expect(last.locator(".katex").first).to_be_visible()
+    expect(last.get_by_role("button", name="Regenerate")).to_be_in_viewport()
+    # Once everything is laid out (fonts too), the thread is scrolled to its very end.
+    page.wait_for_function(
+        "() => document.fonts.status === 'loaded' && (m => m.scrollHeight - m.scrollTop"
+        " - m.clientHeight < 2)(document.getElementById('messages'))"
+    )
+    page.context.close()
+
+
+# Every console error and Content-Security-Policy violation on the page, from its start.
+WATCH_CONSOLE = """
+window.addEventListener("securitypolicyviolation", e =>
+  console.error("CSP violation: " + e.violatedDirective + " " + (e.sample || "")));
+"""
+
+
+def test_chatting_and_reporting_leave_no_error_in_the_console(browser, server, kimi):
+    page = user_page(browser, server)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.context.add_init_script(WATCH_CONSOLE)
+    page.goto("/")
+    send(page, "First")
+    answer_done(page, "Hello from the Kimi stub.")
+    send(page, "Second")
+    expect(page.locator('article[data-role="assistant"]')).to_have_count(2)
+    answer = answer_done(page, "Hello from the Kimi stub.")
+    answer.get_by_role("button", name="Report").click()
+    dialog = page.get_by_role("dialog", name="Report this message")
+    dialog.get_by_label("Reason").fill("Odd")
+    dialog.get_by_role("button", name="Send report").click()
+    expect(answer.get_by_role("button", name="Reported")).to_be_disabled()
+
+    # An answer that failed before a word has nothing to report: Retry only.
+    kimi.script = Script(status=401)
+    send(page, "Third")
+    failed = page.locator('article[data-role="assistant"]').last
+    expect(failed).to_have_attribute("data-state", "error")
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    expect(failed.get_by_role("button", name="Report")).to_have_count(0)
+    page.reload()
+    expect(failed.get_by_role("button", name="Retry")).to_be_visible()
+    expect(failed.get_by_role("button", name="Report")).to_have_count(0)
+    assert errors == []
+    page.context.close()
