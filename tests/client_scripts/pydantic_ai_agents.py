@@ -6,7 +6,11 @@ import json
 import os
 
 from pydantic_ai import Agent
-from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
+from pydantic_ai.models.openai import (
+    OpenAIChatModel,
+    OpenAIResponsesModel,
+    OpenAIResponsesModelSettings,
+)
 from pydantic_ai.providers.openai import OpenAIProvider
 
 provider = OpenAIProvider(base_url=os.environ["BASE_URL"], api_key=os.environ["API_KEY"])
@@ -18,7 +22,12 @@ async def main() -> None:
         text = await run.get_output()
     streamed = run.usage()
 
-    agent = Agent(OpenAIResponsesModel(os.environ["MODEL"], provider=provider))
+    # Kimi's thinking models need their reasoning back with a tool call's turn: pydantic-ai
+    # sends the reasoning items back only for models it knows reason, or when told to.
+    agent = Agent(
+        OpenAIResponsesModel(os.environ["MODEL"], provider=provider),
+        model_settings=OpenAIResponsesModelSettings(openai_send_reasoning_ids=True),
+    )
 
     @agent.tool_plain
     def get_weather(city: str) -> str:
