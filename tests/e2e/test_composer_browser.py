@@ -6,9 +6,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_chat_browser import send
 from tests.e2e.test_page_browser import PHONE, user_page
-from tests.e2e.test_thread_browser import answer_done
+from tests.helpers.browser import answer_done, send
 
 
 def open_settings(page: Page) -> None:

@@ -7,9 +7,8 @@ import signal
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import _free_port, _prepare, log_in, serving
-from tests.e2e.test_chat_browser import send
-from tests.e2e.test_thread_browser import answer_done
-from tests.kimi_stub import Script
+from tests.helpers.browser import answer_done, send
+from tests.helpers.kimi_stub import Script
 
 
 def test_a_stalled_answer_keeps_its_words_and_can_be_continued(browser, tmp_path, kimi):
