@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import TokenQuota, Usage
 from api import services
 from api.models import ApiCall, ApiKey
-from tests.api_fixtures import _short_lived_connections, sdk
+from tests.api_fixtures import _short_lived_connections, abandon, closed_with, sdk
 from tests.kimi_stub import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,17 +25,6 @@ HELLO = [{"role": "user", "content": "Hello Kimi"}]
 def raw(api_server: str, key: str, method: str, path: str, **kwargs) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
     return httpx.request(method, api_server + path, headers=headers, timeout=10, **kwargs)
-
-
-def wait_for_call(status: int) -> ApiCall:
-    """The call once closed with `status` (the server closes it as the client goes)."""
-    import time
-
-    deadline = time.monotonic() + 10
-    while not ApiCall.objects.filter(status=status).exists():
-        assert time.monotonic() < deadline, f"no call was closed with {status}"
-        time.sleep(0.01)
-    return ApiCall.objects.get(status=status)
 
 
 def test_the_usage_comes_last_in_openais_shape_when_asked(api_server, kimi, alice, alice_key):
@@ -76,18 +65,17 @@ def test_an_answer_not_streamed_gives_openais_usage_details(api_server, kimi, al
     assert completion.usage.prompt_tokens_details.cached_tokens == 2
 
 
-def test_an_abandoned_call_not_streamed_is_closed_and_counted(
-    api_server, kimi, alice, alice_key, settings
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_an_abandoned_call_is_closed_and_counted(
+    api_server, kimi, alice, alice_key, settings, stream
 ):
+    """Gone before the first byte of the answer: a stream too, though Django never starts it."""
     settings.USER_MAX_CONCURRENT = 1
     kimi.script = Script(stall_after=0)
-    client = openai.OpenAI(
-        base_url=api_server + "/v1", api_key=alice_key, max_retries=0, timeout=1.0
-    )
-    with pytest.raises(openai.APITimeoutError):
-        client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
-    kimi.wait_for(lambda: kimi.requests and kimi.requests[0].closed_early)
-    call = wait_for_call(499)
+    body = {"model": "moonshot-v1-8k", "messages": HELLO, "stream": stream}
+    abandon(api_server, alice_key, "/v1/chat/completions", body, kimi)
+    kimi.wait_for(lambda: kimi.requests[0].closed_early)
+    call = closed_with(499)
     assert call.finished_at is not None and call.prompt_tokens > 0
     assert Usage.objects.get(user=alice).prompt_tokens == call.prompt_tokens
     # Its slot is free: the next call is answered, not refused with 429.
@@ -210,7 +198,7 @@ def test_a_call_cannot_overshoot_the_quota(api_server, kimi, alice, alice_key):
         client.chat.completions.create(model="moonshot-v1-8k", messages=HELLO)
     assert refused.value.body["code"] == "insufficient_quota"
     stream.close()
-    wait_for_call(499)
+    closed_with(499)
 
 
 def test_a_key_governed_by_expiry_models_budget_and_rate(api_server, kimi, alice, alice_key):
