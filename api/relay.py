@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -51,32 +52,30 @@ class Progress:
 _closing: set[asyncio.Task] = set()
 
 
-def closed_with_request(
+def closed_if_dropped(
     stream: AsyncGenerator[bytes, None],
     progress: Progress,
     close: Callable[[], Coroutine[Any, Any, None]],
 ) -> AsyncGenerator[bytes, None]:
-    """`stream`, to be returned from a view: once the task serving the request ends, the stream
-    is closed if it has not closed itself. A client that leaves makes Django cancel that task
-    and drop the stream where it stands: not started yet (no `finally` in it would run; then
-    `close()` runs instead), or waiting for a chunk to be sent (then it is closed there, and its
-    own `finally` runs). Never left to the garbage collector, which may come much later."""
-    task = asyncio.current_task()
-    assert task is not None
+    """`stream`, and `close()` run should it be dropped never started: a client that leaves
+    just as the view returns makes Django cancel the response before reading it, and no
+    `finally` in a generator never started runs. (It runs when the stream is collected, which
+    may be late; a stream that has begun closes itself as its client leaves.)"""
+    loop = asyncio.get_running_loop()
 
-    def ended(_task: asyncio.Task) -> None:
-        if progress.finished:
+    def dropped() -> None:
+        if progress.started or progress.finished:
             return
-        if progress.started:
-            closing = stream.aclose()
-        else:
-            progress.finished = True
-            closing = close()
-        job = asyncio.get_running_loop().create_task(closing)
-        _closing.add(job)
-        job.add_done_callback(_closing.discard)
+        progress.finished = True
 
-    task.add_done_callback(ended)
+        def start() -> None:
+            job = loop.create_task(close())
+            _closing.add(job)
+            job.add_done_callback(_closing.discard)
+
+        loop.call_soon_threadsafe(start)
+
+    weakref.finalize(stream, dropped)
     return stream
 
 
@@ -92,7 +91,7 @@ def relayed(
             await upstream.close()
 
     stream = relay(upstream, call, body, progress, include_usage=include_usage, finish=finish)
-    return closed_with_request(stream, progress, never_started)
+    return closed_if_dropped(stream, progress, never_started)
 
 
 async def relay(

@@ -20,7 +20,7 @@ from api.errors import Refusal
 from api.gateway import _db, call_open, finish, upstream_error
 from api.http import bearer, endpoint, read_json, refusal_response
 from api.models import ApiCall
-from api.relay import Progress, answered, closed_with_request
+from api.relay import Progress, answered, closed_if_dropped
 from api.requests import chat_body
 from api.services import Call, Outcome, key_user
 from kimichat import kimi
@@ -80,7 +80,7 @@ async def create(request: HttpRequest) -> HttpResponseBase:
             events = Events(
                 upstream, call, chat, translate.response_object(body, response_id, created)
             )
-            stream = closed_with_request(events.run(), events.progress, events.never_started)
+            stream = closed_if_dropped(events.run(), events.progress, events.never_started)
             response = StreamingHttpResponse(stream, content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
