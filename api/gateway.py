@@ -20,11 +20,11 @@ from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
 
 import kimi
-from api import requests, services
+from api import relay, requests, services
 from api.errors import Refusal
 from api.http import bearer, endpoint, error, read_json, refusal_response
 from api.limits import key_limits
-from api.relay import answered, openai_usage, relay
+from api.relay import answered, openai_usage
 from api.services import Call, Outcome
 from kimi import catalogue
 
@@ -73,7 +73,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         if body.get("stream"):
             relayed = True  # the relay finishes the call
             response = StreamingHttpResponse(
-                relay(upstream, call, body, include_usage=include_usage, finish=finish),
+                relay.relayed(upstream, call, body, include_usage=include_usage, finish=finish),
                 content_type="text/event-stream",
             )
             response["Cache-Control"] = "no-cache"

@@ -2,10 +2,13 @@
 the call finished once it ends however it ends, and what an answer says (usage, model, text)
 read from it afterwards."""
 
+import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -39,23 +42,81 @@ def openai_usage(tokens: tuple[int, int, int], kimi_usage: dict[str, Any] | None
     return usage
 
 
-async def relay(
+@dataclass
+class Progress:
+    """Whether a stream to the client has begun, and whether its call is finished."""
+
+    started: bool = False
+    finished: bool = False
+
+
+_closing: set[asyncio.Task] = set()
+
+
+def closed_if_dropped(
+    stream: AsyncGenerator[bytes, None],
+    progress: Progress,
+    close: Callable[[], Coroutine[Any, Any, None]],
+) -> AsyncGenerator[bytes, None]:
+    """`stream`, and `close()` run should it be dropped never started: a client that leaves
+    just as the view returns makes Django cancel the response before reading it, and no
+    `finally` in a generator never started runs. (It runs when the stream is collected, which
+    may be late; a stream that has begun closes itself as its client leaves.)"""
+    loop = asyncio.get_running_loop()
+
+    def dropped() -> None:
+        if progress.started or progress.finished:
+            return
+        progress.finished = True
+
+        def start() -> None:
+            job = loop.create_task(close())
+            _closing.add(job)
+            job.add_done_callback(_closing.discard)
+
+        loop.call_soon_threadsafe(start)
+
+    weakref.finalize(stream, dropped)
+    return stream
+
+
+def relayed(
     upstream: Any, call: Call, body: dict[str, Any], *, include_usage: bool, finish: Finish
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
+    """The relay of Kimi's stream, its call closed (status 499) even if it never starts."""
+    progress = Progress()
+
+    async def never_started() -> None:
+        await finish(call, body, streamed(b"", 499, 0))
+        with contextlib.suppress(Exception):
+            await upstream.close()
+
+    stream = relay(upstream, call, body, progress, include_usage=include_usage, finish=finish)
+    return closed_if_dropped(stream, progress, never_started)
+
+
+async def relay(
+    upstream: Any,
+    call: Call,
+    body: dict[str, Any],
+    progress: Progress,
+    *,
+    include_usage: bool,
+    finish: Finish,
+) -> AsyncGenerator[bytes, None]:
     """Kimi's stream as it comes, then the call finished. Kimi's closing `data: [DONE]` (or
     an error event) is sent once the call is in the ledger, so a client that has read to the
     end finds its usage counted; before it, where the client asked, the usage in OpenAI's
     shape (a chunk with no choices). A client that leaves closes the stream to Kimi, and what
     was written counts all the same."""
+    progress.started = True
     keep = settings.API_KEEP_CONVERSATIONS
     kept: list[bytes] = []
     tail = b""
     events = 0
-    finished = False
 
     async def close(status: int) -> tuple[Outcome, tuple[int, int, int]]:
-        nonlocal finished
-        finished = True
+        progress.finished = True
         # In the ledger first, then Kimi stops generating (and billing): whoever sees the
         # stream to Kimi closed finds the call counted.
         outcome = streamed(b"".join(kept) if keep else tail, status, events)
@@ -90,7 +151,7 @@ async def relay(
         event = {"error": {"message": kimi.error_text(code), "type": "server_error"}}
         last = b"data: " + json.dumps(event).encode() + b"\n\n"
     finally:
-        if not finished:
+        if not progress.finished:
             await close(499)  # the client left before the end (as nginx logs it)
     yield last
 

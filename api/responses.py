@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from api.errors import Refusal
 from api.gateway import _db, call_open, finish, upstream_error
 from api.http import bearer, endpoint, read_json, refusal_response
 from api.models import ApiCall
-from api.relay import answered
+from api.relay import Progress, answered, closed_if_dropped
 from api.requests import chat_body
 from api.services import Call, Outcome, key_user
 
@@ -77,10 +77,11 @@ async def create(request: HttpRequest) -> HttpResponseBase:
         opened = True
         if chat["stream"]:
             relayed = True
-            state = translate.response_object(body, response_id, created)
-            response = StreamingHttpResponse(
-                Events(upstream, call, chat, state).run(), content_type="text/event-stream"
+            events = Events(
+                upstream, call, chat, translate.response_object(body, response_id, created)
             )
+            stream = closed_if_dropped(events.run(), events.progress, events.never_started)
+            response = StreamingHttpResponse(stream, content_type="text/event-stream")
             response["Cache-Control"] = "no-cache"
             response["X-Accel-Buffering"] = "no"
             return response
@@ -119,14 +120,18 @@ class Events:
         self.text = {"reasoning": "", "message": ""}
         self.calls: dict[int, dict[str, Any]] = {}
         self.outcome = Outcome(status=200, reached_kimi=True)
-        self.finished = False
+        self.progress = Progress()
 
     def event(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
-    async def run(self) -> AsyncIterator[bytes]:
+    async def never_started(self) -> None:
+        await self.finish(499)
+
+    async def run(self) -> AsyncGenerator[bytes, None]:
+        self.progress.started = True
         yield self.event("response.created", response=self.state)
         yield self.event("response.in_progress", response=self.state)
         try:
@@ -157,11 +162,11 @@ class Events:
             self.state["error"] = {"code": "server_error", "message": message}
             yield self.event("response.failed", response=self.state)
         finally:
-            if not self.finished:
+            if not self.progress.finished:
                 await self.finish(499)  # the client left
 
     async def finish(self, status: int) -> tuple[int, int, int]:
-        self.finished = True
+        self.progress.finished = True
         self.outcome.status = status
         self.outcome.content, self.outcome.thinking = self.text["message"], self.text["reasoning"]
         self.outcome.tool_calls = [self.calls[i] for i in sorted(self.calls)] or None

@@ -2,8 +2,6 @@
 OpenAI's shape, a call the client abandons, malformed bodies, OpenAI's errors on every path,
 CORS, requests bounded before they reach Kimi, and keys an organisation governs."""
 
-import json
-import socket
 from datetime import timedelta
 
 import httpx2 as httpx
@@ -15,7 +13,7 @@ from django.utils import timezone
 from accounts.models import TokenQuota, Usage
 from api import services
 from api.models import ApiCall, ApiKey
-from tests.helpers.api import _short_lived_connections, sdk
+from tests.api_fixtures import _short_lived_connections, abandon, closed_with, sdk
 from tests.helpers.kimi_stub import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,17 +25,6 @@ HELLO = [{"role": "user", "content": "Hello Kimi"}]
 def raw(api_server: str, key: str, method: str, path: str, **kwargs) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
     return httpx.request(method, api_server + path, headers=headers, timeout=10, **kwargs)
-
-
-def wait_for_call(status: int) -> ApiCall:
-    """The call once closed with `status` (the server closes it as the client goes)."""
-    import time
-
-    deadline = time.monotonic() + 10
-    while not ApiCall.objects.filter(status=status).exists():
-        assert time.monotonic() < deadline, f"no call was closed with {status}"
-        time.sleep(0.01)
-    return ApiCall.objects.get(status=status)
 
 
 def test_the_usage_comes_last_in_openais_shape_when_asked(api_server, kimi, alice, alice_key):
@@ -78,25 +65,16 @@ def test_an_answer_not_streamed_gives_openais_usage_details(api_server, kimi, al
     assert completion.usage.prompt_tokens_details.cached_tokens == 2
 
 
-def test_an_abandoned_call_not_streamed_is_closed_and_counted(
-    api_server, kimi, alice, alice_key, settings
+@pytest.mark.parametrize("stream", [False], ids=["whole"])
+def test_an_abandoned_call_is_closed_and_counted(
+    api_server, kimi, alice, alice_key, settings, stream
 ):
     settings.USER_MAX_CONCURRENT = 1
     kimi.script = Script(stall_after=0)
-    # A client that gives up on the answer (as the SDK does when its timeout passes) once Kimi
-    # has been asked: the connection closes under a call still waiting for Kimi.
-    host, port = api_server.removeprefix("http://").split(":")
-    body = json.dumps({"model": "kimi-k2.6", "messages": HELLO}).encode()
-    head = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
-        f"Authorization: Bearer {alice_key}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    with socket.create_connection((host, int(port))) as client:
-        client.sendall(head.encode() + body)
-        kimi.wait_for(lambda: bool(kimi.requests))
-    kimi.wait_for(lambda: kimi.requests and kimi.requests[0].closed_early)
-    call = wait_for_call(499)
+    body = {"model": "kimi-k2.6", "messages": HELLO, "stream": stream}
+    abandon(api_server, alice_key, "/v1/chat/completions", body, kimi)
+    kimi.wait_for(lambda: kimi.requests[0].closed_early)
+    call = closed_with(499)
     assert call.finished_at is not None and call.prompt_tokens > 0
     assert Usage.objects.get(user=alice).prompt_tokens == call.prompt_tokens
     # Its slot is free: the next call is answered, not refused with 429.
@@ -217,7 +195,7 @@ def test_a_call_cannot_overshoot_the_quota(api_server, kimi, alice, alice_key):
         client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert refused.value.body["code"] == "insufficient_quota"
     stream.close()
-    wait_for_call(499)
+    closed_with(499)
 
 
 def test_a_key_governed_by_expiry_models_budget_and_rate(api_server, kimi, alice, alice_key):

@@ -10,7 +10,7 @@ import pytest
 from accounts.models import Usage
 from api.models import ApiCall
 from conversations.models import Conversation
-from tests.helpers.api import _short_lived_connections, sdk
+from tests.api_fixtures import _short_lived_connections, abandon, closed_with, sdk
 from tests.helpers.kimi_stub import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -160,3 +160,14 @@ def test_tools_other_than_functions_are_refused_in_openais_shape(api_server, kim
             model="kimi-k2.6", input="Hi", tools=[{"type": "web_search_preview"}]
         )
     assert kimi.requests == [] and not ApiCall.objects.exists()
+
+
+@pytest.mark.parametrize("stream", [False], ids=["whole"])
+def test_an_abandoned_response_is_closed_and_counted(api_server, kimi, alice, alice_key, stream):
+    kimi.script = Script(stall_after=1)
+    body = {"model": "kimi-k2.6", "input": "Hello", "stream": stream}
+    abandon(api_server, alice_key, "/v1/responses", body, kimi)
+    kimi.wait_for(lambda: kimi.requests[0].closed_early)
+    call = closed_with(499)
+    assert call.response_id and call.prompt_tokens > 0
+    assert Usage.objects.get(user=alice).prompt_tokens == call.prompt_tokens

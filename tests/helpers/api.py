@@ -53,3 +53,33 @@ def alice_key(alice) -> str:
 
 def sdk(base_url: str, key: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0)
+
+
+def abandon(api_server: str, key: str, path: str, body: dict, kimi) -> None:
+    """A client that sends a call and goes away once Kimi has been asked (as an SDK's
+    timeout does): the request written on a bare socket, closed on the stub's word."""
+    import json
+    from urllib.parse import urlsplit
+
+    address = urlsplit(api_server)
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((address.hostname, address.port)) as client:
+        client.sendall(head + payload)
+        kimi.wait_for(lambda: bool(kimi.requests))
+
+
+def closed_with(status: int):
+    """The call once the server has closed it with `status` (it does as the client goes)."""
+    import time
+
+    from api.models import ApiCall
+
+    deadline = time.monotonic() + 10
+    while not ApiCall.objects.filter(status=status).exists():
+        assert time.monotonic() < deadline, f"no call was closed with {status}"
+        time.sleep(0.01)
+    return ApiCall.objects.get(status=status)
