@@ -195,31 +195,34 @@ def call_finish(*, call: Call, body: dict[str, Any], outcome: Outcome) -> tuple[
         completion, cached = outcome.estimated_completion, 0
     else:
         prompt = completion = cached = 0
-    ApiCall.objects.filter(pk=row.pk).update(
-        finished_at=timezone.now(),
-        status=outcome.status,
-        model=model,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cached_tokens=cached,
-        transcript=_transcript(body, outcome) if row.response_id and keep else None,
-    )
-    if not outcome.reached_kimi:
-        return 0, 0, 0
-    Usage.objects.record(
-        user_id=call.user.pk,
-        model=model,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cached_tokens=cached,
-    )
-    if keep:
-        conversation_keep(
-            user=call.user,
-            body=body,
-            outcome=outcome,
-            tokens={"prompt_tokens": prompt, "completion_tokens": completion},
+    # The call closes and its tokens reach the ledger together: whoever sees it closed sees
+    # what it spent.
+    with transaction.atomic():
+        ApiCall.objects.filter(pk=row.pk).update(
+            finished_at=timezone.now(),
+            status=outcome.status,
+            model=model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+            transcript=_transcript(body, outcome) if row.response_id and keep else None,
         )
+        if not outcome.reached_kimi:
+            return 0, 0, 0
+        Usage.objects.record(
+            user_id=call.user.pk,
+            model=model,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cached_tokens=cached,
+        )
+        if keep:
+            conversation_keep(
+                user=call.user,
+                body=body,
+                outcome=outcome,
+                tokens={"prompt_tokens": prompt, "completion_tokens": completion},
+            )
     return prompt, completion, cached
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import TokenQuota, Usage
 from api import services
 from api.models import ApiCall, ApiKey
-from tests.api_fixtures import _short_lived_connections, abandon, closed_with, sdk
+from tests.helpers.api import _short_lived_connections, abandon, closed_with, sdk
 from tests.helpers.kimi_stub import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ import pytest
 from accounts.models import Usage
 from api.models import ApiCall
 from conversations.models import Conversation
-from tests.api_fixtures import _short_lived_connections, abandon, closed_with, sdk
+from tests.helpers.api import _short_lived_connections, abandon, closed_with, sdk
 from tests.helpers.kimi_stub import Script
 
 pytestmark = pytest.mark.django_db(transaction=True)

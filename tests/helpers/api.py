@@ -76,10 +76,18 @@ def closed_with(status: int):
     """The call once the server has closed it with `status` (it does as the client goes)."""
     import time
 
+    from django.db import OperationalError
+
     from api.models import ApiCall
 
     deadline = time.monotonic() + 10
-    while not ApiCall.objects.filter(status=status).exists():
+    while True:
         assert time.monotonic() < deadline, f"no call was closed with {status}"
+        try:
+            # The test database is SQLite in memory, shared with the server's thread: a read
+            # while that thread writes is refused ("table is locked") rather than waited for.
+            if ApiCall.objects.filter(status=status).exists():
+                return ApiCall.objects.get(status=status)
+        except OperationalError:
+            pass
         time.sleep(0.01)
-    return ApiCall.objects.get(status=status)
