@@ -14,6 +14,7 @@ from uploads.models import Passage, Posting, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese
 SEARCHED = 200  # passages considered for one question: far more than a window takes
+FEEDBACK = ranking.FEEDBACK_PASSAGES
 MARKER = re.compile(r"^\[(Page (\d+)|Sheet: (.+)|Slide (\d+))\]$", re.M)
 
 
@@ -134,6 +135,8 @@ def _scores(library: ranking.Library, query: str, limit: int) -> dict[int, float
     if not asked:
         return {}
     weights = ranking.weigh(library, asked)
+    first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=FEEDBACK)
+    weights = ranking.expanded(library, asked, first)
     return ranking.bm25(file_ids=library.file_ids, weights=weights, limit=limit)
 
 
