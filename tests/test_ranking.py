@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from uploads import analysis, ranking, retrieval, services
+from uploads import analysis, library_search, ranking, retrieval, services
 from uploads.models import Passage, Posting, UploadedFile
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +117,28 @@ def reference(query: str) -> list[tuple[str, float]]:
         if score:
             scores[name] = round(score, 9)
     return sorted(scores.items(), key=lambda item: -item[1])
+
+
+def test_kimi_searching_the_library_gets_numbered_passages_with_their_sources(alice, bob):
+    files = library(alice)
+    theirs = services.file_create(
+        owner=bob, upload=SimpleUploadedFile("secret.txt", b"Slipstream secrets of Bob.")
+    ).file
+    services.file_read(file_id=theirs.pk)
+    text, sources = library_search.library_search(
+        files=list(files.values()), arguments='{"query": "slipstream over a wing"}'
+    )
+    assert text.startswith("[1] “slip.txt”:\nSlipstream effects on a wing")
+    assert "Bob" not in text
+    slip = files["slip.txt"].pk
+    assert sources[0] == {"file": slip, "name": "slip.txt", "locator": "", "page": None}
+    assert library_search.TOOL["function"]["name"] == "search_library"
+
+
+def test_a_search_call_kimi_garbled_is_answered_not_raised(alice):
+    files = list(library(alice).values())
+    for arguments in ("not json", "[]", '{"query": "  "}'):
+        text, sources = library_search.library_search(files=files, arguments=arguments)
+        assert (text.startswith("No query was given"), sources) == (True, [])
+    text, _ = library_search.library_search(files=files, arguments='{"query": "zebra"}')
+    assert text == "No passage matches “zebra”. Try other words."

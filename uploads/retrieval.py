@@ -191,19 +191,24 @@ def select(*, files: list[UploadedFile], query: str, tokens: int) -> Selection |
     chosen.sort(key=lambda p: (p.file_id, p.ordinal))
     parts, sources = [header], []
     for number, passage in enumerate(chosen, 1):
-        name = names[passage.file_id]
-        source = f"“{name}”" + (f", {passage.locator}" if passage.locator else "")
-        parts.append(f"[{number}] {source}:\n{passage.text}")
-        sources.append(
-            {
-                "file": passage.file_id,
-                "name": name,
-                "locator": passage.locator,
-                "page": passage.page,
-            }
-        )
+        part, source = cited(number, passage, names[passage.file_id])
+        parts.append(part)
+        sources.append(source)
     ranked = list(dict.fromkeys(found[pk].file_id for pk in scores if pk in found))
     return Selection("\n\n".join(parts), _unique(sources), ranked)
+
+
+def cited(number: int, passage: Passage, name: str) -> tuple[str, dict]:
+    """A passage as sent to Kimi, numbered with its source, and the source as the answer
+    shows it."""
+    where = f"“{name}”" + (f", {passage.locator}" if passage.locator else "")
+    source = {
+        "file": passage.file_id,
+        "name": name,
+        "locator": passage.locator,
+        "page": passage.page,
+    }
+    return f"[{number}] {where}:\n{passage.text}", source
 
 
 def _unique(sources: list[dict]) -> list[dict]:
