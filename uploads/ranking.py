@@ -148,11 +148,9 @@ def expanded(library: Library, asked: Counter, first: dict[int, float]) -> Weigh
     best = relevance.most_common(FEEDBACK_TERMS)
     feedback = sum(weight for _, weight in best)
     asked_total = asked.total()
-    mixed: Counter = Counter()
-    for term, count in asked.items():
-        mixed[term] += ORIGINAL_WEIGHT * count / asked_total
+    mixed = {term: ORIGINAL_WEIGHT * count / asked_total for term, count in asked.items()}
     for term, weight in best:
-        mixed[term] += (1 - ORIGINAL_WEIGHT) * weight / feedback
+        mixed[term] = mixed.get(term, 0.0) + (1 - ORIGINAL_WEIGHT) * weight / feedback
     frequencies = library.frequencies(list(mixed))
     weights = {
         term: weight * idf(library.passages, frequencies[term])
