@@ -8,9 +8,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from django.db import connection
+
 from kimichat import catalogue
 from uploads import analysis, ranking
-from uploads.models import Passage, Posting, UploadedFile
+from uploads.models import Passage, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese
 SEARCHED = 200  # passages considered for one question: far more than a window takes
@@ -98,20 +100,18 @@ def passages_build(*, file: UploadedFile, text: str) -> int:
         ],
         batch_size=500,
     )
-    Posting.objects.bulk_create(
-        (
-            Posting(
-                term=term,
-                count=count,
-                passage_id=passage.pk,
-                file_id=file.pk,
-                length=passage.length,
-            )
-            for passage, counts in zip(passages, counted, strict=True)
-            for term, count in counts.items()
-        ),
-        batch_size=2000,
-    )
+    # Hundreds of postings a passage: written as rows, without a model object for each.
+    rows = [
+        (term, count, passage.pk, file.pk, passage.length)
+        for passage, counts in zip(passages, counted, strict=True)
+        for term, count in counts.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO uploads_posting (term, count, passage_id, file_id, length)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
     return len(passages)
 
 
