@@ -67,6 +67,8 @@ bench: $(VENV)/.dev
 	$(PY) -m bench.capacity --thinking 100 200
 	$(PY) -m bench.extract
 	$(PY) -m bench.retrieval
+	$(PY) -m bench.quality bench/data/cranfield
+	$(PY) -m bench.quality tests/data/zh-retrieval
 	$(PY) -m bench.api
 	$(PY) -m bench.hostile
 	$(PY) -m bench.cluster

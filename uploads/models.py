@@ -129,15 +129,14 @@ class UploadedFile(models.Model):
 
 class Passage(models.Model):
     """A piece of a file's text, with where it came from: what retrieval searches and sends
-    when the whole file does not fit. Indexed for full-text search by the database (see
-    uploads/retrieval.py and the migration that made this table)."""
+    when the whole file does not fit. Indexed by its postings (see uploads/retrieval.py)."""
 
     file = models.ForeignKey(UploadedFile, models.CASCADE, related_name="passages")
     ordinal = models.PositiveIntegerField()  # its place in the file
     locator = models.CharField(max_length=200, blank=True)  # "Page 3", "Sheet: Q3", "Slide 2"
     page = models.PositiveIntegerField(null=True, blank=True)  # page or slide, to link to
     text = models.TextField()
-    terms = models.TextField()  # retrieval.terms(text), space-separated: what is indexed
+    length = models.PositiveIntegerField(default=0)  # how many terms it has (BM25 needs it)
 
     class Meta:
         ordering = ["file_id", "ordinal"]
@@ -145,3 +144,29 @@ class Passage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file.name} {self.locator or self.ordinal}"
+
+
+class Posting(models.Model):
+    """One term of one passage, and how often it occurs there: the search index, in the
+    database's own tables so that every server process (and PostgreSQL at scale) reads the
+    same one, and adding or deleting a file updates it at once."""
+
+    term = models.CharField(max_length=40)
+    passage = models.ForeignKey(Passage, models.CASCADE, related_name="postings")
+    count = models.PositiveIntegerField()
+    # The passage's file and length, kept here too: a question searches a set of files, and
+    # the index below answers it whole (BM25 included) without visiting the passages.
+    # Deleted with the passage.
+    file = models.ForeignKey(UploadedFile, models.DO_NOTHING, related_name="+", db_index=False)
+    length = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["term", "file", "passage", "count", "length"],
+                name="uploads_posting_search",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term} ×{self.count}"

@@ -1,46 +1,23 @@
 """Questions over documents too long to send whole: each read file is split into passages that
-know where they came from (file, page, sheet or slide), the passages are indexed for full-text
-search, and the ones most relevant to a question are picked to fill the room there is.
-
-The index is SQLite's FTS5 (ranked by BM25) or, on PostgreSQL, a GIN index over a stored
-`to_tsvector('simple', …)` column (ranked by ts_rank_cd). Both index the same pre-tokenized terms:
-lowercased words, and overlapping character pairs for Chinese, Japanese and Korean, which
-are written without spaces. So a search means the same on both: passages sharing terms with
-the question, the best first."""
+know where they came from (file, page, sheet or slide), the passages' terms are indexed
+(uploads.analysis, uploads.models.Posting), and the ones most relevant to a question by BM25
+(uploads.ranking) are picked to fill the room there is. The index is the database's own
+tables, the same on SQLite and PostgreSQL, so a search means the same on both."""
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from django.db import connection
 
 from kimi import catalogue
+from uploads import analysis, ranking
 from uploads.models import Passage, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese
 SEARCHED = 200  # passages considered for one question: far more than a window takes
+FEEDBACK = ranking.FEEDBACK_PASSAGES
 MARKER = re.compile(r"^\[(Page (\d+)|Sheet: (.+)|Slide (\d+))\]$", re.M)
-WORD = re.compile(r"[^\W_]+")
-RUNS = re.compile(f"{catalogue.CJK.pattern}+|(?:(?!{catalogue.CJK.pattern}).)+")
-# Terms too common to say anything about a passage.
-STOP = frozenset(
-    "a an and are as at be by for from how in is it of on or that the this to was what when "
-    "where which who why with 的 了 是 在 和 有 吗 呢 么".split()
-)
-
-
-def terms(text: str) -> list[str]:
-    """Lowercased words; a run of CJK characters as its overlapping pairs (one alone as
-    itself)."""
-    found = []
-    for word in WORD.findall(text.lower()):
-        for run in RUNS.findall(word):
-            if not catalogue.CJK.match(run):
-                found.append(run)
-            elif len(run) == 1:
-                found.append(run)
-            else:
-                found += [run[i : i + 2] for i in range(len(run) - 1)]
-    return found
 
 
 @dataclass
@@ -105,20 +82,36 @@ def _cut(paragraph: str) -> list[str]:
 
 
 def passages_build(*, file: UploadedFile, text: str) -> int:
-    """Index a file's text (again): its passages replace any it had."""
+    """Index a file's text (again): its passages, and their postings, replace any it had."""
     Passage.objects.filter(file=file).delete()
-    passages = [
-        Passage(
-            file=file,
-            ordinal=i,
-            locator=chunk.locator,
-            page=chunk.page,
-            text=chunk.text,
-            terms=" ".join(terms(chunk.text)),
-        )
-        for i, chunk in enumerate(split(text))
+    chunks = split(text)
+    counted = [Counter(analysis.terms(chunk.text)) for chunk in chunks]
+    passages = Passage.objects.bulk_create(
+        [
+            Passage(
+                file=file,
+                ordinal=i,
+                locator=chunk.locator,
+                page=chunk.page,
+                text=chunk.text,
+                length=counts.total(),
+            )
+            for i, (chunk, counts) in enumerate(zip(chunks, counted, strict=True))
+        ],
+        batch_size=500,
+    )
+    # Hundreds of postings a passage: written as rows, without a model object for each.
+    rows = [
+        (term, count, passage.pk, file.pk, passage.length)
+        for passage, counts in zip(passages, counted, strict=True)
+        for term, count in counts.items()
     ]
-    Passage.objects.bulk_create(passages, batch_size=500)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO uploads_posting (term, count, passage_id, file_id, length)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            rows,
+        )
     return len(passages)
 
 
@@ -130,29 +123,21 @@ class Hit:
 
 def search(*, file_ids: list[int], query: str, limit: int = 50) -> list[Hit]:
     """The passages of these files that share terms with `query`, the most relevant first."""
-    words = list(dict.fromkeys(t for t in terms(query) if t not in STOP))
-    if not words or not file_ids:
+    if not file_ids:
         return []
-    marks = ", ".join(["%s"] * len(file_ids))
-    if connection.vendor == "postgresql":
-        sql = f"""
-            SELECT p.id, ts_rank_cd(p.terms_tsv, q) AS score
-            FROM uploads_passage p, to_tsquery('simple', %s) q
-            WHERE p.file_id IN ({marks}) AND p.terms_tsv @@ q
-            ORDER BY score DESC, p.id LIMIT %s"""
-        match = " | ".join(f"'{w}'" for w in words)
-    else:
-        sql = f"""
-            SELECT p.id, -bm25(uploads_passage_fts) AS score
-            FROM uploads_passage_fts JOIN uploads_passage p ON p.id = uploads_passage_fts.rowid
-            WHERE uploads_passage_fts MATCH %s AND p.file_id IN ({marks})
-            ORDER BY score DESC, p.id LIMIT %s"""
-        match = " OR ".join(f'"{w}"' for w in words)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [match, *file_ids, limit])
-        scores = dict(cursor.fetchall())
+    scores = _scores(ranking.library(file_ids), query, limit)
     passages = _loaded(Passage.objects.all()).in_bulk(list(scores))
     return [Hit(passages[pk], score) for pk, score in scores.items() if pk in passages]
+
+
+def _scores(library: ranking.Library, query: str, limit: int) -> dict[int, float]:
+    asked = Counter(analysis.query_terms(query))
+    if not asked:
+        return {}
+    weights = ranking.weigh(library, asked)
+    first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=FEEDBACK)
+    weights = ranking.expanded(library, asked, first)
+    return ranking.bm25(file_ids=library.file_ids, weights=weights, limit=limit)
 
 
 def _loaded(passages):
@@ -166,20 +151,27 @@ def _loaded(passages):
 class Selection:
     text: str  # the passages as one system message
     sources: list[dict]  # what the answer shows: file, name, locator, page
+    ranking: list[int]  # the files of the passages found, the most relevant first
 
 
 def select(*, files: list[UploadedFile], query: str, tokens: int) -> Selection | None:
     """The passages most relevant to `query` that fit in `tokens`, in the order of their
     documents; when none is relevant, the start of each document (None: nothing fits)."""
-    for file in files:
-        if file.text and not file.passages.exists():
-            passages_build(file=file, text=file.text)  # read before passages existed
-    found = search(file_ids=[f.pk for f in files], query=query, limit=SEARCHED)
-    candidates = [hit.passage for hit in found]
+    library = ranking.library([f.pk for f in files])
+    unindexed = [f for f in files if f.pk not in library.indexed and f.text]
+    for file in unindexed:
+        passages_build(file=file, text=file.text)  # read before passages (as now) existed
+    if unindexed:
+        library = ranking.library(library.file_ids)
+    scores = _scores(library, query, SEARCHED)
+    # The file's name is known: each passage is loaded alone (with its text: it may go).
+    names = {f.pk: f.name for f in files}
+    found = Passage.objects.only("file_id", "ordinal", "locator", "page", "text").in_bulk(scores)
+    candidates = [found[pk] for pk in scores if pk in found]
     if not candidates:
         # Nothing matches ("summarise this"): the start of each document, in turn.
         first = Passage.objects.filter(file__in=files, ordinal__lt=SEARCHED // len(files) + 1)
-        candidates = sorted(_loaded(first), key=lambda p: (p.ordinal, p.file_id))
+        candidates = sorted(first, key=lambda p: (p.ordinal, p.file_id))
     header = (
         "The documents referred to are too long to send whole. These passages from them are "
         "the most relevant to the question, each with its source; answer from them, and say "
@@ -199,17 +191,24 @@ def select(*, files: list[UploadedFile], query: str, tokens: int) -> Selection |
     chosen.sort(key=lambda p: (p.file_id, p.ordinal))
     parts, sources = [header], []
     for number, passage in enumerate(chosen, 1):
-        source = f"“{passage.file.name}”" + (f", {passage.locator}" if passage.locator else "")
-        parts.append(f"[{number}] {source}:\n{passage.text}")
-        sources.append(
-            {
-                "file": passage.file_id,
-                "name": passage.file.name,
-                "locator": passage.locator,
-                "page": passage.page,
-            }
-        )
-    return Selection("\n\n".join(parts), _unique(sources))
+        part, source = cited(number, passage, names[passage.file_id])
+        parts.append(part)
+        sources.append(source)
+    ranked = list(dict.fromkeys(found[pk].file_id for pk in scores if pk in found))
+    return Selection("\n\n".join(parts), _unique(sources), ranked)
+
+
+def cited(number: int, passage: Passage, name: str) -> tuple[str, dict]:
+    """A passage as sent to Kimi, numbered with its source, and the source as the answer
+    shows it."""
+    where = f"“{name}”" + (f", {passage.locator}" if passage.locator else "")
+    source = {
+        "file": passage.file_id,
+        "name": name,
+        "locator": passage.locator,
+        "page": passage.page,
+    }
+    return f"[{number}] {where}:\n{passage.text}", source
 
 
 def _unique(sources: list[dict]) -> list[dict]:
