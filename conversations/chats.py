@@ -95,6 +95,7 @@ def conversation_copy(*, conversation: Conversation, user: User) -> Conversation
                 error_code=original.error_code,
                 error=original.error,
                 sources=original.sources,
+                file_names=original.file_names,
             )
             parent.files.set(original.files.all())
         copy.leaf = parent
