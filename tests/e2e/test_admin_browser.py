@@ -17,7 +17,7 @@ def make_calls(page: Page, server: str, kimi) -> None:
     kimi.script = Script(tokens=["Hello", " there"])
     for stream in (False, True):
         answer = client.chat.completions.create(
-            model="moonshot-v1-8k", messages=[{"role": "user", "content": "Hi"}], stream=stream
+            model="kimi-k2.6", messages=[{"role": "user", "content": "Hi"}], stream=stream
         )
         if stream:
             list(answer)

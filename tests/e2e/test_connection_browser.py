@@ -17,8 +17,9 @@ def test_a_stalled_answer_keeps_its_words_and_can_be_continued(browser, tmp_path
         context = browser.new_context(base_url=url, locale="en-US")
         page = context.new_page()
         log_in(page, url)
-        page.get_by_label("Model").select_option("moonshot-v1-8k")
-        kimi.script = Script(tokens=["Half", " of", " it"] + [" more"] * 50, stall_after=3)
+        kimi.script = Script(
+            tokens=["Half", " of", " it"] + [" more"] * 50, stall_after=3, reasoning=[]
+        )
         send(page, "Tell me a long story")
         answer = page.locator('article[data-role="assistant"]')
         expect(answer).to_have_attribute("data-state", "error")
@@ -26,7 +27,7 @@ def test_a_stalled_answer_keeps_its_words_and_can_be_continued(browser, tmp_path
         expect(answer.locator(".body")).to_have_text("Half of it")
         expect(answer.get_by_role("button", name="Retry")).to_be_visible()
 
-        kimi.script = Script(tokens=[" and the end."])
+        kimi.script = Script(tokens=[" and the end."], reasoning=[])
         answer.get_by_role("button", name="Continue").click()
         expect(answer).to_have_attribute("data-state", "done")
         expect(answer.locator(".body")).to_have_text("Half of it and the end.")
