@@ -1,4 +1,4 @@
-"""Retake the README's screenshots: `.venv/bin/python -m tools.screenshots` (needs chromium)."""
+"""Retake the screenshots in docs/: `.venv/bin/python -m tools.screenshots` (needs chromium)."""
 
 import re
 import tempfile

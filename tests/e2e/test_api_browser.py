@@ -10,12 +10,12 @@ import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def readme_snippet(base_url: str, key: str) -> str:
-    """The Python of the README's "Use it from code", pointed at `base_url` with `key`."""
-    section = README.read_text().split("## Use it from code", 1)[1]
+    """The Python of docs/api.md's "Use it from code", pointed at `base_url` with `key`."""
+    section = API_DOC.read_text().split("## Use it from code", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert 'base_url="http://127.0.0.1:8000/v1"' in code and 'api_key="kc-…"' in code
     return code.replace("http://127.0.0.1:8000/v1", base_url).replace("kc-…", key)
@@ -35,7 +35,7 @@ def test_create_copy_use_and_revoke_a_key(page: Page, server, kimi):
     expect(page.get_by_role("button", name="Copied")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == key
 
-    # The README's "Use it from code", as written there, with this server and this key.
+    # docs/api.md's "Use it from code", as written there, with this server and this key.
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(readme_snippet(server + "/v1", key), {})
