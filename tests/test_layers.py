@@ -1,4 +1,4 @@
-"""The apps import one way, and no two files import each other (docs/how-it-works.md, "Where the code lives").
+"""The apps import one way, and no two files import each other (docs/how-it-works.md).
 
 Read from the source with `ast`, every import in a file counts: at the top, inside a function or
 under TYPE_CHECKING alike, so an import cannot be moved out of sight to dodge a cycle. An app
