@@ -10,7 +10,7 @@ from tests.helpers.kimi_stub import Script
 
 def make_calls(page: Page, server: str, kimi) -> None:
     page.goto("/api-keys/")
-    page.get_by_label("Key name").fill("a laptop notebook with a long name")
+    page.get_by_label("Key name").fill("the build server in the basement, second rack")
     page.get_by_role("button", name="New API key").click()
     key = page.get_by_role("textbox", name="API key").input_value()
     client = openai.OpenAI(base_url=server + "/v1", api_key=key, max_retries=0)
