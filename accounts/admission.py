@@ -137,7 +137,7 @@ def standing(user_id: int, conversation_id: int | None = None) -> Standing:
     active, used, quota, live, here, recent = row
     return Standing(
         active=bool(active),
-        used=used or 0,
+        used=int(used or 0),  # PostgreSQL sums big integers as numeric (a Decimal)
         quota=settings.USER_DAILY_TOKENS if quota is None else quota,
         live=live or 0,
         here=here or 0,

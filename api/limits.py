@@ -61,7 +61,8 @@ def tokens_left(key: ApiKey, standing: Standing, running: dict) -> int | None:
     key's budget, less what the calls running now may still spend. None: no bound."""
     bounds = []
     if standing.quota:
-        bounds.append(standing.quota - standing.used - (running["held"] or 0))
+        # int(): PostgreSQL sums big integers as numeric (a Decimal).
+        bounds.append(standing.quota - standing.used - int(running["held"] or 0))
     if key.token_budget:
         left = key.token_budget - key.spent_since(key.budget_start())
         if left <= 0:

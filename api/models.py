@@ -111,7 +111,8 @@ class ApiKey(models.Model):
             spent=Sum(F("prompt_tokens") + F("completion_tokens"), filter=~live),
             held=Sum("reserved_tokens", filter=live),
         )
-        return (totals["spent"] or 0) + (totals["held"] or 0)
+        # int(): PostgreSQL sums big integers as numeric (a Decimal), which JSON cannot take.
+        return int(totals["spent"] or 0) + int(totals["held"] or 0)
 
 
 def stale_before() -> datetime:
@@ -165,7 +166,7 @@ class ApiCallQuerySet(models.QuerySet):
             .values("key")
             .annotate(tokens=Sum(F("prompt_tokens") + F("completion_tokens")))
         )
-        return {row["key"]: row["tokens"] or 0 for row in rows}
+        return {row["key"]: int(row["tokens"] or 0) for row in rows}
 
 
 class ApiCall(models.Model):
