@@ -209,24 +209,13 @@ async def completion_open(*, body: dict[str, Any]) -> AsyncAPIResponse[Any]:
             connect=settings.KIMI_CONNECT_TIMEOUT,
         )
     # Every other field goes as it came, Kimi's own (thinking, partial…) included.
-    for attempt in (1, 2):
-        try:
-            return await (
-                client()
-                .chat.completions.with_streaming_response.create(
-                    model=model, messages=messages, extra_body=fields, **options
-                )
-                .__aenter__()
-            )
-        except openai.APITimeoutError:
-            raise
-        except openai.APIConnectionError:
-            # A connection Kimi closed while it sat idle in the pool fails before Kimi saw the
-            # request: tried once more, on a fresh one. (Kimi's own answers, 429s and 5xx
-            # among them, are the client's to retry.)
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return await (
+        client()
+        .chat.completions.with_streaming_response.create(
+            model=model, messages=messages, extra_body=fields, **options
+        )
+        .__aenter__()
+    )
 
 
 @dataclass
