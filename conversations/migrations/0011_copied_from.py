@@ -5,15 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0010_answer_lease'),
+        ("conversations", "0010_answer_lease"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='conversation',
-            name='copied_from',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='copies', to='conversations.conversation'),
+            model_name="conversation",
+            name="copied_from",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="copies",
+                to="conversations.conversation",
+            ),
         ),
     ]
