@@ -496,6 +496,9 @@ def test_staff_without_transcript_rights_cannot_search_or_sort_by_titles(staff, 
     assert page.index(f"Conversation {second.pk}") < page.index(f"Conversation {first.pk}")
     # Searching by the owner still works.
     assert f"Conversation {first.pk}" in client.get(CHANGELIST, {"q": "alice"}).content.decode()
+    # Nor filter by them, nor read them in the rows' checkbox labels.
+    assert client.get(CHANGELIST, {"title__startswith": "a"}).status_code == 400
+    assert "secret" not in client.get(CHANGELIST).content.decode()
 
 
 def test_without_transcripts_no_admin_page_tells_a_title_or_a_system_prompt(

@@ -1,10 +1,12 @@
-"""A report, read by a moderator in the admin, ends with the conversation hidden from its owner."""
+"""A report, read by a moderator in the admin, ends with the conversation hidden from its owner
+and from the copies made of it."""
 
 import re
 
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import log_in
+from tests.e2e.test_teams_browser import sign_up
 from tests.helpers.browser import answer_done, send
 from tests.helpers.kimi_stub import Script
 
@@ -70,3 +72,47 @@ def test_a_reported_conversation_is_found_read_and_hidden(browser, server, kimi)
     expect(moderator.locator("#result_list")).to_contain_text("Planning a crime")
     owner_context.close()
     moderator_context.close()
+
+
+def test_hiding_a_shared_conversation_reaches_the_copy_a_member_continues_in(browser, server, kimi):
+    member = sign_up(browser, server, "gale")
+    owner_context = browser.new_context(base_url=server, locale="en-US")
+    owner = owner_context.new_page()
+    log_in(owner, server)
+    owner.goto("/teams/")
+    owner.get_by_label("Team name").fill("Picnic Crew")
+    owner.get_by_role("button", name="New team").click()
+    owner.get_by_label("Username").fill("gale")
+    owner.get_by_role("button", name="Add member").click()
+    expect(owner.get_by_role("list", name="Members")).to_contain_text("gale")
+    owner.goto("/")
+    kimi.script = Script(tokens=["Bring", " plums"])
+    send(owner, "Plan the smuggling picnic")
+    answer_done(owner, "Bring plums")
+    owner.wait_for_url(re.compile(r"/c/\d+/$"))
+    original = owner.url
+    owner.reload()
+    owner.get_by_text("Share", exact=True).click()
+    owner.get_by_label("Share with team").select_option(label="Picnic Crew")
+    owner.get_by_role("button", name="Save").last.click()
+    expect(owner.get_by_text("Shared with Picnic Crew")).to_be_visible()
+
+    # The member continues in a copy of their own, and keeps its page open.
+    member.goto("/teams/")
+    member.get_by_role("link", name="Picnic Crew").click()
+    shared = member.get_by_role("list", name="Shared conversations")
+    shared.get_by_role("link").first.click()
+    member.get_by_role("button", name="Continue in my own copy").click()
+    member.wait_for_url(re.compile(r"/c/\d+/$"))
+    expect(member.locator("#messages")).to_contain_text("Bring plums")
+
+    # The original is hidden; the copy's page is told at once, and the text is gone from it.
+    owner.goto(original.replace("/c/", "/admin/conversations/conversation/") + "change/")
+    owner.get_by_role("button", name="Hide this conversation").click()
+    notice = member.get_by_role("alert").filter(has_text="A moderator removed this conversation")
+    expect(notice).to_be_visible()
+    expect(member.locator("#messages")).not_to_contain_text("Bring plums")
+    member.reload()
+    expect(notice).to_be_visible()
+    owner_context.close()
+    member.context.close()
