@@ -9,6 +9,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from bench.harness import daphne
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers import documents
 from tests.helpers.kimi_stub import KimiStub, Script
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -34,8 +35,6 @@ def shoot_visitor(browser, base: str) -> None:
 
 def shoot_user(page, base: str, stub: KimiStub) -> None:
     """A chat with an answer, the Files page with a file, a team, the Account pages."""
-    from tests import documents
-
     page.goto(base + "/")
     page.locator("#composer summary").filter(has_text="设置").click()
     page.screenshot(path=OUT / "chat-settings-zh.png")
