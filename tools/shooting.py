@@ -2,6 +2,7 @@
 stand-in, a server with one logged-in user, and Chromium. Every step waits on what the page
 shows (Playwright's expect), never on the clock: the machine taking them may be busy."""
 
+import os
 import re
 import subprocess
 import sys
@@ -31,9 +32,11 @@ def words(text: str) -> list[str]:
 
 
 @contextmanager
-def serving() -> Iterator[tuple[Server, KimiStub, Browser]]:
+def serving(language: str = "en_US") -> Iterator[tuple[Server, KimiStub, Browser]]:
     """The server (DEBUG off, as deployed: it serves the collected static files, so they are
-    collected first, or the pictures would show yesterday's CSS), the stub and the browser."""
+    collected first, or the pictures would show yesterday's CSS), the stub and the browser,
+    whose own controls ("Choose Files", a date's placeholder) speak `language` (Debian's
+    chromium-l10n has the languages other than English)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = django_env(Path(tmp) / "db.sqlite3", "http://127.0.0.1:9")
         collect = [sys.executable, "manage.py", "collectstatic", "--noinput"]
@@ -41,7 +44,8 @@ def serving() -> Iterator[tuple[Server, KimiStub, Browser]]:
     stub = KimiStub().start_in_thread()
     try:
         with daphne(stub.base_url.removesuffix("/v1"), users=1) as server, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            env = {**os.environ, "LANGUAGE": language}
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
             yield server, stub, browser
             browser.close()
     finally:
