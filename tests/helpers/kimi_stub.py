@@ -78,6 +78,7 @@ class Script:
     status: int = 200  # an error status answers with Kimi's error body instead of a stream
     error_type: str | None = None  # overrides the type of the error body
     stall_after: int | None = None  # send this many tokens, then nothing, until the client leaves
+    held_after: int | None = None  # send this many tokens, then wait until `release`
     finish: bool = True  # False: the stream ends (with [DONE]) without a finish_reason
     usage_in_choice: bool = True  # Kimi's legacy place for usage; False: a separate usage chunk
     message: str | None = None  # overrides the message of the error body
@@ -290,6 +291,12 @@ class KimiStub:
         self.script.models_held = True
         self._released = asyncio.Event()
 
+    def hold_stream(self, after: int) -> None:
+        """The next answers send `after` tokens (after all their thoughts), then wait until
+        `release`: a page to look at mid-answer, for as long as it takes."""
+        self.script.held_after = after
+        self._released = asyncio.Event()
+
     def release(self) -> None:
         self._loop.call_soon_threadsafe(self._released.set)
 
@@ -497,6 +504,11 @@ class KimiStub:
                 await writer.drain()
                 self._notify()
             for i, token in enumerate([] if calls else self._tokens(request.body)):
+                if i == script.held_after:
+                    await writer.drain()
+                    released = asyncio.ensure_future(self._released.wait())
+                    await asyncio.wait([client_left, released], return_when=asyncio.FIRST_COMPLETED)
+                    released.cancel()
                 if script.stall_after is not None and i >= script.stall_after:
                     await writer.drain()
                     await client_left  # silence until the client gives up
