@@ -166,9 +166,7 @@ def fit(
     sees = catalogue.accepts_images(model)
     messages = system + [_message(turn, sees) for turn in turns[start:]]
     messages[-1:-1] = picked
-    return Request(
-        model=model, messages=messages, trimmed=start, sources=sources, library=library
-    )
+    return Request(model=model, messages=messages, trimmed=start, sources=sources, library=library)
 
 
 def _document(file: UploadedFile) -> str:

@@ -3,8 +3,9 @@ reads its chunks into the parts of the answer (conversations/parts.py), and join
 calls Kimi asks for; a tool round answers them (kimi/tools.py) and asks again, up to
 tools.MAX_ROUNDS rounds. Where the request carries passages (a team library, documents too
 long to send whole), Kimi may also search those files again itself (search_library,
-uploads/library_search.py), beside web search or alone. The reader counts the tokens Kimi says it spent and how long it
-thought; what it reads goes to the publisher (the pages) and the writer (the saves)."""
+uploads/library_search.py), beside web search or alone. The reader counts the tokens Kimi
+says it spent and how long it thought; what it reads goes to the publisher (the pages) and
+the writer (the saves)."""
 
 import logging
 import time

@@ -108,9 +108,7 @@ async def test_kimi_searches_the_team_library_itself_and_the_sources_grow(kimi, 
     assert (await Usage.objects.aget(user=alice)).searches == 0
 
 
-async def test_the_library_search_is_offered_only_where_passages_were_used(
-    kimi, alice, library
-):
+async def test_the_library_search_is_offered_only_where_passages_were_used(kimi, alice, library):
     kimi.script.function_calls = [SEARCH]
     short = await sync_to_async(team_file)(
         alice, None, "short.txt", "The seals are inspected weekly."
