@@ -463,6 +463,11 @@ class Message(models.Model):
         return [step["text"] for step in self.steps if step.get("kind") == "search"]
 
     @property
+    def library_queries(self) -> list[str]:
+        """What Kimi searched the conversation's documents for (search_library)."""
+        return [step["text"] for step in self.steps if step.get("kind") == "library"]
+
+    @property
     def pages_read(self) -> list[str]:
         """The pages Kimi read for it (web addresses only), each once."""
         urls = [step["text"] for step in self.steps if step.get("kind") == "read"]

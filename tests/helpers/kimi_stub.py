@@ -122,8 +122,11 @@ class Script:
     # of an earlier prompt to the same model (Kimi's implicit prefix cache).
     cached_tokens: int | None = None
     # Function calls Kimi makes, (name, arguments JSON), when the request offers a function of
-    # that name and no tool result has come back since the last user message.
+    # that name: a round of them after the last user message (`function_rounds` rounds, one
+    # per request, for a Kimi that keeps calling), then the answer; none with
+    # tool_choice "none".
     function_calls: list = field(default_factory=list)
+    function_rounds: int = 1
 
 
 @dataclass
@@ -606,7 +609,10 @@ class KimiStub:
         offered = {tool.get("function", {}).get("name") for tool in body.get("tools", [])}
         messages = body.get("messages", [])
         if offered & {name for name, _arguments in self.script.function_calls}:
-            if messages and messages[-1].get("role") == "tool":
+            users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+            since = messages[users[-1] + 1 :] if users else messages
+            rounds = sum(1 for m in since if m.get("tool_calls"))
+            if rounds >= self.script.function_rounds or body.get("tool_choice") == "none":
                 return []
             return [
                 (f"fn-{len(self.requests)}-{i}", name, arguments)
