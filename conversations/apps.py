@@ -9,7 +9,7 @@ class ConversationsConfig(AppConfig):
     def ready(self) -> None:
         from accounts import admission
         from conversations import markdown
-        from conversations.models import answers_counted
+        from conversations.admission import answers_counted
         from conversations.views import team_shared
         from teams.views import team_section
 

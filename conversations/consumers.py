@@ -13,9 +13,10 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from conversations import generation, services
+from conversations.checks import Refused
 from conversations.models import Conversation
 from conversations.relay import AnswerRelay, sent_id, thread_frame
-from conversations.services import Answering, Refused
+from conversations.services import Answering
 from realtime import limits, live
 from teams.models import Team
 from uploads import references

@@ -136,25 +136,7 @@ def fit(
     older = costs[len(system) : -1]
 
     if fixed > budget:
-        values = {"model": conversation.model, "tokens": f"{fixed:,}", "window": f"{window:,}"}
-        if documents:
-            raise TooLong(
-                _(
-                    "The documents referred to are too long for %(model)s: about %(tokens)s "
-                    "tokens with this message, and the model takes %(window)s including the "
-                    "answer. Pick a model with a larger context window, or refer to fewer "
-                    "documents."
-                )
-                % values
-            )
-        raise TooLong(
-            _(
-                "This message is too long for %(model)s: about %(tokens)s tokens, and the "
-                "model takes %(window)s including the answer. Shorten it, or pick a model "
-                "with a larger context window."
-            )
-            % values
-        )
+        raise _too_long(model, fixed, window, bool(documents))
     start, total = 0, fixed + sum(older)
     while total > budget:
         total -= older[start]
@@ -167,6 +149,30 @@ def fit(
     messages = system + [_message(turn, sees) for turn in turns[start:]]
     messages[-1:-1] = picked
     return Request(model=model, messages=messages, trimmed=start, sources=sources, library=library)
+
+
+def _too_long(model: str, tokens: int, window: int, documents: bool) -> "TooLong":
+    """What the page says of a request that cannot fit the model's window, however much of
+    the history is left out."""
+    values = {"model": model, "tokens": f"{tokens:,}", "window": f"{window:,}"}
+    if documents:
+        return TooLong(
+            _(
+                "The documents referred to are too long for %(model)s: about %(tokens)s "
+                "tokens with this message, and the model takes %(window)s including the "
+                "answer. Pick a model with a larger context window, or refer to fewer "
+                "documents."
+            )
+            % values
+        )
+    return TooLong(
+        _(
+            "This message is too long for %(model)s: about %(tokens)s tokens, and the "
+            "model takes %(window)s including the answer. Shorten it, or pick a model "
+            "with a larger context window."
+        )
+        % values
+    )
 
 
 def _document(file: UploadedFile) -> str:

@@ -20,11 +20,12 @@ from django.utils.translation import gettext as _
 
 import kimi
 from conversations import chats, services
+from conversations.checks import Refused
 from conversations.models import Message
 from conversations.parts import BODY
 from conversations.publisher import Publisher
 from conversations.reader import Reader
-from conversations.services import Answering, Refused
+from conversations.services import Answering
 from conversations.writer import RETRY_EVERY, Writer
 from realtime import live
 from uploads.models import UploadedFile

@@ -290,31 +290,6 @@ def live_answers() -> Q:
     return Q(state=Message.State.STREAMING) & (leased | unleased)
 
 
-def answers_counted() -> tuple[str, dict[str, Any]]:
-    """A user's chat answers, as the admission rule counts them (accounts/admission.py): being
-    written (`live_answers`, in SQL), in the conversation asked in, and asked for in the last
-    minute. Answers of API calls kept as conversations count once, as calls (api/models.py)."""
-    live = (
-        "m.state = %(chat_streaming)s AND (m.lease_expires > %(now)s OR "
-        "(m.lease_expires IS NULL AND m.updated_at >= %(chat_stale)s))"
-    )
-    recent = "m.role = %(chat_assistant)s AND m.created_at >= %(minute_ago)s"
-    sql = f"""
-        SELECT COUNT(CASE WHEN {live} THEN 1 END) AS live,
-            COUNT(CASE WHEN {live} AND m.conversation_id = %(conversation)s THEN 1 END) AS here,
-            COUNT(CASE WHEN {recent} THEN 1 END) AS recent
-        FROM {_table(Message)} m
-        JOIN {_table(Conversation)} c ON c.id = m.conversation_id
-        WHERE c.owner_id = %(user)s AND NOT c.from_api AND (({live}) OR ({recent}))
-    """
-    params = {
-        "chat_stale": connection.ops.adapt_datetimefield_value(stale_before()),
-        "chat_streaming": Message.State.STREAMING.value,
-        "chat_assistant": Message.Role.ASSISTANT.value,
-    }
-    return sql, params
-
-
 def lapsed_answers() -> Q:
     """Answers left streaming whose writer stopped renewing its lease: to take over."""
     lapsed = Q(lease_expires__lte=timezone.now())
@@ -341,8 +316,8 @@ class MessageQuerySet(models.QuerySet):
     def progress_save(self, answer_id: int, *, owner: str, texts: dict[str, str]) -> bool:
         """Save the text of an answer being written by `owner` (the process holding its
         lease), each part's by its field (conversations/parts.py): whether it still was. In
-        SQL, as `answers_counted` below: every answer saves about once a second, and the
-        ORM's UPDATE cost five times the statement."""
+        SQL, as the admission rule's count (conversations/admission.py): every answer saves
+        about once a second, and the ORM's UPDATE cost five times the statement."""
         fields = [part.field for part in PARTS]
         quote = connection.ops.quote_name
         sql = (

@@ -3,8 +3,9 @@
 
 A message, a regenerated answer and an edited question each go the same way: resolve the files
 referred to, check the user may have an answer now, build the request within the model's window,
-then save the question (if new) and an empty streaming answer. Any refusal is one `Refused`,
-with the sentence for the page. Streaming the answer is generation.py's."""
+then save the question (if new) and an empty streaming answer. Any refusal is one `Refused`
+(conversations/checks.py), with the sentence for the page. Streaming the answer is
+generation.py's."""
 
 import logging
 import time
@@ -18,8 +19,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import admission
 from conversations import context, parts
+from conversations.checks import Refused, files_check, generation_check
 from conversations.forms import (
     MAX_MESSAGE_CHARS,
     RETIRED,
@@ -65,10 +66,6 @@ class Answering:
     @property
     def answer(self) -> Message:
         return self.exchange.answer
-
-
-class Refused(Exception):
-    """A message that may not be answered now; the text says why."""
 
 
 def answer_request(
@@ -347,39 +344,6 @@ def _answering(
             and not conversation.title_is_custom
         ),
     )
-
-
-def generation_check(*, user: User, conversation: Conversation | None) -> None:
-    """Refuse a new answer while one is being written here, in a conversation a moderator
-    removed, or past the user's limits (suspension, daily tokens, rate, concurrency), or in
-    a process that is stopping (the page keeps the message; sent again, it goes to another)."""
-    if lifecycle.draining():
-        raise Refused(_("KimiChat is restarting. Try again in a moment."))
-    if conversation is not None and conversation.is_hidden:
-        raise Refused(_("A moderator removed this conversation. It cannot be continued."))
-    standing = admission.standing(user.pk, conversation.pk if conversation else None)
-    refused = admission.refusal(standing)
-    if refused is not None:
-        raise Refused(refused.message)
-
-
-def files_check(*, files: list[UploadedFile], model: str) -> None:
-    """Refuse files that cannot be read, and images for a model that cannot see them."""
-    for file in files:
-        if file.status == UploadedFile.Status.FAILED:
-            raise Refused(
-                _("“%(name)s” could not be read: %(reason)s")
-                % {"name": file.name, "reason": file.error_text}
-            )
-        if file.is_image and not catalogue.accepts_images(model):
-            vision = [m for m in catalogue.offered() if catalogue.accepts_images(m)]
-            raise Refused(
-                _(
-                    "“%(name)s” is an image, and %(model)s cannot see images. Pick a model "
-                    "that can: %(models)s."
-                )
-                % {"name": file.name, "model": model, "models": ", ".join(vision) or "—"}
-            )
 
 
 def request_when_ready(*, answer: Message) -> context.Request | None:

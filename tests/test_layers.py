@@ -120,7 +120,7 @@ def test_the_walk_sees_the_imports_it_judges():
     graph = _graph()
     assert "conversations.services" in graph["conversations.consumers"]
     assert "realtime.live" in graph["moderation.services"]
-    assert "accounts.admission" in graph["conversations.services"]
+    assert "accounts.admission" in graph["conversations.checks"]
 
 
 def _rank(app: str) -> int:

@@ -5,8 +5,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conversations import services, writer
+from conversations.checks import Refused
 from conversations.models import Conversation, Message
-from conversations.services import Refused
 from tests.helpers.chat import add_thread
 from uploads import services as files
 from uploads.models import UploadedFile
