@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from kimi import catalogue
-from uploads import analysis, ranking
+from uploads import analysis, embeddings, ranking
 from uploads.models import Passage, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese
@@ -112,6 +112,7 @@ def passages_build(*, file: UploadedFile, text: str) -> int:
             " VALUES (%s, %s, %s, %s, %s)",
             rows,
         )
+    embeddings.vectors_build(passages)
     return len(passages)
 
 
@@ -137,7 +138,12 @@ def _scores(library: ranking.Library, query: str, limit: int) -> dict[int, float
     weights = ranking.weigh(library, asked)
     first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=FEEDBACK)
     weights = ranking.expanded(library, asked, first)
-    return ranking.bm25(file_ids=library.file_ids, weights=weights, limit=limit)
+    depth = max(limit, SEARCHED)
+    found = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
+    if not found:
+        return {}  # a question that names nothing the library has ("summarise this")
+    meant = embeddings.similar(file_ids=library.file_ids, query=query, limit=depth)
+    return embeddings.fused([found, meant], limit) if meant else dict(list(found.items())[:limit])
 
 
 def _loaded(passages):
