@@ -27,7 +27,6 @@ import openai
 from django.conf import settings
 from django.db import connection
 
-from kimi import catalogue
 from uploads import ranking
 from uploads.models import Passage, PassageVector
 
@@ -112,11 +111,7 @@ def vectors_build(passages: list[Passage]) -> int:
 
 def similar(*, file_ids: list[int], query: str, limit: int) -> dict[int, float]:
     """The `limit` passages of these files nearest in meaning to `query`, best first: passage
-    id -> cosine. Empty when the model failed, when none has a vector of this model and size,
-    or when the local model is asked in Chinese, Japanese or Korean (its tokenizer knows few
-    of their characters: with it they rank below BM25 alone, docs/benchmarks.md)."""
-    if not settings.EMBEDDINGS_URL and catalogue.CJK.search(query):
-        return {}
+    id -> cosine. Empty when the model failed, or none has a vector of this model and size."""
     asked = embed([query])
     if asked is None:
         return {}

@@ -132,18 +132,21 @@ def search(*, file_ids: list[int], query: str, limit: int = 50) -> list[Hit]:
 
 
 def _scores(library: ranking.Library, query: str, limit: int) -> dict[int, float]:
+    """Three rankings of the library's passages fused by reciprocal rank: BM25 of the words
+    asked, BM25 of the question widened by feedback (RM3), and nearness in meaning
+    (uploads/embeddings.py). Without vectors, the widened BM25 alone."""
     asked = Counter(analysis.query_terms(query))
     if not asked:
         return {}
-    weights = ranking.weigh(library, asked)
-    first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=FEEDBACK)
-    weights = ranking.expanded(library, asked, first)
     depth = max(limit, SEARCHED)
-    found = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
-    if not found:
-        return {}  # a question that names nothing the library has ("summarise this")
+    weights = ranking.weigh(library, asked)
+    first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
+    weights = ranking.expanded(library, asked, first)
+    widened = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
     meant = embeddings.similar(file_ids=library.file_ids, query=query, limit=depth)
-    return embeddings.fused([found, meant], limit) if meant else dict(list(found.items())[:limit])
+    if not meant:
+        return dict(list(widened.items())[:limit])
+    return embeddings.fused([first, widened, meant], limit)
 
 
 def _loaded(passages):
