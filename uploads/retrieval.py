@@ -134,7 +134,9 @@ def search(*, file_ids: list[int], query: str, limit: int = 50) -> list[Hit]:
 def _scores(library: ranking.Library, query: str, limit: int) -> dict[int, float]:
     """Three rankings of the library's passages fused by reciprocal rank: BM25 of the words
     asked, BM25 of the question widened by feedback (RM3), and nearness in meaning
-    (uploads/embeddings.py). Without vectors, the widened BM25 alone."""
+    (uploads/embeddings.py). Without vectors, the widened BM25 alone. Meaning reorders and
+    extends what the words found; a question none of whose words the library has finds
+    nothing ("summarise it": select() then sends the start of each document)."""
     asked = Counter(analysis.query_terms(query))
     if not asked:
         return {}
@@ -143,6 +145,8 @@ def _scores(library: ranking.Library, query: str, limit: int) -> dict[int, float
     first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
     weights = ranking.expanded(library, asked, first)
     widened = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
+    if not first:
+        return {}
     meant = embeddings.similar(file_ids=library.file_ids, query=query, limit=depth)
     if not meant:
         return dict(list(widened.items())[:limit])
