@@ -118,6 +118,8 @@ def similar(*, file_ids: list[int], query: str, limit: int) -> dict[int, float]:
     ids, matrix = _library(file_ids, model_name(), asked.shape[1])
     if not len(ids):
         return {}
+    # Not `matrix @ …`: that calls OpenBLAS, whose threads, woken for a product this small,
+    # spin for longer than it takes (a selection's CPU time doubled).
     cosines = np.einsum("ij,j->i", matrix, asked[0])
     best = np.argsort(-cosines, kind="stable")[:limit]  # ids ascending: ties go to the lower
     return {int(ids[i]): float(cosines[i]) for i in best}
