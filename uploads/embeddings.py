@@ -121,7 +121,8 @@ def similar(*, file_ids: list[int], query: str, limit: int) -> dict[int, float]:
     # Not `matrix @ …`: that calls OpenBLAS, whose threads, woken for a product this small,
     # spin for longer than it takes (a selection's CPU time doubled).
     cosines = np.einsum("ij,j->i", matrix, asked[0])
-    best = np.argsort(-cosines, kind="stable")[:limit]  # ids ascending: ties go to the lower
+    top = np.argpartition(-cosines, limit)[:limit] if len(cosines) > limit else np.arange(len(ids))
+    best = top[np.lexsort((ids[top], -cosines[top]))]  # ties: the lower passage id first
     return {int(ids[i]): float(cosines[i]) for i in best}
 
 
