@@ -207,7 +207,7 @@ def test_a_failing_embeddings_server_loses_no_upload_and_no_question(
         assert names(files, "hotel") == ["hotel.txt"]
     assert "The embeddings server failed" in caplog.text
     assert len(server.seen) >= len(LIBRARY) + 1  # every upload and the question tried it
-    with pytest.raises(CommandError, match="server failed"):
+    with pytest.raises(CommandError, match="model failed"):
         call_command("embed")
     # Back up: `manage.py embed` gives the passages their vectors.
     setattr(server, failure, 200 if failure == "status" else False)

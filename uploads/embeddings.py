@@ -46,11 +46,15 @@ def model_name() -> str:
 
 
 def embed(texts: list[str]) -> np.ndarray | None:
-    """The texts' unit vectors (float32, a row each); None when the server failed (logged)."""
+    """The texts' unit vectors (float32, a row each); None when the model failed (logged):
+    whoever asked goes on with words alone, never losing an upload or a question."""
     try:
         vectors = _remote(texts) if settings.EMBEDDINGS_URL else _local().embed(texts)
     except (openai.OpenAIError, ValueError) as e:
-        log.warning("The embeddings server failed (%s): searching by words alone", e)
+        log.warning("The embeddings server failed (%s): passages found by their words alone", e)
+        return None
+    except Exception:
+        log.exception("The embeddings model failed: passages found by their words alone")
         return None
     vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -62,7 +66,7 @@ def _local():
     """wordllama, once per process (a third of a second), from the weights and tokenizer in
     its own package folder. With `disable_download` it raises rather than fetch a missing file
     (its code looks in the package folder, then the cache folder, given as the same one)."""
-    import wordllama  # here: numpy and the tokenizer are loaded only where passages are
+    import wordllama  # here: its tokenizer and 33 MB of weights only in processes that use them
 
     folder = Path(wordllama.__file__).parent
     return wordllama.WordLlama.load(

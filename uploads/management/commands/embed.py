@@ -21,7 +21,7 @@ class Command(BaseCommand):
         model = embeddings.model_name()
         probe = embeddings.embed(["size"])
         if probe is None:
-            raise CommandError("The embeddings server failed: see the log. Nothing was changed.")
+            raise CommandError("The embeddings model failed: see the log. Nothing was changed.")
         width = probe.shape[1] * embeddings.STORED(0).itemsize
         current = PassageVector.objects.annotate(width=Length("vector")).filter(
             model=model, width=width
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             passages = list(missing.filter(file_id=file_id).only("file_id", "text"))
             if not embeddings.vectors_build(passages):
                 raise CommandError(
-                    f"The embeddings server failed after {done} passage(s): see the log. "
+                    f"The embeddings model failed after {done} passage(s): see the log. "
                     "Run the command again to go on."
                 )
             done += len(passages)
