@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CHROMIUM := /usr/bin/chromium
+# The tests that need no browser run in this many processes (pytest-xdist), each with its own
+# test database; the browser tests, and the suite on PostgreSQL and Redis (one Redis for all),
+# run in one.
+WORKERS ?= 2
 
 .PHONY: run test test-services test-cluster bench lint format lock chromium nginx messages
 
@@ -47,7 +51,8 @@ test: $(VENV)/.dev chromium nginx
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) manage.py makemigrations --check --dry-run -v0
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not e2e" -n $(WORKERS)
+	$(PY) -m pytest -m e2e
 
 # The same suite on PostgreSQL and Redis (both must be running).
 test-services: $(VENV)/.dev chromium

@@ -32,6 +32,9 @@ class Request:
     trimmed: int  # how many of the oldest messages were left out to fit
     # Where the passages sent came from, when documents were too long to send whole.
     sources: list[dict] = field(default_factory=list)
+    # The files those passages were picked from (ids): the ones Kimi may search again itself
+    # (uploads/library_search.py); empty when no passages were picked.
+    library: list[int] = field(default_factory=list)
 
 
 class TooLong(Exception):
@@ -117,6 +120,7 @@ def fit(
     base = sum(_cost(m) for m in system) + _cost(turns[-1]) + REPLY_PRIMING
     papers = [{"role": "system", "content": _document(f)} for f in documents]
     sources: list[dict] = []
+    library: list[int] = []
     picked: list[dict] = []  # passages picked for this question
     if papers and base + sum(_cost(m) for m in papers) > budget and budget > base:
         query = re.sub(r"@\S+", " ", turns[-1]["content"])
@@ -124,6 +128,7 @@ def fit(
         selection = retrieval.select(files=list(documents), query=query, tokens=room)
         if selection is not None:
             papers, sources = [], selection.sources
+            library = [f.pk for f in documents]
             picked = [{"role": "system", "content": selection.text}]
     system += papers
     costs = [_cost(m) for m in system + turns]
@@ -161,7 +166,7 @@ def fit(
     sees = catalogue.accepts_images(model)
     messages = system + [_message(turn, sees) for turn in turns[start:]]
     messages[-1:-1] = picked
-    return Request(model=model, messages=messages, trimmed=start, sources=sources)
+    return Request(model=model, messages=messages, trimmed=start, sources=sources, library=library)
 
 
 def _document(file: UploadedFile) -> str:

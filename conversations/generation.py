@@ -143,7 +143,8 @@ class Generation:
         reader, writer = self.reader, self.writer
         texts = self.publisher.saved()
         fields.update(texts, thinking_seconds=reader.thinking_time(), searches=reader.tool_calls)
-        fields["steps"] = reader.steps
+        # With what Kimi's own library searches found (reader.py).
+        fields.update(steps=reader.steps, sources=self.answer.sources)
         if reader.spent.get("counted"):
             fields.update(writer.tokens(reader.spent))
         written = "".join(text[writer.carried_text.get(name, 0) :] for name, text in texts.items())
@@ -179,6 +180,7 @@ class Generation:
         self.reader.messages = request.messages
         self.answer.model = request.model
         self.answer.sources = request.sources
+        self.reader.library = request.library
         await self.publisher.status("")
 
     async def _listen(self) -> None:
@@ -251,6 +253,7 @@ def generation_start(*, answering: Answering, user_id: int, resumed: bool = Fals
         publisher=publisher,
         writer=writer,
         web=answering.web,
+        library=request.library if request else (),
     )
     # Continue: the thinking was done before; its "Thought for N s" stays.
     reader.thinking_seconds = answer.thinking_seconds

@@ -73,7 +73,10 @@ class Effort(models.TextChoices):
 
 class Conversation(models.Model):
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, models.CASCADE, related_name="conversations"
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        related_name="conversations",
+        verbose_name=_("owner"),
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
     # Set by "Rename": the automatic title never overwrites a name the user chose.
@@ -118,8 +121,8 @@ class Conversation(models.Model):
     # Archived view (and are no longer pinned).
     pinned_at = models.DateTimeField(_("pinned at"), null=True, blank=True)
     archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     objects = ConversationQuerySet.as_manager()
     snippet: str  # in search results: where the first word was found (snippet_for)
@@ -377,7 +380,7 @@ class Message(models.Model):
     parent = models.ForeignKey(
         "self", models.CASCADE, null=True, blank=True, related_name="children"
     )
-    role = models.CharField(max_length=16, choices=Role.choices)
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     # What Kimi thought before answering (thinking models); never sent back to Kimi. The
     # parts of an answer that stream, and their fields, are declared in conversations/parts.py.
@@ -458,6 +461,11 @@ class Message(models.Model):
     @property
     def searched_queries(self) -> list[str]:
         return [step["text"] for step in self.steps if step.get("kind") == "search"]
+
+    @property
+    def library_queries(self) -> list[str]:
+        """What Kimi searched the conversation's documents for (search_library)."""
+        return [step["text"] for step in self.steps if step.get("kind") == "library"]
 
     @property
     def pages_read(self) -> list[str]:

@@ -1,13 +1,20 @@
 """Kimi's side of one answer: its rounds. A round opens a stream (with retries, kimi's),
 reads its chunks into the parts of the answer (conversations/parts.py), and joins the tool
 calls Kimi asks for; a tool round answers them (kimi/tools.py) and asks again, up to
-tools.MAX_ROUNDS rounds. The reader counts the tokens Kimi says it spent and how long it
-thought; what it reads goes to the publisher (the pages) and the writer (the saves)."""
+tools.MAX_ROUNDS rounds. Where the request carries passages (a team library, documents too
+long to send whole), Kimi may also search those files again itself (search_library,
+uploads/library_search.py), beside web search or alone. The reader counts the tokens Kimi
+says it spent and how long it thought; what it reads goes to the publisher (the pages) and
+the writer (the saves)."""
 
+import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 
 import kimi
@@ -17,6 +24,9 @@ from conversations.publisher import Publisher
 from conversations.writer import Writer
 from kimi import catalogue, tools
 from kimi.params import DISABLED
+from uploads import library_search, retrieval
+
+log = logging.getLogger(__name__)
 
 
 class Reader:
@@ -31,6 +41,7 @@ class Reader:
         publisher: Publisher,
         writer: Writer,
         web: bool = False,
+        library: Sequence[int] = (),
     ) -> None:
         self.answer = answer
         self.messages = messages  # the request; built once the files waited for are read
@@ -38,6 +49,8 @@ class Reader:
         self.publisher = publisher
         self.writer = writer
         self.web = web  # "Web search" on: Kimi may search and read pages (kimi/tools.py)
+        # The files the request's passages came from: Kimi may search them (and only them).
+        self.library = list(library)
         self.reached_upstream = False  # Kimi took the request: its tokens count as spent
         # Searches Kimi ran (each billed), and what its tools did, over every round (an
         # answer that goes on carries them on).
@@ -54,11 +67,13 @@ class Reader:
         fields: dict[str, Any] = {}
         messages, params = list(self.messages), dict(self.params)
         declared = await tools.offered(self.answer.model) if self.web else None
+        optional = catalogue.thinking(self.answer.model) == "optional"
+        if declared == [tools.WEB_SEARCH_TOOL] and optional:
+            params["extra_body"] = DISABLED  # Kimi's guides never think with $web_search
+        if self.library:
+            declared = [*(declared or []), library_search.TOOL]
         if declared:
             params["tools"] = declared
-            optional = catalogue.thinking(self.answer.model) == "optional"
-            if declared == [tools.WEB_SEARCH_TOOL] and optional:
-                params["extra_body"] = DISABLED  # Kimi's guides never think with $web_search
         for round_ in range(tools.MAX_ROUNDS + 1):
             if round_ == tools.MAX_ROUNDS:
                 params["tool_choice"] = "none"  # enough tool rounds: now it answers
@@ -87,8 +102,9 @@ class Reader:
         self, calls: list[tools.ToolCall], thinking: str, *, last: bool = False
     ) -> list[dict[str, Any]]:
         """Answer the calls Kimi asked for, each step shown as it goes ("Searching: …",
-        "Reading: …", a part of the answer: saved, and caught up with, like its thinking):
-        the messages that hand Kimi its turn and the results back."""
+        "Searching the library: …", "Reading: …", a part of the answer: saved, and caught up
+        with, like its thinking): the messages that hand Kimi its turn and the results back.
+        Only web searches count as searches (Kimi bills them)."""
         steps = [step for step in map(tools.step, calls) if step is not None]
         self.steps += steps
         self.tool_calls += sum(step["kind"] == "search" for step in steps)
@@ -96,8 +112,22 @@ class Reader:
             self.publisher.received(STEPS.name, tools.step_text(step) + "\n")
         if steps:
             await self.publisher.status(tools.step_text(steps[-1]))
-        results = await tools.run_all(calls, last=last)
+        own = {tools.LIBRARY: self._search_library} if self.library else {}
+        results = await tools.run_all(calls, last=last, runners=own)
         return tools.turn(calls, results, thinking)
+
+    async def _search_library(self, call: tools.ToolCall) -> str:
+        """A search_library call, answered from the request's files and no other; the
+        passages Kimi is given join the answer's sources (each once)."""
+        try:
+            text, found = await database_sync_to_async(library_search.library_search)(
+                file_ids=self.library, arguments=call.arguments
+            )
+        except DatabaseError as e:
+            log.warning("Answer %s could not search its library: %r", self.answer.pk, e)
+            return tools.UNAVAILABLE
+        self.answer.sources = retrieval.unique_sources([*self.answer.sources, *found])
+        return text
 
     async def _stream(
         self, stream: kimi.ChunkStream, fields: dict[str, Any]

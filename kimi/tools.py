@@ -8,13 +8,15 @@ then Kimi is asked again with its own turn and the results (`turn`). Kimi's offi
 with thinking on; a call that fails is answered UNAVAILABLE, so Kimi still answers. Where Kimi
 has no formulas, models that still serve the legacy `$web_search` get that (Kimi runs it
 itself; its call goes back unchanged); kimi-k3 refuses that echo, so it answers without.
-Another tool is an entry in RUNNERS (how its call is answered) and in `step` (what the
-answer shows of it)."""
+The app's own search of the conversation's documents (LIBRARY, uploads/library_search.py) is
+answered by a runner each answer brings (`run_all`'s `runners`): only that answer's files may
+be searched, and this layer knows no files. Another tool is an entry in RUNNERS (how its call
+is answered) and in `step` (what the answer shows of it)."""
 
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +31,10 @@ log = logging.getLogger(__name__)
 # Kimi's built-in web search: Kimi searches, the app hands the call back.
 WEB_SEARCH = "$web_search"
 WEB_SEARCH_TOOL = {"type": "builtin_function", "function": {"name": WEB_SEARCH}}
+# The search of the conversation's own documents (a team library, documents too long to send
+# whole): declared and answered by the layers above, shown as its own kind of step, never
+# billed as a web search.
+LIBRARY = "search_library"
 # Rounds of calls one answer may make; the last round's calls are answered with ENOUGH.
 MAX_ROUNDS = 8
 # What Kimi is told (in English: Kimi reads it, not the user).
@@ -107,17 +113,26 @@ async def _fiber(call: ToolCall) -> str:
 RUNNERS: dict[str, Runner] = {WEB_SEARCH: _hand_back, "web_search": _fiber, "fetch": _fiber}
 
 
-async def run_all(calls: list[ToolCall], *, last: bool = False) -> list[str]:
-    """What goes back to Kimi for each call, run side by side; ENOUGH for every call of the
-    last round allowed (the builtin search's still go back: Kimi ran them already)."""
+async def run_all(
+    calls: list[ToolCall], *, last: bool = False, runners: Mapping[str, Runner] | None = None
+) -> list[str]:
+    """What goes back to Kimi for each call, run side by side (`runners`: this answer's own
+    tools, by name, beside RUNNERS); ENOUGH for every call of the last round allowed (the
+    builtin search's still go back: Kimi ran them already)."""
     if last:
         return [await _hand_back(c) if c.name == WEB_SEARCH else ENOUGH for c in calls]
-    return list(await asyncio.gather(*(RUNNERS.get(c.name, _fiber)(c) for c in calls)))
+    known = {**RUNNERS, **(runners or {})}
+    return list(await asyncio.gather(*(known.get(c.name, _fiber)(c) for c in calls)))
+
+
+# What the answer shows a call as, by the tool's name: anything else searches the web.
+KINDS = {"fetch": "read", LIBRARY: "library"}
 
 
 def step(call: ToolCall) -> dict | None:
-    """What a call does, as the answer shows it: {"kind": "search", "text": query} or
-    {"kind": "read", "text": url}; None for a call that says neither."""
+    """What a call does, as the answer shows it: {"kind": "search", "text": query} (the web),
+    {"kind": "library", "text": query} or {"kind": "read", "text": url}; None for a call that
+    says none of them."""
     try:
         arguments = json.loads(call.arguments)
     except ValueError:
@@ -127,16 +142,20 @@ def step(call: ToolCall) -> dict | None:
     if call.name == WEB_SEARCH:
         found = arguments.get("search_result")
         arguments = found if isinstance(found, dict) else {}
-    value = arguments.get("url" if call.name == "fetch" else "query")
+    kind = KINDS.get(call.name, "search")
+    value = arguments.get("url" if kind == "read" else "query")
     if not isinstance(value, str) or not value.strip():
         return None
-    return {"kind": "read" if call.name == "fetch" else "search", "text": value.strip()}
+    return {"kind": kind, "text": value.strip()}
 
 
 def step_text(step: dict) -> str:
-    """A step as shown while it runs: "Searching: …", "Reading: example.org/…"."""
+    """A step as shown while it runs: "Searching: …", "Searching the library: …",
+    "Reading: example.org/…"."""
     if step["kind"] == "search":
         return _("Searching: %(query)s") % {"query": step["text"]}
+    if step["kind"] == "library":
+        return _("Searching the library: %(query)s") % {"query": step["text"]}
     return _("Reading: %(page)s") % {"page": page_label(step["text"])}
 
 

@@ -5,6 +5,8 @@ that needs it and kept for the next (the folder is ignored by git; delete it to 
     python -m tests.clients           # install them all now (CI does it on the first run)
 """
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -62,12 +64,23 @@ def _install(command: list[str], folder: Path, name: str) -> None:
     print(f"{name} installed in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _alone(name: str):
+    """One process at a time checks and installs `name` (the suite may run in several)."""
+    ROOT.mkdir(exist_ok=True)
+    with open(ROOT / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def python_client(name: str) -> Path:
     """The python of `name`'s virtualenv, made (and its packages installed) when missing."""
     packages = PYTHON_CLIENTS[name]
     folder = ROOT / name
     python = folder / "bin" / "python"
-    if not _ready(folder, packages):
+    with _alone(name):
+        if _ready(folder, packages):
+            return python
         shutil.rmtree(folder, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
         _install(
@@ -87,7 +100,9 @@ def node_client(name: str) -> Path:
         if os.environ.get("CI"):
             raise RuntimeError("node and npm are needed for the openai-node tests")
         pytest.skip("node and npm are not installed here")
-    if not _ready(folder, packages):
+    with _alone(name):
+        if _ready(folder, packages):
+            return folder
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         (folder / "package.json").write_text('{"private": true}\n')

@@ -214,7 +214,7 @@ def test_a_user_changes_their_e_mail_address(carol, mailbox):
 @pytest.mark.django_db(transaction=True)
 async def test_signing_out_everywhere_closes_the_open_pages(carol):
     page = await connect(carol, "/ws/conversations/new/")
-    assert (await page.connect(10))[0]
+    assert (await page.connect(30))[0]
     laptop = await sync_to_async(signed_in)(carol, "Laptop browser")
     await sync_to_async(laptop.post)("/accounts/sign-out-everywhere/")
-    assert await page.receive_output(10) == {"type": "websocket.close", "code": 4401}
+    assert await page.receive_output(30) == {"type": "websocket.close", "code": 4401}

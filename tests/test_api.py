@@ -2,7 +2,6 @@
 on loopback, serving the real ASGI application) with the Kimi stub behind it."""
 
 import asyncio
-import time
 
 import openai
 import pytest
@@ -13,7 +12,7 @@ from accounts.models import TokenQuota, Usage
 from api import services
 from api.models import ApiCall, ApiKey
 from conversations.models import Conversation, Message
-from tests.helpers.api import _short_lived_connections, sdk
+from tests.helpers.api import _short_lived_connections, closed_with, sdk
 from tests.helpers.chat import frames_until_final, open_chat, streamed_text
 from tests.helpers.kimi_stub import Script
 from tests.helpers.processes import start
@@ -137,23 +136,14 @@ def test_answers_at_once_count_the_pages_and_the_apis(api_server, kimi, alice, a
         client.chat.completions.create(model="kimi-k2.6", messages=HELLO)
     assert "2 answers being written" in refused.value.body["message"]
     stream.close()
-    # Leaving closes the stream to Kimi too, and the call is in the ledger as one the client
-    # left (its late write would otherwise meet the next test's database).
-    kimi.wait_for(lambda: kimi.requests[0].closed_early)
-    deadline = time.monotonic() + 10
-    while not ApiCall.objects.filter(status=499).exists():
-        assert time.monotonic() < deadline, "the call the client left was never recorded"
-        time.sleep(0.01)
+    _call_left(kimi)
 
 
 def _call_left(kimi) -> None:
     """The call a client left is closed to Kimi and in the ledger (its late write would
     otherwise meet the next test's database)."""
     kimi.wait_for(lambda: kimi.requests[0].closed_early)
-    deadline = time.monotonic() + 10
-    while not ApiCall.objects.filter(status=499).exists():
-        assert time.monotonic() < deadline, "the call the client left was never recorded"
-        time.sleep(0.01)
+    closed_with(499)
 
 
 @pytest.mark.usefixtures("close_kimi_clients")
@@ -169,7 +159,7 @@ async def test_an_api_stream_in_flight_counts_against_the_chats_answers_at_once(
     await asyncio.to_thread(next, iter(stream))  # the API's answer is being written
     chat = await open_chat(alice)
     await chat.send_json_to({"message": "Hello from the page", "client_id": "c1"})
-    frame = await chat.receive_from(10)
+    frame = await chat.receive_from(30)
     assert "composer-error" in frame and "already have 1 answers being written" in frame
     assert not await Conversation.objects.filter(owner=alice, from_api=False).aexists()
     await chat.disconnect(timeout=10)
@@ -185,9 +175,9 @@ async def test_a_chat_answer_being_written_counts_against_the_apis_answers_at_on
     kimi.script = Script(stall_after=1)
     chat = await open_chat(alice)
     await chat.send_json_to({"message": "Hello from the page", "client_id": "c1"})
-    frames = [await chat.receive_from(10)]
+    frames = [await chat.receive_from(30)]
     while not streamed_text(frames):
-        frames.append(await chat.receive_from(10))
+        frames.append(await chat.receive_from(30))
     client = sdk(api_server, alice_key)
     with pytest.raises(openai.RateLimitError) as refused:
         await asyncio.to_thread(client.chat.completions.create, model="kimi-k2.6", messages=HELLO)

@@ -123,9 +123,9 @@ async def test_stop_while_kimi_thinks_keeps_what_it_thought(kimi, alice, k25):
     await sync_to_async(kimi.wait_for, thread_sensitive=False)(
         lambda: kimi.streams and kimi.streams[-1].first_thought_at is not None
     )
-    frames = [await chat.receive_from(10)]
+    frames = [await chat.receive_from(30)]
     while "Hmm" not in thought_text(frames):
-        frames.append(await chat.receive_from(10))
+        frames.append(await chat.receive_from(30))
     await chat.send_json_to({"action": "stop"})
     frames += await frames_until_final(chat)
     await chat.disconnect(timeout=10)
@@ -342,7 +342,7 @@ async def test_a_title_request_is_small_and_counted(kimi, alice, settings):
     chat = await open_chat(alice)
     await chat.send_json_to({"message": "Name me", "client_id": "c1", "model": "kimi-k2.6"})
     await frames_until_final(chat)
-    title_frame = await chat.receive_from(10)
+    title_frame = await chat.receive_from(30)
     await chat.disconnect(timeout=10)
     assert "A stub title" in title_frame
     asked = [r for r in kimi.requests if not r.body.get("stream")][-1].body
@@ -366,9 +366,9 @@ async def test_stop_and_resume_in_the_middle_of_a_searched_answer(kimi, alice):
     writing = await answer(conversation)
     second = await open_chat(alice, conversation)
     await second.send_json_to({"action": "sync", "streaming": {str(writing.pk): 0}})
-    frames = [await second.receive_from(10)]
+    frames = [await second.receive_from(30)]
     while not streamed_text(frames):
-        frames.append(await second.receive_from(10))
+        frames.append(await second.receive_from(30))
     await second.send_json_to({"action": "stop"})
     frames += await frames_until_final(second)
     await frames_until_final(first)

@@ -175,7 +175,7 @@ async def test_the_server_reads_kimis_models_in_the_background_and_pages_never_w
     kimi.hold_models()  # Kimi takes its time to answer
     # The server's first connection (any page or socket) starts the reading.
     first = await connect(None, "/ws/conversations/new/")
-    await first.connect(10)
+    await first.connect(30)
     await sync_to_async(kimi.wait_for)(lambda: "/v1/models" in kimi.reads)
 
     # Meanwhile pages render at once, with the built-in list.
@@ -211,7 +211,7 @@ async def test_kimis_list_is_read_again_every_few_minutes(kimi, alice, settings)
 async def test_models_are_not_read_when_the_setting_says_never(kimi, settings):
     settings.KIMI_MODELS_REFRESH = 0
     first = await connect(None, "/ws/conversations/new/")
-    await first.connect(10)
+    await first.connect(30)
     await catalogue.tried()
     await first.disconnect()
     assert kimi.reads == []

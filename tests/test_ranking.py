@@ -133,7 +133,7 @@ def test_kimi_searching_the_library_gets_numbered_passages_with_their_sources(al
     ).file
     services.file_read(file_id=theirs.pk)
     text, sources = library_search.library_search(
-        files=list(files.values()), arguments='{"query": "slipstream over a wing"}'
+        file_ids=[f.pk for f in files.values()], arguments='{"query": "slipstream over a wing"}'
     )
     assert text.startswith("[1] “slip.txt”:\nSlipstream effects on a wing")
     assert "Bob" not in text
@@ -143,9 +143,9 @@ def test_kimi_searching_the_library_gets_numbered_passages_with_their_sources(al
 
 
 def test_a_search_call_kimi_garbled_is_answered_not_raised(alice):
-    files = list(library(alice).values())
+    files = [f.pk for f in library(alice).values()]
     for arguments in ("not json", "[]", '{"query": "  "}'):
-        text, sources = library_search.library_search(files=files, arguments=arguments)
+        text, sources = library_search.library_search(file_ids=files, arguments=arguments)
         assert (text.startswith("No query was given"), sources) == (True, [])
-    text, _ = library_search.library_search(files=files, arguments='{"query": "zebra"}')
+    text, _ = library_search.library_search(file_ids=files, arguments='{"query": "zebra"}')
     assert text == "No passage matches “zebra”. Try other words."

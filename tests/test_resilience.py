@@ -115,7 +115,7 @@ async def test_an_answer_that_cannot_go_on_is_left_interrupted_with_continue(
     orphan = await sync_to_async(left_by_a_dead_process)(conversation, "Once upon")
     chat = await open_chat(alice, conversation)
     assert await resume.answers_take_over() == []
-    frame = await chat.receive_from(10)
+    frame = await chat.receive_from(30)
     await chat.disconnect(timeout=10)
     assert FINAL.search(frame).group(1) == "interrupted" and ">Continue</button>" in frame
     saved = await answer(conversation)
@@ -162,7 +162,7 @@ async def test_stop_reaches_an_answer_taken_over(kimi, alice, conversation):
     await resume.answers_take_over()
     frames = []
     while streamed_text(frames) != " upon a":
-        frames.append(await chat.receive_from(10))
+        frames.append(await chat.receive_from(30))
     await chat.send_json_to({"action": "stop"})
     frames = await frames_until_final(chat)
     await chat.disconnect(timeout=10)
@@ -180,7 +180,7 @@ async def test_a_lost_lease_ends_the_old_writer_without_a_word_more(kimi, alice,
     await chat.send_json_to({"message": "Tell me a story", "client_id": "c1"})
     frames = []
     while streamed_text(frames) != "Once upon a":
-        frames.append(await chat.receive_from(10))
+        frames.append(await chat.receive_from(30))
     writing = generation.running(conversation.pk)
     # Another process took it over (this one could not renew its lease in time).
     await sync_to_async(Message.objects.filter(pk=writing.answer.pk).update)(
@@ -206,7 +206,7 @@ async def test_a_writer_whose_save_finds_another_owner_ends_there(kimi, alice, c
     await chat.send_json_to({"message": "Count", "client_id": "c1"})
     frames = []
     while not streamed_text(frames):
-        frames.append(await chat.receive_from(10))
+        frames.append(await chat.receive_from(30))
     writing = generation.running(conversation.pk)
     await sync_to_async(Message.objects.filter(pk=writing.answer.pk).update)(
         lease_owner="other:2:0", content="taken over"
@@ -239,16 +239,16 @@ async def test_a_writer_unsure_of_its_lease_sends_nothing_until_a_renewal_says_i
     try:
         chat = await open_chat(alice, conversation)
         await chat.send_json_to({"message": "Count", "client_id": "c1"})
-        frames = [await chat.receive_from(10)]
+        frames = [await chat.receive_from(30)]
         while not streamed_text(frames):
-            frames.append(await chat.receive_from(10))
+            frames.append(await chat.receive_from(30))
         writer._renewing.submit(held_up.wait)  # the next renewal waits behind this
         await sync_to_async(kimi.wait_for, thread_sensitive=False)(
             lambda: kimi.streams[-1].last_chunk_at
         )
         # Kimi has sent every word; the lease is no longer sure: the page got only some.
         while not await chat.receive_nothing(0.3):
-            frames.append(await chat.receive_from(10))
+            frames.append(await chat.receive_from(30))
         assert len(streamed_text(frames)) < len("".join(words))
         assert not any(
             FINAL.search(frame).group(1) == "done" for frame in frames if FINAL.search(frame)
@@ -271,7 +271,7 @@ async def test_a_stopping_process_takes_no_new_message_and_the_page_keeps_it(
     await lifecycle.drain(0)
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Are you there?", "client_id": "c1"})
-    frame = await chat.receive_from(10)
+    frame = await chat.receive_from(30)
     await chat.disconnect(timeout=10)
     # The composer error, and no message shown: the page keeps the text to send again.
     assert 'id="composer-error"' in frame and "restarting" in frame
@@ -283,7 +283,7 @@ async def test_a_stopping_process_lets_its_answers_finish(kimi, alice, conversat
     kimi.script.delay = 0.02
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Tell me a story", "client_id": "c1"})
-    await chat.receive_from(10)
+    await chat.receive_from(30)
     await resume.drain(30)
     await chat.disconnect(timeout=10)
     saved = await answer(conversation)
@@ -299,7 +299,7 @@ async def test_what_runs_past_the_grace_is_handed_over_and_goes_on_elsewhere(
     await chat.send_json_to({"message": "Tell me a story", "client_id": "c1"})
     frames = []
     while streamed_text(frames) != "Once upon a":
-        frames.append(await chat.receive_from(10))
+        frames.append(await chat.receive_from(30))
     await resume.drain(0.1)
     handed = await answer(conversation)
     assert (handed.state, handed.content, handed.lease_owner) == ("streaming", "Once upon a", "")

@@ -53,7 +53,7 @@ async def test_an_answer_streaming_while_redis_stops_is_finished_saved_and_count
     await chat.send_json_to({"message": "Count", "client_id": "c1"})
     frames: list[str] = []
     while not streamed_text(frames):
-        frames.append(await chat.receive_from(10))
+        frames.append(await chat.receive_from(30))
 
     await sync_to_async(redis.stop)()
     await generation_finished(conversation)
@@ -65,12 +65,12 @@ async def test_an_answer_streaming_while_redis_stops_is_finished_saved_and_count
 
     # While Redis is away a socket is refused (the page tries again), never answered 500.
     refused = await connect(alice, f"/ws/conversations/{conversation.pk}/")
-    connected, _ = await refused.connect(10)
+    connected, _ = await refused.connect(30)
     assert not connected
     # Back again: the page reconnects and is brought up to date from the database.
     await sync_to_async(redis.start)()
     again = await open_chat(alice, conversation)
     await again.send_json_to({"action": "sync", "streaming": {str(saved.pk): 3}})
-    frame = await again.receive_from(10)
+    frame = await again.receive_from(30)
     await again.disconnect(timeout=10)
     assert FINAL.search(frame).group(1) == "done" and "w39" in frame

@@ -43,7 +43,7 @@ async def test_an_upload_is_read_in_the_background_and_its_status_shown_live(ali
     assert "Reading…" in response.content.decode()
 
     # The page hears when the text is read.
-    status = await chat.receive_from(10)
+    status = await chat.receive_from(30)
     assert f'hx-swap-oob="outerHTML:.file-status-{pk}"' in status
     assert "Ready" in status
     file = await UploadedFile.objects.aget(pk=pk)
@@ -163,7 +163,7 @@ async def test_another_users_file_is_refused_by_name_and_by_id_like_a_missing_on
     errors = []
     for text in ["What is in @private.txt", f"Read @file-{file.pk}", "Read @nothing.pdf"]:
         await chat.send_json_to({"message": text, "client_id": text})
-        errors.append(await chat.receive_from(10))
+        errors.append(await chat.receive_from(30))
     assert "There is no file “private.txt” that you can read" in errors[0]
     assert f"There is no file “file-{file.pk}” that you can read" in errors[1]
     assert "There is no file “nothing.pdf” that you can read" in errors[2]
@@ -190,7 +190,7 @@ async def test_an_image_goes_as_an_image_part_to_a_model_that_sees(older_kimi, a
     await chat.send_json_to(
         {"message": "What is @chart.png", "model": "moonshot-v1-8k", "client_id": "c1"}
     )
-    error = await chat.receive_from(10)
+    error = await chat.receive_from(30)
     assert "“chart.png” is an image, and moonshot-v1-8k cannot see images" in error
     assert "kimi-k2.6" in error and kimi.requests == []
 
@@ -218,8 +218,8 @@ async def test_a_message_waits_visibly_for_its_file_to_be_read(kimi, alice, conv
     )
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Read @later.txt", "client_id": "c1"})
-    await chat.receive_from(10)  # the question and the waiting answer
-    status = await chat.receive_from(10)
+    await chat.receive_from(30)  # the question and the waiting answer
+    status = await chat.receive_from(30)
     assert "Waiting for “later.txt” to be read…" in status
     assert kimi.requests == []
 
@@ -235,7 +235,7 @@ async def test_a_file_that_could_not_be_read_is_refused_with_its_reason(alice, c
     await uploaded(alice, "scan.pdf", scan)
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"message": "Summarise @scan.pdf", "client_id": "c1"})
-    error = await chat.receive_from(10)
+    error = await chat.receive_from(30)
     assert "“scan.pdf” could not be read: it has no text layer" in error
     await chat.disconnect(timeout=10)
 
@@ -300,21 +300,21 @@ async def test_the_files_page_form_uploads_and_reports_refusals(alice):
 
 async def test_the_files_socket_shows_status_changes(alice):
     files_socket = await connect(alice, "/ws/files/")
-    assert (await files_socket.connect(10))[0]
+    assert (await files_socket.connect(30))[0]
     response = await upload(await logged_in(alice), "deck.pptx", documents.pptx_bytes())
-    frame = await files_socket.receive_from(10)
+    frame = await files_socket.receive_from(30)
     [(pk, _name)] = chips(response)
     assert f"file-status-{pk}" in frame and "2 slides" in frame
     await files_socket.disconnect(timeout=10)
     anonymous = await connect(None, "/ws/files/")
-    assert not (await anonymous.connect(10))[0]
+    assert not (await anonymous.connect(30))[0]
 
 
 async def test_a_files_page_that_connects_late_still_hears_of_a_file_just_read(alice):
     file = await uploaded(alice, "quick.txt", b"read before the page listened")
     files_socket = await connect(alice, "/ws/files/")
-    assert (await files_socket.connect(10))[0]
-    frame = await files_socket.receive_from(10)
+    assert (await files_socket.connect(30))[0]
+    frame = await files_socket.receive_from(30)
     assert f"file-status-{file.pk}" in frame and "Ready" in frame
     await files_socket.disconnect(timeout=10)
 
@@ -395,7 +395,7 @@ async def test_a_page_that_missed_a_files_news_asks_and_is_told(alice, conversat
     file = await uploaded(alice, "early.txt", b"Read before anyone listened.")
     chat = await open_chat(alice, conversation)
     await chat.send_json_to({"action": "statuses", "files": [file.pk, "x", 10**9]})
-    frame = await chat.receive_from(5)
+    frame = await chat.receive_from(30)
     assert f'hx-swap-oob="outerHTML:.file-status-{file.pk}"' in frame
     assert "Ready" in frame
     assert await chat.receive_nothing(0.2)

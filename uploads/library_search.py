@@ -2,14 +2,15 @@
 long to send whole, Kimi may search them again in its own words, and cite what it found.
 `TOOL` is what the request offers; `library_search` answers a call. The files searched are
 the ones the conversation refers to (already checked as readable by its author): a call
-names words, never files, so Kimi cannot reach a file the author may not read."""
+names words, never files, so Kimi cannot reach a file the author may not read. The answer
+offers it, and shows each search, through its tool round (conversations/reader.py)."""
 
 import json
 
+from kimi import tools
 from uploads import retrieval
-from uploads.models import UploadedFile
 
-NAME = "search_library"
+NAME = tools.LIBRARY
 RESULTS = 8  # passages for one search: about 3,000 tokens of English
 TOOL = {
     "type": "function",
@@ -35,17 +36,18 @@ TOOL = {
 }
 
 
-def library_search(*, files: list[UploadedFile], arguments: str) -> tuple[str, list[dict]]:
+def library_search(*, file_ids: list[int], arguments: str) -> tuple[str, list[dict]]:
     """A call's answer (the passages found, numbered, each with its source, as the tool
     message's content) and the sources to show under the answer. `arguments` is the call's
-    JSON, as Kimi wrote it: what cannot be read is answered, not raised."""
+    JSON, as Kimi wrote it: what cannot be read is answered, not raised. Only `file_ids`
+    are searched."""
     try:
         query = str(json.loads(arguments).get("query", "")).strip()
     except (ValueError, AttributeError):
         query = ""
     if not query:
         return 'No query was given: call search_library with {"query": "…"}.', []
-    hits = retrieval.search(file_ids=[f.pk for f in files], query=query, limit=RESULTS)
+    hits = retrieval.search(file_ids=file_ids, query=query, limit=RESULTS)
     if not hits:
         return f"No passage matches “{query}”. Try other words.", []
     parts, sources = [], []

@@ -81,6 +81,8 @@ class UploadedFile(models.Model):
     objects = UploadedFileQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("uploaded file")
+        verbose_name_plural = _("uploaded files")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(

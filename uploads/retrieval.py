@@ -208,7 +208,7 @@ def select(*, files: list[UploadedFile], query: str, tokens: int) -> Selection |
         parts.append(part)
         sources.append(source)
     ranked = list(dict.fromkeys(found[pk].file_id for pk in scores if pk in found))
-    return Selection("\n\n".join(parts), _unique(sources), ranked)
+    return Selection("\n\n".join(parts), unique_sources(sources), ranked)
 
 
 def cited(number: int, passage: Passage, name: str) -> tuple[str, dict]:
@@ -224,7 +224,8 @@ def cited(number: int, passage: Passage, name: str) -> tuple[str, dict]:
     return f"[{number}] {where}:\n{passage.text}", source
 
 
-def _unique(sources: list[dict]) -> list[dict]:
+def unique_sources(sources: list[dict]) -> list[dict]:
+    """Each source once (a file's page, sheet or slide), in the order first given."""
     seen, unique = set(), []
     for source in sources:
         key = (source["file"], source["locator"])

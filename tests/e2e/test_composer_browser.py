@@ -109,3 +109,18 @@ def test_on_a_phone_the_header_is_one_row_and_the_composer_one_row_that_grows(
     shrunk = box.bounding_box()
     assert shrunk is not None and shrunk["height"] < 60, shrunk
     page.context.close()
+
+
+def test_on_a_desktop_each_setting_sits_beside_its_label_under_the_fixed_sampling_note(
+    page: Page, kimi
+):
+    expect(page.get_by_label("Model")).to_have_value("kimi-k3")  # fixes its own sampling
+    open_settings(page)
+    note = page.locator("#settings .fixed-note")
+    expect(note).to_be_visible()
+    for name in ("System prompt", "Temperature", "Max tokens"):
+        label = page.locator("#settings label", has_text=name).bounding_box()
+        field = page.get_by_label(name).bounding_box()
+        assert label is not None and field is not None
+        assert label["x"] < field["x"], name  # the label on the left, its field on the right
+        assert abs(label["y"] - field["y"]) < 20, (name, label, field)  # on one row

@@ -51,7 +51,7 @@ async def frames_until_final(communicator) -> list[str]:
     """Every frame up to and including the one that swaps in the finished answer."""
     frames = []
     while True:
-        frame = await communicator.receive_from(10)
+        frame = await communicator.receive_from(30)
         frames.append(frame)
         match = FINAL.search(frame)
         if match and match.group(1) != "streaming":
@@ -67,7 +67,7 @@ def streamed_text(frames: list[str]) -> str:
 async def open_chat(user, conversation=None):
     path = f"/ws/conversations/{conversation.pk}/" if conversation else "/ws/conversations/new/"
     communicator = await connect(user, path)
-    connected, _ = await communicator.connect(10)
+    connected, _ = await communicator.connect(30)
     assert connected
     return communicator
 

@@ -78,6 +78,7 @@ class Script:
     status: int = 200  # an error status answers with Kimi's error body instead of a stream
     error_type: str | None = None  # overrides the type of the error body
     stall_after: int | None = None  # send this many tokens, then nothing, until the client leaves
+    held_after: int | None = None  # send this many tokens, then wait until `release`
     finish: bool = True  # False: the stream ends (with [DONE]) without a finish_reason
     usage_in_choice: bool = True  # Kimi's legacy place for usage; False: a separate usage chunk
     message: str | None = None  # overrides the message of the error body
@@ -121,8 +122,11 @@ class Script:
     # of an earlier prompt to the same model (Kimi's implicit prefix cache).
     cached_tokens: int | None = None
     # Function calls Kimi makes, (name, arguments JSON), when the request offers a function of
-    # that name and no tool result has come back since the last user message.
+    # that name: a round of them after the last user message (`function_rounds` rounds, one
+    # per request, for a Kimi that keeps calling), then the answer; none with
+    # tool_choice "none".
     function_calls: list = field(default_factory=list)
+    function_rounds: int = 1
 
 
 @dataclass
@@ -288,6 +292,12 @@ class KimiStub:
     def hold_models(self) -> None:
         """GET /v1/models waits, from now until `release`, before it answers."""
         self.script.models_held = True
+        self._released = asyncio.Event()
+
+    def hold_stream(self, after: int) -> None:
+        """The next answers send `after` tokens (after all their thoughts), then wait until
+        `release`: a page to look at mid-answer, for as long as it takes."""
+        self.script.held_after = after
         self._released = asyncio.Event()
 
     def release(self) -> None:
@@ -497,6 +507,11 @@ class KimiStub:
                 await writer.drain()
                 self._notify()
             for i, token in enumerate([] if calls else self._tokens(request.body)):
+                if i == script.held_after:
+                    await writer.drain()
+                    released = asyncio.ensure_future(self._released.wait())
+                    await asyncio.wait([client_left, released], return_when=asyncio.FIRST_COMPLETED)
+                    released.cancel()
                 if script.stall_after is not None and i >= script.stall_after:
                     await writer.drain()
                     await client_left  # silence until the client gives up
@@ -594,7 +609,10 @@ class KimiStub:
         offered = {tool.get("function", {}).get("name") for tool in body.get("tools", [])}
         messages = body.get("messages", [])
         if offered & {name for name, _arguments in self.script.function_calls}:
-            if messages and messages[-1].get("role") == "tool":
+            users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+            since = messages[users[-1] + 1 :] if users else messages
+            rounds = sum(1 for m in since if m.get("tool_calls"))
+            if rounds >= self.script.function_rounds or body.get("tool_choice") == "none":
                 return []
             return [
                 (f"fn-{len(self.requests)}-{i}", name, arguments)
