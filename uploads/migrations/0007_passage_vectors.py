@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('uploads', '0005_postings'),
+        ('uploads', '0006_verbose_names'),
     ]
 
     operations = [
