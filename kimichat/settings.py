@@ -291,6 +291,19 @@ USER_MAX_SOCKETS = _positive("USER_MAX_SOCKETS", env.int, 20)
 # and CPU seconds one reading may take.
 FILE_READERS = _positive("FILE_READERS", env.int, 2)
 FILE_READER_MEMORY_MB = _positive("FILE_READER_MEMORY_MB", env.int, 1024)
+# Questions over documents find passages by meaning too (uploads/embeddings.py): with a local
+# model shipped in its package, or, when EMBEDDINGS_URL is set (the base URL of an
+# OpenAI-compatible embeddings server: TEI, Ollama, vLLM…, e.g. http://tei:8080/v1), with the
+# model EMBEDDINGS_MODEL there, which then replaces the local one.
+EMBEDDINGS_URL = _read("EMBEDDINGS_URL", env.str, "").strip()
+EMBEDDINGS_MODEL = _read("EMBEDDINGS_MODEL", env.str, "").strip()
+EMBEDDINGS_KEY = _read("EMBEDDINGS_KEY", env.str, "")
+if EMBEDDINGS_URL and not EMBEDDINGS_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        f"Bad value for EMBEDDINGS_URL: {EMBEDDINGS_URL!r} (the server's base URL, http://…/v1)"
+    )
+if EMBEDDINGS_URL and not EMBEDDINGS_MODEL:
+    raise ImproperlyConfigured("Bad value for EMBEDDINGS_MODEL: EMBEDDINGS_URL needs it")
 
 # Background work (reading uploaded files) through Django's tasks API: "immediate" runs it
 # in this process, beside the requests; "database" queues it for `manage.py db_worker`

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from uploads import analysis, library_search, ranking, retrieval, services
+from uploads import analysis, library_search, ranking, services
 from uploads.models import Passage, Posting, UploadedFile
 
 pytestmark = pytest.mark.django_db
@@ -32,9 +32,16 @@ def library(owner) -> dict[str, UploadedFile]:
 
 
 def names(files: dict[str, UploadedFile], query: str) -> list[str]:
+    """The files BM25 finds, widened by feedback, best first: the ranking alone, as search()
+    has it without vectors (its fusion with meaning: tests/test_embeddings.py)."""
     by_id = {f.pk: name for name, f in files.items()}
-    hits = retrieval.search(file_ids=[f.pk for f in files.values()], query=query)
-    return [by_id[h.passage.file_id] for h in hits]
+    found = ranking.library([f.pk for f in files.values()])
+    asked = Counter(analysis.query_terms(query))
+    first = ranking.bm25(file_ids=found.file_ids, weights=ranking.weigh(found, asked), limit=10)
+    weights = ranking.expanded(found, asked, first)
+    scores = ranking.bm25(file_ids=found.file_ids, weights=weights, limit=50)
+    files_of = dict(Passage.objects.filter(pk__in=scores).values_list("pk", "file_id"))
+    return [by_id[files_of[pk]] for pk in scores]
 
 
 def test_a_question_about_flows_finds_the_passages_that_say_flow_and_flowing(alice):

@@ -172,3 +172,24 @@ class Posting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.term} ×{self.count}"
+
+
+class PassageVector(models.Model):
+    """What a passage means, as a unit vector of the model named (uploads/embeddings.py):
+    float16 bytes, the same on every database. Deleted with the passage. A passage has one,
+    of the model that was configured when it was made; a question reads only those of the
+    model configured now."""
+
+    passage = models.OneToOneField(Passage, models.CASCADE, related_name="vector")
+    # The passage's file, kept here too: a question reads its library's vectors alone.
+    file = models.ForeignKey(UploadedFile, models.DO_NOTHING, related_name="+", db_index=False)
+    model = models.CharField(max_length=200)
+    vector = models.BinaryField()
+
+    class Meta:
+        # The id too: a library's count and highest id tell a process whether the vectors it
+        # keeps in memory are still the ones stored (ids are never reused).
+        indexes = [models.Index(fields=["file", "model", "id"], name="uploads_vector_library")]
+
+    def __str__(self) -> str:
+        return f"{self.model} ({len(self.vector) // 2} dimensions)"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from kimi import catalogue
-from uploads import analysis, ranking
+from uploads import analysis, embeddings, ranking
 from uploads.models import Passage, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese
@@ -112,6 +112,7 @@ def passages_build(*, file: UploadedFile, text: str) -> int:
             " VALUES (%s, %s, %s, %s, %s)",
             rows,
         )
+    embeddings.vectors_build(passages)
     return len(passages)
 
 
@@ -131,13 +132,25 @@ def search(*, file_ids: list[int], query: str, limit: int = 50) -> list[Hit]:
 
 
 def _scores(library: ranking.Library, query: str, limit: int) -> dict[int, float]:
+    """Three rankings of the library's passages fused by reciprocal rank: BM25 of the words
+    asked, BM25 of the question widened by feedback (RM3), and nearness in meaning
+    (uploads/embeddings.py). Without vectors, the widened BM25 alone. Meaning reorders and
+    extends what the words found; a question none of whose words the library has finds
+    nothing ("summarise it": select() then sends the start of each document)."""
     asked = Counter(analysis.query_terms(query))
     if not asked:
         return {}
+    depth = max(limit, SEARCHED)
     weights = ranking.weigh(library, asked)
-    first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=FEEDBACK)
+    first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
     weights = ranking.expanded(library, asked, first)
-    return ranking.bm25(file_ids=library.file_ids, weights=weights, limit=limit)
+    widened = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
+    if not first:
+        return {}
+    meant = embeddings.similar(file_ids=library.file_ids, query=query, limit=depth)
+    if not meant:
+        return dict(list(widened.items())[:limit])
+    return embeddings.fused([first, widened, meant], limit)
 
 
 def _loaded(passages):
