@@ -238,7 +238,7 @@ def test_the_keys_page_shows_each_keys_tokens_this_month_and_its_expiry(client, 
     past = client.post("/api-keys/", {"name": "old", "expires_at": "2001-01-01"})
     assert "The expiry must be in the future." in past.content.decode()
     chinese = client.get("/api-keys/", headers={"Accept-Language": "zh-hans"}).content.decode()
-    assert "本月 1234 个令牌" in chinese
+    assert "本月 1234 个 token" in chinese
 
 
 @pytest.mark.django_db
