@@ -187,8 +187,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             ),
         }
     )
-else:
-    DATABASES["default"]["TEST"] = {"NAME": "test_kimichat"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = _read("REDIS_URL", env.str, "")

@@ -8,11 +8,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import transaction
 
 from kimi import catalogue
 from uploads import analysis, ranking
-from uploads.models import Passage, UploadedFile
+from uploads.models import Passage, Posting, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese
 SEARCHED = 200  # passages considered for one question: far more than a window takes
@@ -81,8 +81,11 @@ def _cut(paragraph: str) -> list[str]:
     return [p for p in parts if p]
 
 
+@transaction.atomic
 def passages_build(*, file: UploadedFile, text: str) -> int:
-    """Index a file's text (again): its passages, and their postings, replace any it had."""
+    """Index a file's text (again): its passages, and their postings, replace any it had, at
+    once for a question (one transaction, which also spares a commit per posting)."""
+    Posting.objects.filter(file=file).delete()
     Passage.objects.filter(file=file).delete()
     chunks = split(text)
     counted = [Counter(analysis.terms(chunk.text)) for chunk in chunks]
@@ -100,18 +103,11 @@ def passages_build(*, file: UploadedFile, text: str) -> int:
         ],
         batch_size=500,
     )
-    # Hundreds of postings a passage: written as rows, without a model object for each.
-    rows = [
-        (term, count, passage.pk, file.pk, passage.length)
-        for passage, counts in zip(passages, counted, strict=True)
-        for term, count in counts.items()
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO uploads_posting (term, count, passage_id, file_id, length)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            rows,
-        )
+    rows: list[tuple[str, int, int, int, int]] = []
+    for passage, counts in zip(passages, counted, strict=True):
+        key = (file.id, passage.id)
+        rows += [(term, *key, count, passage.length) for term, count in counts.items()]
+    Posting.objects.write(rows)
     return len(passages)
 
 
