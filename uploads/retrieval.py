@@ -160,9 +160,10 @@ def select(*, files: list[UploadedFile], query: str, tokens: int) -> Selection |
     if unindexed:
         library = ranking.library(library.file_ids)
     scores = _scores(library, query, SEARCHED)
-    # The file's name is known: each passage is loaded alone (with its text: it may go).
+    # The file's name is known: each passage is loaded alone (with its text: it may go),
+    # whole (deferring its length costs more than reading it) and in no order (the scores').
     names = {f.pk: f.name for f in files}
-    found = Passage.objects.only("file_id", "ordinal", "locator", "page", "text").in_bulk(scores)
+    found = Passage.objects.order_by().in_bulk(scores)
     candidates = [found[pk] for pk in scores if pk in found]
     if not candidates:
         # Nothing matches ("summarise this"): the start of each document, in turn.
