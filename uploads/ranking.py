@@ -6,9 +6,11 @@ server process, and a file added or deleted counts from the next question on.
 The collection a question is scored against is the files it asks about (a team's library, the
 documents referred to): how rare a word is means how rare it is there."""
 
+import heapq
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from django.db import connection
 
@@ -146,17 +148,20 @@ def expanded(library: Library, asked: Counter, first: dict[int, float]) -> Weigh
     # which spares the postings an index by passage that every posting written would update.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, text FROM uploads_passage WHERE id IN ({_marks(top)})", list(scores)
+            f"SELECT id, text FROM uploads_passage WHERE id IN ({_marks(top)}) ORDER BY id",
+            list(scores),
         )
         rows = cursor.fetchall()
-    relevance: Counter = Counter()
+    relevance: dict[str, float] = {}
     for passage, text in rows:
         counts = Counter(analysis.terms(text))
         length = counts.total()
         for term, count in counts.items():
             if term not in STOP and len(term) > 1 and not term.isdigit():
-                relevance[term] += scores[passage] / total * count / length
-    best = relevance.most_common(FEEDBACK_TERMS)
+                weight = scores[passage] / total * count / length
+                relevance[term] = relevance.get(term, 0.0) + weight
+    # As Counter.most_common: the first found first among equals.
+    best = heapq.nlargest(FEEDBACK_TERMS, relevance.items(), key=itemgetter(1))
     feedback = sum(weight for _, weight in best)
     asked_total = asked.total()
     mixed = {term: ORIGINAL_WEIGHT * count / asked_total for term, count in asked.items()}
