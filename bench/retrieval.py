@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from bench.harness import cpu_seconds, percentile
+from bench.harness import percentile, server_cpu
 
 DOCUMENTS, PAGES = 25, 100
 QUESTIONS = 300
@@ -44,21 +44,6 @@ def question(rng: random.Random, words: list[str]) -> str:
     if rng.random() < 0.1:
         return "".join(rng.choices(HAN, k=rng.randint(4, 10))) + "？"
     return " ".join(rng.choices(words, k=rng.randint(3, 6))) + "?"
-
-
-def server_cpu() -> float:
-    """The CPU seconds of this connection's PostgreSQL backend (0 elsewhere)."""
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        return 0.0
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        pid = cursor.fetchone()[0]
-    try:
-        return cpu_seconds(pid)
-    except OSError:  # a server elsewhere
-        return 0.0
 
 
 def main() -> None:
