@@ -37,7 +37,8 @@ def _in_files(column: str, file_ids: list[int]) -> tuple[str, list]:
     (and plans in a millisecond, not the ten a thousand constants take). The array is sent
     as its text: the driver would check each of a thousand numbers for quotes, each time."""
     if connection.vendor == "postgresql":
-        array = ",".join(map(str, file_ids))
+        # A file deleted meanwhile has no id: it matches nothing, as NULL would.
+        array = ",".join(map(str, [pk for pk in file_ids if pk is not None]))
         return f"{column} IN (SELECT unnest(%s::bigint[]))", [f"{{{array}}}"]
     return f"+{column} IN ({_marks(file_ids)})", list(file_ids)
 
