@@ -3,7 +3,7 @@ import uuid
 from operator import itemgetter
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connections, models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -149,23 +149,22 @@ class Passage(models.Model):
 
 class PostingQuerySet(models.QuerySet):
     def write(self, rows: list[tuple[str, int, int, int, int]]) -> None:
-        """Add postings, as (term, file_id, passage_id, count, length) rows, in one statement
-        (PostgreSQL's COPY; SQLite runs one prepared INSERT for all): hundreds of rows a
-        passage, and no model object for each. In the index's order, each page of it is
-        written once rather than once a row."""
-        # By term (a stable sort: the passages stay in their order), the index's order.
+        """Add postings, (term, file_id, passage_id, count, length) rows in the passages'
+        order, in one statement (PostgreSQL's COPY; SQLite, one prepared INSERT): hundreds
+        a passage, without a model object for each."""
+        # Sorted by term (stable: the passages keep their order), the key's order: each
+        # page of the index is written once, not once a row.
         rows = sorted(rows, key=itemgetter(0))
-        columns = "term, file_id, passage_id, count, length"
+        table, columns = self.model._meta.db_table, "term, file_id, passage_id, count, length"
+        connection = connections[self.db]
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                copy = f"COPY {Posting._meta.db_table} ({columns}) FROM STDIN"
-                with cursor.cursor.copy(copy) as stream:
+                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as stream:
                     for row in rows:
                         stream.write_row(row)
             else:
                 cursor.executemany(
-                    f"INSERT INTO {Posting._meta.db_table} ({columns}) VALUES (%s, %s, %s, %s, %s)",
-                    rows,
+                    f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s)", rows
                 )
 
 

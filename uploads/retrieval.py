@@ -7,6 +7,7 @@ tables, the same on SQLite and PostgreSQL, so a search means the same on both.""
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import repeat
 
 from django.db import transaction
 
@@ -105,8 +106,9 @@ def passages_build(*, file: UploadedFile, text: str) -> int:
     )
     rows: list[tuple[str, int, int, int, int]] = []
     for passage, counts in zip(passages, counted, strict=True):
-        key = (file.id, passage.id)
-        rows += [(term, *key, count, passage.length) for term, count in counts.items()]
+        # (term, file, passage, count, length), a row per term: zip ends with the terms.
+        same = repeat(file.id), repeat(passage.id), counts.values(), repeat(passage.length)
+        rows += zip(counts, *same, strict=False)
     Posting.objects.write(rows)
     return len(passages)
 
