@@ -162,6 +162,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu() -> float:
+    """The CPU seconds the default database connection's PostgreSQL backend has used, when
+    the server runs on this machine (0 otherwise, and on SQLite, whose work is this
+    process's own)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        return cpu_seconds(pid)
+    except OSError:
+        return 0.0
+
+
 def peak_rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmHWM:")
 

@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from uploads import analysis, library_search, ranking, services
+from accounts.services import account_delete
+from uploads import analysis, library_search, ranking, retrieval, services
 from uploads.models import Passage, Posting, UploadedFile
 
 pytestmark = pytest.mark.django_db
@@ -75,6 +76,22 @@ def test_a_deleted_file_leaves_the_index_and_the_statistics(alice):
     assert before.passages - after.passages == 1
     assert after.frequencies(["wing"]) == {"wing": 1}
     assert names(files, "slipstream") == []
+
+
+def test_a_file_read_again_or_gone_with_its_account_leaves_no_posting_behind(alice, bob):
+    files = library(alice)
+    theirs = services.file_create(owner=bob, upload=SimpleUploadedFile("b.txt", b"Bob's wing."))
+    services.file_read(file_id=theirs.file.pk)
+    slip = files["slip.txt"]
+    postings = Posting.objects.filter(file=slip)
+    before = sorted(postings.values_list("term", "count", "length"))
+    retrieval.passages_build(file=slip, text=slip.text)
+    assert sorted(postings.values_list("term", "count", "length")) == before
+    passages = Passage.objects.values("pk")
+    assert not Posting.objects.exclude(passage_id__in=passages).exists()
+    account_delete(user=alice)
+    assert set(Posting.objects.values_list("file_id", flat=True)) == {theirs.file.pk}
+    assert not Posting.objects.exclude(passage_id__in=passages).exists()
 
 
 def test_scores_are_bm25_of_the_analysed_terms_on_every_database(alice):

@@ -44,14 +44,25 @@ def terms(text: str) -> list[str]:
     """The terms of a text, in order, repeats kept (they weigh: term frequency)."""
     found = []
     for word in WORD.findall(text.lower()):
-        for run in RUNS.findall(word):
-            if not catalogue.CJK.match(run):
-                if len(run) <= MAX_TERM:
-                    found.append(_stem(run) if run.isascii() else run)
-            elif len(run) == 1:
-                found.append(run)
-            else:
-                found += [run[i : i + 2] for i in range(len(run) - 1)]
+        # Most words are plain ASCII: stemmed at once, without looking for CJK runs.
+        if word.isascii():
+            if len(word) <= MAX_TERM:
+                found.append(_stem(word))
+        else:
+            found += _mixed(word)
+    return found
+
+
+def _mixed(word: str) -> list[str]:
+    found = []
+    for run in RUNS.findall(word):
+        if not catalogue.CJK.match(run):
+            if len(run) <= MAX_TERM:
+                found.append(_stem(run) if run.isascii() else run)
+        elif len(run) == 1:
+            found.append(run)
+        else:
+            found += [run[i : i + 2] for i in range(len(run) - 1)]
     return found
 
 

@@ -45,7 +45,11 @@ def model_name() -> str:
     return settings.EMBEDDINGS_MODEL if settings.EMBEDDINGS_URL else LOCAL_MODEL
 
 
-def embed(texts: list[str]) -> np.ndarray | None:
+# Unit vectors, float32, a row each.
+Vectors = np.ndarray
+
+
+def embed(texts: list[str]) -> Vectors | None:
     """The texts' unit vectors (float32, a row each); None when the model failed (logged):
     whoever asked goes on with words alone, never losing an upload or a question."""
     try:
@@ -102,6 +106,13 @@ def vectors_build(passages: list[Passage]) -> int:
     if vectors is None:
         return 0
     PassageVector.objects.filter(passage__in=passages).delete()
+    return vectors_store(passages, vectors)
+
+
+def vectors_store(passages: list[Passage], vectors: Vectors | None) -> int:
+    """Store vectors made for these passages (none: the model failed); how many."""
+    if vectors is None:
+        return 0
     model = model_name()
     PassageVector.objects.bulk_create(
         [

@@ -1,8 +1,9 @@
 import os
 import uuid
+from operator import itemgetter
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -148,27 +149,58 @@ class Passage(models.Model):
         return f"{self.file.name} {self.locator or self.ordinal}"
 
 
+class PostingQuerySet(models.QuerySet):
+    def write(self, rows: list[tuple[str, int, int, int, int]]) -> None:
+        """Add postings, (term, file_id, passage_id, count, length) rows in the passages'
+        order, in one statement (PostgreSQL's COPY; SQLite, one prepared INSERT): hundreds
+        a passage, without a model object for each."""
+        # Sorted by term (stable: the passages keep their order), the key's order: each
+        # page of the index is written once, not once a row.
+        rows = sorted(rows, key=itemgetter(0))
+        table, columns = self.model._meta.db_table, "term, file_id, passage_id, count, length"
+        connection = connections[self.db]
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as stream:
+                    for row in rows:
+                        stream.write_row(row)
+            else:
+                cursor.executemany(
+                    f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s)", rows
+                )
+
+
 class Posting(models.Model):
     """One term of one passage, and how often it occurs there: the search index, in the
     database's own tables so that every server process (and PostgreSQL at scale) reads the
-    same one, and adding or deleting a file updates it at once."""
+    same one, and adding or deleting a file updates it at once.
 
+    The table is its own search index: the key starts with the term, and the passage's file
+    and length are kept here too, so that a question answers from it alone (BM25 included)
+    without visiting the passages. SQLite keeps it as a table WITHOUT ROWID ordered by the
+    key, PostgreSQL as a key that includes the count and length (migration 0006; a later
+    migration that rebuilds the table on SQLite must keep that). Nothing else is indexed
+    but the file, to delete a file's postings."""
+
+    pk = models.CompositePrimaryKey("term", "file", "passage")
     term = models.CharField(max_length=40)
-    passage = models.ForeignKey(Passage, models.CASCADE, related_name="postings")
+    # Deleted with their file (Django's cascade, one statement; passages_build deletes them
+    # before the file's passages). Neither key is a constraint: PostgreSQL would check a
+    # file's for each posting written (more than writing it), and a passage's by searching
+    # the postings for each passage deleted.
+    file = models.ForeignKey(
+        UploadedFile, models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    passage = models.ForeignKey(
+        Passage, models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
     count = models.PositiveIntegerField()
-    # The passage's file and length, kept here too: a question searches a set of files, and
-    # the index below answers it whole (BM25 included) without visiting the passages.
-    # Deleted with the passage.
-    file = models.ForeignKey(UploadedFile, models.DO_NOTHING, related_name="+", db_index=False)
-    length = models.PositiveIntegerField()
+    length = models.PositiveIntegerField()  # the passage's
+
+    objects = PostingQuerySet.as_manager()
 
     class Meta:
-        indexes = [
-            models.Index(
-                fields=["term", "file", "passage", "count", "length"],
-                name="uploads_posting_search",
-            )
-        ]
+        indexes = [models.Index(fields=["file"], name="uploads_posting_file")]
 
     def __str__(self) -> str:
         return f"{self.term} ×{self.count}"

@@ -7,12 +7,13 @@ tables, the same on SQLite and PostgreSQL, so a search means the same on both.""
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import repeat
 
-from django.db import connection
+from django.db import transaction
 
 from kimi import catalogue
 from uploads import analysis, embeddings, ranking
-from uploads.models import Passage, UploadedFile
+from uploads.models import Passage, PassageVector, Posting, UploadedFile
 
 PASSAGE_CHARS = 1200  # about 400 tokens of English, 800 of Chinese
 SEARCHED = 200  # passages considered for one question: far more than a window takes
@@ -82,9 +83,23 @@ def _cut(paragraph: str) -> list[str]:
 
 
 def passages_build(*, file: UploadedFile, text: str) -> int:
-    """Index a file's text (again): its passages, and their postings, replace any it had."""
-    Passage.objects.filter(file=file).delete()
+    """Index a file's text (again): its passages, their postings and vectors replace any it
+    had, at once for a question (one transaction, which also spares a commit per posting).
+    The vectors are made before it: an embeddings server may take its time, and no other
+    write should wait for it."""
     chunks = split(text)
+    vectors = embeddings.embed([chunk.text for chunk in chunks]) if chunks else None
+    with transaction.atomic():
+        return _passages_write(file, chunks, vectors)
+
+
+def _passages_write(
+    file: UploadedFile, chunks: list[Chunk], vectors: embeddings.Vectors | None
+) -> int:
+    # Each in one statement (postings and vectors by their file), before the passages.
+    Posting.objects.filter(file=file).delete()
+    PassageVector.objects.filter(file=file).delete()
+    Passage.objects.filter(file=file).delete()
     counted = [Counter(analysis.terms(chunk.text)) for chunk in chunks]
     passages = Passage.objects.bulk_create(
         [
@@ -100,19 +115,13 @@ def passages_build(*, file: UploadedFile, text: str) -> int:
         ],
         batch_size=500,
     )
-    # Hundreds of postings a passage: written as rows, without a model object for each.
-    rows = [
-        (term, count, passage.pk, file.pk, passage.length)
-        for passage, counts in zip(passages, counted, strict=True)
-        for term, count in counts.items()
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO uploads_posting (term, count, passage_id, file_id, length)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            rows,
-        )
-    embeddings.vectors_build(passages)
+    rows: list[tuple[str, int, int, int, int]] = []
+    for passage, counts in zip(passages, counted, strict=True):
+        # (term, file, passage, count, length), a row per term: zip ends with the terms.
+        same = repeat(file.id), repeat(passage.id), counts.values(), repeat(passage.length)
+        rows += zip(counts, *same, strict=False)
+    Posting.objects.write(rows)
+    embeddings.vectors_store(passages, vectors)
     return len(passages)
 
 
@@ -177,9 +186,10 @@ def select(*, files: list[UploadedFile], query: str, tokens: int) -> Selection |
     if unindexed:
         library = ranking.library(library.file_ids)
     scores = _scores(library, query, SEARCHED)
-    # The file's name is known: each passage is loaded alone (with its text: it may go).
+    # The file's name is known: each passage is loaded alone (with its text: it may go),
+    # whole (deferring its length costs more than reading it) and in no order (the scores').
     names = {f.pk: f.name for f in files}
-    found = Passage.objects.only("file_id", "ordinal", "locator", "page", "text").in_bulk(scores)
+    found = Passage.objects.order_by().in_bulk(scores)
     candidates = [found[pk] for pk in scores if pk in found]
     if not candidates:
         # Nothing matches ("summarise this"): the start of each document, in turn.
