@@ -127,7 +127,10 @@ async def test_a_fact_on_one_page_of_a_300_page_pdf_is_found_and_the_request_fit
         answer.sources
     )
     assert f'href="/files/{manual.pk}/view/#page=217"' in frames[-1]
-    assert "manual.pdf, page 217" in frames[-1]
+    # The file named once, its pages after it, each page's link named in full.
+    sources = re.search(r'<div class="sources".*?</div>', frames[-1], re.S)[0]
+    assert sources.count(">manual.pdf</a>") == 1 and len(answer.sources) > 1
+    assert re.search(r'aria-label="manual.pdf, page 217">217</a>', sources)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -201,7 +201,7 @@ def shoot_teams(page: Page, base: str, stub: KimiStub) -> None:
     box.press("Enter")
     answer = assistant(page)
     expect(answer).to_have_attribute("data-state", "done")
-    expect(answer.get_by_role("group", name="Sources")).to_contain_text("page 87")
+    expect(answer.get_by_role("link", name="plant-manual.pdf, page 87")).to_be_visible()
     page.screenshot(path=OUT / "sources.png")
 
 

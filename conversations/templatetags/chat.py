@@ -1,6 +1,7 @@
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from conversations import forms, parts
 from conversations import markdown as md
@@ -27,6 +28,38 @@ def source_label(source: dict) -> str:
     if locator.startswith("Sheet: "):
         return _("%(name)s, sheet %(sheet)s") % {"name": name, "sheet": locator[7:]}
     return name
+
+
+@register.filter
+def place_label(source: dict) -> str:
+    """ "3", "Q3": where in its file a source is, as listed after the file's name."""
+    locator = source.get("locator", "")
+    return locator[7:] if locator.startswith("Sheet: ") else locator.partition(" ")[2]
+
+
+@register.filter
+def by_file(sources: list[dict]) -> list[dict]:
+    """An answer's sources, a file each (in the order each file first comes), with the places
+    in it: {"file", "name", "kind", "places"}. A long document's dozens of pages make one
+    line, not dozens."""
+    files: dict[int, dict] = {}
+    for source in sources:
+        group = files.setdefault(
+            source["file"],
+            {"file": source["file"], "name": source.get("name", ""), "kind": "", "places": []},
+        )
+        if source.get("locator"):
+            group["places"].append(source)
+            group["kind"] = group["kind"] or _kind(source["locator"])
+    return list(files.values())
+
+
+def _kind(locator: str) -> str:
+    if locator.startswith("Sheet: "):
+        return pgettext("sources of an answer", "sheets")
+    if locator.startswith("Slide "):
+        return pgettext("sources of an answer", "slides")
+    return pgettext("sources of an answer", "pages")
 
 
 @register.filter
