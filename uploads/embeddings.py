@@ -151,7 +151,7 @@ def _library(file_ids: list[int], model: str, size: int) -> tuple[np.ndarray, np
     another size are ignored). Kept in memory for the next question once this process has
     checked that they are still the ones stored: any vector added or deleted, here or by
     another process, changes their count or their highest id (ids are never reused)."""
-    files, params = ranking._in_files("file_id", file_ids)
+    files, params = ranking.in_files("file_id", file_ids)
     where = f"WHERE {files} AND model = %s"
     key = (connection.alias, model, size, frozenset(file_ids))
     with connection.cursor() as cursor:

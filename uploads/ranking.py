@@ -29,7 +29,7 @@ def _marks(values: list) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _in_files(column: str, file_ids: list[int]) -> tuple[str, list]:
+def in_files(column: str, file_ids: list[int]) -> tuple[str, list]:
     """The condition that a row is of these files, and its parameters. Written plainly, both
     databases look each file up in the index for each term (a term times a thousand files:
     a thousand look-ups). SQLite, with the `+`, reads each term's postings once and checks
@@ -60,7 +60,7 @@ class Library:
             return {}
         unknown = [word for word in words if word not in self.known]
         if unknown:
-            files, params = _in_files("t.file_id", self.file_ids)
+            files, params = in_files("t.file_id", self.file_ids)
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT t.term, COUNT(*) FROM uploads_posting t"
@@ -72,7 +72,7 @@ class Library:
 
 
 def library(file_ids: list[int]) -> Library:
-    files, params = _in_files("file_id", file_ids)
+    files, params = in_files("file_id", file_ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT file_id, COUNT(*), SUM(length) FROM uploads_passage WHERE {files}"
@@ -114,7 +114,7 @@ def bm25(*, file_ids: list[int], weights: Weights, limit: int) -> dict[int, floa
     if not terms or not weights.mean_length:
         return {}
     cases = " ".join(f"WHEN %s THEN {REAL}" for _ in terms)
-    files, in_files = _in_files("t.file_id", file_ids)
+    files, of_files = in_files("t.file_id", file_ids)
     sql = f"""
         SELECT t.passage_id, SUM(
             (CASE t.term {cases} END) * t.count
@@ -128,7 +128,7 @@ def bm25(*, file_ids: list[int], weights: Weights, limit: int) -> dict[int, floa
     params: list = []
     for term, weight in terms.items():
         params += [term, weight * (K1 + 1)]
-    params += [K1 * (1 - B), K1 * B / weights.mean_length, *terms, *in_files, limit]
+    params += [K1 * (1 - B), K1 * B / weights.mean_length, *terms, *of_files, limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return dict(cursor.fetchall())

@@ -152,10 +152,10 @@ def _scores(library: ranking.Library, query: str, limit: int) -> dict[int, float
     depth = max(limit, SEARCHED)
     weights = ranking.weigh(library, asked)
     first = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
-    weights = ranking.expanded(library, asked, first)
-    widened = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
     if not first:
         return {}
+    weights = ranking.expanded(library, asked, first)
+    widened = ranking.bm25(file_ids=library.file_ids, weights=weights, limit=depth)
     meant = embeddings.similar(file_ids=library.file_ids, query=query, limit=depth)
     if not meant:
         return dict(list(widened.items())[:limit])
